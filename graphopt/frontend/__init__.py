@@ -1,0 +1,105 @@
+"""ONNX frontend: from a model file to a checked, shape-fixed, folded ModelProto.
+
+`prepare` is the one entry the compile driver calls: load + check, pin input
+shapes, fold with onnxslim, and record the tensor signatures the artifact manifest
+and the versioning schema are built from. `importer.to_relax` then hands the
+result to TVM. Only onnx/numpy are imported here; onnxslim and TVM load lazily.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, NamedTuple
+
+import onnx
+
+from graphopt.errors import ShapeError
+from graphopt.frontend.load import load_model
+from graphopt.frontend.shapes import fix_input_shapes, graph_input_names, parse_input_shape
+from graphopt.frontend.simplify import simplify
+
+__all__ = [
+    "PreparedModel", "TensorSignature", "load_model", "parse_input_shape", "prepare",
+    "prepare_model",
+]
+
+
+class TensorSignature(NamedTuple):
+    """A graph input or output as callers see it: name, static shape, numpy dtype name."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    """A model ready for import: static shapes everywhere, shape arithmetic folded."""
+
+    model: onnx.ModelProto
+    inputs: tuple[TensorSignature, ...]
+    outputs: tuple[TensorSignature, ...]
+    source_sha256: str
+
+
+def prepare(
+    path: str | os.PathLike,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    fold: bool = True,
+) -> PreparedModel:
+    """Load `path`, fix its input shapes, fold it; the hash is of the file's bytes.
+
+    Raises a GraphoptError subclass (ModelLoadError, InputError, ShapeError,
+    SimplifyError) with a one-line message on any problem with the model or shapes.
+    """
+    model = load_model(path)
+    digest = _sha256_file(Path(path))
+    return prepare_model(model, input_shapes, fold=fold, source_sha256=digest)
+
+
+def prepare_model(
+    model: onnx.ModelProto,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    fold: bool = True,
+    source_sha256: str | None = None,
+) -> PreparedModel:
+    """`prepare` for an in-memory model; hashes its serialized bytes unless told."""
+    if source_sha256 is None:
+        source_sha256 = hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
+    fixed = fix_input_shapes(model, dict(input_shapes or {}))
+    folded = simplify(fixed, enabled=fold)
+    inputs = tuple(_signature(folded, vi) for vi in _inputs(folded))
+    outputs = tuple(_signature(folded, vi) for vi in folded.graph.output)
+    return PreparedModel(folded, inputs, outputs, source_sha256)
+
+
+def _inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    names = set(graph_input_names(model))
+    return [vi for vi in model.graph.input if vi.name in names]
+
+
+def _signature(model: onnx.ModelProto, vi: onnx.ValueInfoProto) -> TensorSignature:
+    """Signature of a graph input/output; a shape still unknown here is data-dependent.
+
+    Memory is planned for static sizes only, so such an output (NonZero, NMS) is a
+    ShapeError rather than a guess.
+    """
+    tensor_type = vi.type.tensor_type
+    dims = tensor_type.shape.dim if tensor_type.HasField("shape") else None
+    if dims is None or any(not d.HasField("dim_value") for d in dims):
+        raise ShapeError(f"{vi.name} has a shape that is not static after folding "
+                         "(data-dependent); graphopt plans static shapes only")
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
+    return TensorSignature(vi.name, tuple(int(d.dim_value) for d in dims), dtype.name)
+
+
+def _sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hash of the file as stored (external data excluded): the model's identity."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,147 @@
+"""Extraction of a `MemoryProblem` from a lowered Relax function.
+
+Design: after CallTIRRewrite, `main` is a flat sequence of bindings. Every
+intermediate tensor is born in a binding `v = R.builtin.alloc_tensor(shape,
+dtype, dev)` and written by the kernel call that follows. A step is one kernel
+call (a call to a PrimFunc, an extern/packed function, or a Relax op other than
+allocation); bindings between calls happen "at" the next step.
+
+Lifetimes: a buffer is live from the step of its allocation up to and including
+the last step that uses it or anything that aliases it. Aliases are followed
+through plain var bindings, tuples and tuple items, and through every Relax op
+call that is not a kernel (reshape views and friends): such a call is assumed to
+return a view of any of its tensor arguments. That is conservative (it can only
+lengthen a lifetime), which keeps the plan safe for ops we did not foresee.
+
+Allocations reachable from the function's return value are graph outputs: they
+stay outside the arena, so they are reported but not planned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import tvm
+from tvm import relax
+
+from graphopt.errors import ShapeError
+from graphopt.plan.problem import DEFAULT_ALIGNMENT, Buffer, MemoryProblem
+
+ALLOC_TENSOR = tvm.ir.Op.get("relax.builtin.alloc_tensor")
+
+
+@dataclass
+class Extraction:
+    """The problem plus what the rewrite needs to find each buffer again."""
+
+    problem: MemoryProblem
+    buffer_vars: dict[int, relax.Var]  # buffer id -> the alloc binding's var
+    output_bytes: int
+    num_outputs: int
+    step_names: list[str] = field(default_factory=list)
+
+
+def _dtype_bytes(dtype) -> int:
+    dt = tvm.DataType(str(dtype))
+    return (dt.bits * dt.lanes + 7) // 8
+
+
+def _alloc_bytes(call: relax.Call, var_name: str) -> int:
+    shape = call.args[0]
+    dims = []
+    for d in shape.values:
+        if not isinstance(d, tvm.tirx.IntImm):
+            raise ShapeError(f"tensor {var_name} has a dynamic shape; fix it with --input-shape")
+        dims.append(int(d.value))
+    count = 1
+    for d in dims:
+        count *= d
+    dtype = call.args[1].value if hasattr(call.args[1], "value") else call.args[1]
+    return max(count * _dtype_bytes(dtype), 1)
+
+
+def _is_alloc(value) -> bool:
+    return isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and value.op.same_as(ALLOC_TENSOR)
+
+
+def _is_kernel_call(value) -> bool:
+    return isinstance(value, relax.Call) and not _is_alloc(value)
+
+
+class _AliasTracker:
+    """Maps every Relax var to the allocation roots its value may point into."""
+
+    def __init__(self) -> None:
+        self.roots: dict[relax.Var, frozenset] = {}
+        self.fields: dict[relax.Var, list[frozenset]] = {}
+
+    def of_expr(self, expr) -> frozenset:
+        if isinstance(expr, relax.Var):
+            return self.roots.get(expr, frozenset())
+        if isinstance(expr, relax.Tuple):
+            return frozenset().union(*(self.of_expr(f) for f in expr.fields))
+        if isinstance(expr, relax.TupleGetItem):
+            items = self.fields.get(expr.tuple_value) if isinstance(expr.tuple_value, relax.Var) else None
+            if items is not None and expr.index < len(items):
+                return items[expr.index]
+            return self.of_expr(expr.tuple_value)
+        if isinstance(expr, relax.Call):
+            return frozenset().union(*(self.of_expr(a) for a in expr.args))
+        return frozenset()
+
+    def bind(self, var: relax.Var, value) -> None:
+        if isinstance(value, relax.Tuple):
+            self.fields[var] = [self.of_expr(f) for f in value.fields]
+        self.roots[var] = self.of_expr(value)
+
+
+def extract(func: relax.Function, alignment: int = DEFAULT_ALIGNMENT) -> Extraction:
+    """Builds the MemoryProblem of one lowered Relax function."""
+    tracker = _AliasTracker()
+    allocs: list[tuple[relax.Var, int, int]] = []  # var, start step, bytes
+    last_use: dict[relax.Var, int] = {}
+    step, step_names = 0, []
+    for block in func.body.blocks:
+        for binding in block.bindings:
+            value = binding.value
+            if _is_alloc(value):
+                allocs.append((binding.var, step, _alloc_bytes(value, binding.var.name)))
+                tracker.roots[binding.var] = frozenset([binding.var])
+                continue
+            for root in tracker.of_expr(value):
+                last_use[root] = step
+            if _is_kernel_call(value) and not _is_view_op(value):
+                step_names.append(_call_name(value))
+                step += 1
+            tracker.bind(binding.var, value)
+    outputs = tracker.of_expr(func.body.body)
+    return _assemble(allocs, last_use, outputs, step, step_names, alignment)
+
+
+def _is_view_op(call: relax.Call) -> bool:
+    """Relax ops (not kernels) that only make a view; they do no work of their own."""
+    return isinstance(call.op, tvm.ir.Op) and call.op.name in ("relax.reshape", "relax.memory.view")
+
+
+def _call_name(call: relax.Call) -> str:
+    op = call.op
+    for attr in ("name_hint", "global_symbol", "name"):
+        if hasattr(op, attr):
+            return str(getattr(op, attr))
+    return str(type(op).__name__)
+
+
+def _assemble(allocs, last_use, outputs, num_steps, step_names, alignment) -> Extraction:
+    buffers, buffer_vars = [], {}
+    output_bytes = num_outputs = 0
+    for var, start, size in allocs:
+        if var in outputs:
+            output_bytes += size
+            num_outputs += 1
+            continue
+        end = max(last_use.get(var, start), start) + 1
+        buf = Buffer(id=len(buffers), start=start, end=end, size=size, alignment=alignment, name=var.name)
+        buffer_vars[buf.id] = var
+        buffers.append(buf)
+    problem = MemoryProblem(buffers=tuple(buffers), num_steps=max(num_steps, 1))
+    return Extraction(problem, buffer_vars, output_bytes, num_outputs, step_names)

@@ -1,0 +1,56 @@
+"""The TVM side of a compile, as a few calls the driver sequences.
+
+Everything here imports TVM; the planners and the plan data model never do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tvm
+
+from graphopt.build.extract import Extraction, extract  # noqa: F401  (re-exported)
+from graphopt.build.lower import build, finalize, lower_to_explicit_memory, make_target  # noqa: F401
+from graphopt.build.rewrite import apply_placement
+from graphopt.build.stock import stock_plan, storage_bytes
+from graphopt.plan.placement import Placement
+
+
+@dataclass(frozen=True)
+class Imported:
+    mod: tvm.IRModule
+    params: list[np.ndarray]
+    input_names: list[str]
+    param_names: list[str]
+
+
+def import_model(model) -> Imported:
+    from graphopt.frontend.importer import to_relax
+
+    mod, params, input_names, param_names = to_relax(model)
+    return Imported(mod, params, input_names, param_names)
+
+
+def target_record(target: tvm.target.Target) -> dict:
+    """The part of a target the runtime and the artifact id care about."""
+    record = {"kind": target.kind.name}
+    if target.kind.name == "cuda":
+        record["arch"] = str(target.attrs.get("arch", ""))
+    return record
+
+
+def stock_bytes(lowered: tvm.IRModule, target: tvm.target.Target) -> int:
+    """Total storage TVM's StaticPlanBlockMemory allocates for this program."""
+    return storage_bytes(stock_plan(lowered, target)["main"])
+
+
+def build_planned(lowered: tvm.IRModule, extraction: Extraction, placement: Placement, target):
+    """Rewrites the program onto one arena, finalizes it and generates code."""
+    planned = apply_placement(lowered, extraction.buffer_vars, placement)
+    return build(finalize(planned, target, stock=False), target)
+
+
+def build_stock(lowered: tvm.IRModule, target):
+    """The same program planned the stock way: the baseline with identical kernels."""
+    return build(finalize(lowered, target, stock=True), target)

@@ -1,0 +1,125 @@
+"""The compile driver: ONNX file in, verified artifact out.
+
+    prepare (load, check, fix shapes, fold)  -> onnx model
+    import                                   -> Relax IRModule + params
+    lower (TVM passes up to explicit allocs) -> lowered module
+    extract                                  -> MemoryProblem
+    plan (a planner from passes/)            -> Placement, judged by the validator
+    rewrite (one arena) + finalize + build   -> VM executable
+    write                                    -> artifact directory
+
+Each stage is one call into the module that owns it; this file only sequences
+them, reports progress and assembles the manifest and plan record.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from graphopt import __version__
+from graphopt.artifact import LIBRARY, PARAMS, write_artifact
+from graphopt.build.plan_record import plan_record
+from graphopt.errors import PlanError
+from graphopt.plan.validator import validate
+
+DEFAULT_TIME_LIMIT = 10.0
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    target: str = "llvm"
+    planner: str = "auto"
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    time_limit: float = DEFAULT_TIME_LIMIT
+
+    def as_manifest(self) -> dict:
+        shapes = {k: list(v) for k, v in sorted(self.input_shapes.items())}
+        return {"planner": self.planner, "input_shapes": shapes, "time_limit": self.time_limit}
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    artifact: Path
+    manifest: dict
+    plan: dict
+    stage_seconds: dict[str, float]
+
+
+Progress = Callable[[str], None]
+
+
+def _versions() -> dict:
+    import onnx
+    import tvm
+
+    return {"graphopt": __version__, "tvm": tvm.__version__, "onnx": onnx.__version__}
+
+
+def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileOptions,
+                  progress: Progress | None = None) -> CompileResult:
+    """Compiles one ONNX model into an artifact directory; raises GraphoptError subclasses on bad input."""
+    stages: dict[str, float] = {}
+    say = progress or (lambda _stage: None)
+
+    def timed(stage: str, fn, *args):
+        say(stage)
+        start = time.perf_counter()
+        out = fn(*args)
+        stages[stage] = time.perf_counter() - start
+        return out
+
+    from graphopt.build import pipeline
+
+    prepared = timed("prepare", _prepare, model_path, options.input_shapes)
+    imported = timed("import", pipeline.import_model, prepared.model)
+    target = pipeline.make_target(options.target)
+    lowered = timed("lower", pipeline.lower_to_explicit_memory, imported.mod, target)
+    extraction = timed("extract", pipeline.extract, lowered["main"])
+    placement = timed("plan", _plan, extraction.problem, options)
+    report = validate(extraction.problem, placement)
+    if not report.valid:
+        raise PlanError(f"planner {placement.planner} produced an invalid plan: {report.errors[0]}")
+    stock_bytes = timed("stock", pipeline.stock_bytes, lowered, target)
+    executable = timed("build", pipeline.build_planned, lowered, extraction, placement, target)
+    plan = plan_record(extraction, placement, report, stock_bytes, imported.params, stages)
+    manifest = _manifest(prepared, imported, options, target)
+    written = timed("write", write_artifact, Path(out_dir), manifest, plan,
+                    lambda tmp: _write_payload(tmp, executable, imported.params))
+    return CompileResult(Path(out_dir), written, plan, stages)
+
+
+def _prepare(model_path, input_shapes):
+    from graphopt.frontend import prepare
+
+    return prepare(model_path, input_shapes)
+
+
+def _plan(problem, options: CompileOptions):
+    from graphopt.passes.registry import get_planner
+
+    return get_planner(options.planner).plan(problem, time_limit=options.time_limit)
+
+
+def _manifest(prepared, imported, options: CompileOptions, target) -> dict:
+    from graphopt.build.pipeline import target_record
+
+    return {
+        "source_sha256": prepared.source_sha256,
+        "options": options.as_manifest(),
+        "target": target_record(target),
+        "versions": _versions(),
+        "inputs": [{"name": n, "shape": list(s), "dtype": d} for n, s, d in prepared.inputs],
+        "outputs": [{"name": n, "shape": list(s), "dtype": d} for n, s, d in prepared.outputs],
+        "param_keys": [f"p{i:05d}" for i in range(len(imported.params))],
+        "param_names": list(imported.param_names),
+    }
+
+
+def _write_payload(tmp: Path, executable, params: list[np.ndarray]) -> None:
+    executable.export_library(str(tmp / LIBRARY))
+    np.savez(tmp / PARAMS, **{f"p{i:05d}": p for i, p in enumerate(params)})

@@ -1,0 +1,137 @@
+"""Turn a prepared ONNX model into a Relax IRModule with its weights kept apart.
+
+Why params stay function inputs (`keep_params_in_input=True`): the planner must see
+weights as their own region, and the artifact stores them beside the library rather
+than baked into it as constants. The Relax `main` then takes, positionally, the
+graph inputs (in ONNX graph-input order) followed by the weights (in
+`param_names` order); TVM may rename inputs (`0` -> `input_0`), so callers must
+feed by position and keep the ONNX names from here, never from the Relax vars.
+
+TVM is imported inside the functions: importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import re
+import warnings
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import onnx
+
+from graphopt.errors import UnsupportedOperatorError, first_line
+
+if TYPE_CHECKING:
+    import tvm
+
+# Handled by TVM's importer itself rather than through its converter table.
+_BUILTIN_OPS = frozenset({"Constant", "If"})
+
+
+class ImportedModule(NamedTuple):
+    """What `to_relax` returns; unpacks as (mod, params, input_names, param_names)."""
+
+    mod: "tvm.IRModule"
+    params: list[np.ndarray]
+    input_names: list[str]
+    param_names: list[str]
+
+
+@functools.lru_cache(maxsize=1)
+def supported_ops() -> frozenset[str]:
+    """ONNX op types TVM's Relax importer converts, read from its own converter table."""
+    from tvm.relax.frontend.onnx.onnx_frontend import _get_convert_map
+
+    return frozenset(_get_convert_map()) | _BUILTIN_OPS
+
+
+def __getattr__(name: str) -> Any:
+    """`SUPPORTED_OPS` as a lazy module attribute, so importing this file loads no TVM."""
+    if name == "SUPPORTED_OPS":
+        return supported_ops()
+    raise AttributeError(name)
+
+
+def _op_types(graph: onnx.GraphProto) -> set[str]:
+    """Op types of `graph` and of every subgraph (If branches are converted too)."""
+    ops = set()
+    for node in graph.node:
+        ops.add(node.op_type)
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                ops |= _op_types(sub)
+    return ops
+
+
+def check_supported(model: onnx.ModelProto) -> None:
+    """Raise UnsupportedOperatorError naming every op type TVM cannot import, at once.
+
+    TVM reports only the first failure, deep in conversion; listing them all up
+    front tells a user whether the model is close to working or far from it.
+    """
+    missing = sorted(_op_types(model.graph) - supported_ops())
+    if missing:
+        raise UnsupportedOperatorError(
+            f"TVM's ONNX importer does not support operator(s): {', '.join(missing)}"
+        )
+
+
+def to_relax(model: onnx.ModelProto) -> ImportedModule:
+    """Import `model` (static shapes, already simplified) into Relax, params detached.
+
+    Raises UnsupportedOperatorError if an op type is missing or its converter fails
+    (an attribute or input pattern TVM does not handle).
+    """
+    from tvm.relax.frontend import detach_params
+    from tvm.relax.frontend.onnx import from_onnx
+
+    check_supported(model)
+    model = _without_initializer_inputs(model)
+    captured = io.StringIO()  # the importer print()s the failing op before re-raising
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(captured):
+            warnings.simplefilter("ignore")  # renames and checker notes, not errors
+            mod = from_onnx(model, keep_params_in_input=True)
+    except Exception as exc:
+        raise UnsupportedOperatorError(_import_failure(captured.getvalue(), exc)) from exc
+    mod, detached = detach_params(mod)
+    params = [t.numpy() for t in detached.get("main", [])]
+    func = mod["main"]
+    num_input = int(func.attrs["num_input"])
+    param_names = [v.name for v in func.params[num_input:]]
+    input_names = _graph_inputs(model)
+    if len(input_names) != num_input or len(param_names) != len(params):
+        raise AssertionError("TVM importer changed the input/param layout; update to_relax")
+    return ImportedModule(mod, params, input_names, param_names)
+
+
+def _graph_inputs(model: onnx.ModelProto) -> list[str]:
+    inits = {t.name for t in model.graph.initializer}
+    return [vi.name for vi in model.graph.input if vi.name not in inits]
+
+
+def _without_initializer_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop initializers from graph.input (IR < 4 style) before TVM sees them.
+
+    With params kept as inputs TVM would otherwise list such a weight twice, once as
+    a graph input and once as a param, and shift every positional argument after it.
+    """
+    inits = {t.name for t in model.graph.initializer}
+    if not any(vi.name in inits for vi in model.graph.input):
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    keep = [vi for vi in copy.graph.input if vi.name not in inits]
+    copy.graph.ClearField("input")
+    copy.graph.input.extend(keep)
+    return copy
+
+
+def _import_failure(printed: str, exc: BaseException) -> str:
+    """One line saying which op type TVM failed on, from its printout, and why."""
+    match = re.search(r"Error converting operator (\S+?),", printed)
+    where = f" on {match.group(1)}" if match else ""
+    return f"TVM's ONNX importer failed{where}: {type(exc).__name__}: {first_line(exc)}"

@@ -1,0 +1,39 @@
+"""How a plan is shown: the human summary and the `inspect --json` object."""
+
+from __future__ import annotations
+
+INSPECT_KEYS = (
+    "arena_bytes", "lower_bound_bytes", "naive_bytes", "tvm_stock_bytes", "pool_bytes",
+    "params_bytes", "output_bytes", "planner", "optimal", "planner_seconds", "num_tensors",
+    "num_steps", "valid",
+)
+
+
+def inspect_json(manifest: dict, plan: dict) -> dict:
+    """One flat object: the plan's figures plus what identifies the artifact."""
+    out = {key: plan[key] for key in INSPECT_KEYS}
+    out.update(id=manifest["id"], target=manifest["target"], inputs=manifest["inputs"], outputs=manifest["outputs"])
+    return out
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.3f} MiB"
+
+
+def _ratio(a: int, b: int) -> str:
+    return f"{a / b:.3f}x" if b else "n/a"
+
+
+def summary_lines(plan: dict) -> list[str]:
+    arena, lb = plan["arena_bytes"], plan["lower_bound_bytes"]
+    cert = "optimal" if plan.get("optimal") else f"gap {(arena / lb - 1) * 100:.2f}% over lower bound" if lb else "empty"
+    return [
+        f"planner        {plan['planner']} ({cert}, {plan['planner_seconds']:.2f} s)",
+        f"tensors/steps  {plan['num_tensors']} planned tensors over {plan['num_steps']} steps",
+        f"arena          {_mib(arena)}  ({arena} bytes)   valid: {plan['valid']}",
+        f"lower bound    {_mib(lb)}  arena/LB {_ratio(arena, lb)}",
+        f"TVM stock      {_mib(plan['tvm_stock_bytes'])}  arena/stock {_ratio(arena, plan['tvm_stock_bytes'])}",
+        f"caching pool   {_mib(plan['pool_bytes'])}  arena/pool {_ratio(arena, plan['pool_bytes'])}",
+        f"no reuse       {_mib(plan['naive_bytes'])}  arena/naive {_ratio(arena, plan['naive_bytes'])}",
+        f"params         {_mib(plan['params_bytes'])}   outputs {_mib(plan['output_bytes'])}",
+    ]

@@ -1,0 +1,12 @@
+"""graphopt's runtime: load an artifact and execute exactly its plan.
+
+Imports only TVM's runtime, numpy and the artifact format, so a service can
+embed it without the compiler, onnx or OR-Tools:
+
+    sess = graphopt.runtime.load("ART")
+    outputs = sess.run({"input": array})
+"""
+
+from graphopt.runtime.session import Session, load
+
+__all__ = ["Session", "load"]

@@ -1,0 +1,33 @@
+"""Checks run inputs against the artifact's signature, before any kernel sees them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graphopt.errors import InputError
+
+
+def describe(sig: dict) -> str:
+    return f"{sig['name']}[{'x'.join(str(d) for d in sig['shape'])} {sig['dtype']}]"
+
+
+def check_inputs(signature: list[dict], feeds: dict) -> list[np.ndarray]:
+    """Returns the inputs in program order, or raises InputError naming the problem."""
+    expected = {s["name"] for s in signature}
+    unknown = sorted(set(feeds) - expected)
+    if unknown:
+        raise InputError(f"unknown input(s) {', '.join(unknown)}; expected {', '.join(map(describe, signature))}")
+    missing = [describe(s) for s in signature if s["name"] not in feeds]
+    if missing:
+        raise InputError(f"missing input(s) {', '.join(missing)}")
+    return [_checked(s, feeds[s["name"]]) for s in signature]
+
+
+def _checked(sig: dict, value) -> np.ndarray:
+    array = np.asarray(value)
+    if str(array.dtype) != sig["dtype"]:
+        raise InputError(f"input {sig['name']} has dtype {array.dtype}, expected {sig['dtype']}")
+    if tuple(array.shape) != tuple(sig["shape"]):
+        shape = "x".join(map(str, array.shape)) or "scalar"
+        raise InputError(f"input {sig['name']} has shape {shape}, expected {'x'.join(map(str, sig['shape']))}")
+    return np.ascontiguousarray(array)
