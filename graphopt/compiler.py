@@ -48,6 +48,8 @@ class CompileResult:
     manifest: dict
     plan: dict
     stage_seconds: dict[str, float]
+    lowered: object = None  # the lowered TVM module both plans start from (benchmarks reuse it)
+    params: list = field(default_factory=list)
 
 
 Progress = Callable[[str], None]
@@ -90,7 +92,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
     manifest = _manifest(prepared, imported, options, target)
     written = timed("write", write_artifact, Path(out_dir), manifest, plan,
                     lambda tmp: _write_payload(tmp, executable, imported.params))
-    return CompileResult(Path(out_dir), written, plan, stages)
+    return CompileResult(Path(out_dir), written, plan, stages, lowered, imported.params)
 
 
 def _prepare(model_path, input_shapes):

@@ -40,6 +40,10 @@ class ArtifactError(GraphoptError):
     """A compiled artifact is missing, corrupt, foreign or from another version."""
 
 
+class PlanError(GraphoptError):
+    """No planner produced a plan that the validator accepts."""
+
+
 class InputError(GraphoptError):
     """A command-line or API argument is malformed (bad --input-shape, unknown name)."""
 

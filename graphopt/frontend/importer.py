@@ -29,12 +29,14 @@ if TYPE_CHECKING:
 
 # Handled by TVM's importer itself rather than through its converter table.
 _BUILTIN_OPS = frozenset({"Constant", "If"})
+# Integer initializers up to this size are shape/axis/index data, baked in as constants.
+_SMALL_INT_ELEMENTS = 64
 
 
 class ImportedModule(NamedTuple):
     """What `to_relax` returns; unpacks as (mod, params, input_names, param_names)."""
 
-    mod: "tvm.IRModule"
+    mod: tvm.IRModule
     params: list[np.ndarray]
     input_names: list[str]
     param_names: list[str]
@@ -89,7 +91,7 @@ def to_relax(model: onnx.ModelProto) -> ImportedModule:
     from tvm.relax.frontend.onnx import from_onnx
 
     check_supported(model)
-    model = _without_initializer_inputs(model)
+    model = _for_tvm(model)
     captured = io.StringIO()  # the importer print()s the failing op before re-raising
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(captured):
@@ -113,21 +115,42 @@ def _graph_inputs(model: onnx.ModelProto) -> list[str]:
     return [vi.name for vi in model.graph.input if vi.name not in inits]
 
 
-def _without_initializer_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Drop initializers from graph.input (IR < 4 style) before TVM sees them.
+def _for_tvm(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy (only if needed) with two layout fixes TVM's importer relies on.
 
-    With params kept as inputs TVM would otherwise list such a weight twice, once as
-    a graph input and once as a param, and shift every positional argument after it.
+    * Initializers listed in graph.input (IR < 4 style) are dropped from it: with
+      params kept as inputs TVM would list such a weight twice and shift every
+      positional argument after it.
+    * Small integer initializers (shapes, axes, indices) become Constant nodes: TVM
+      reads them as constants anyway (its `get_constant`), but as initializers they
+      would also stay behind as dead int64 params of `main`.
     """
-    inits = {t.name for t in model.graph.initializer}
-    if not any(vi.name in inits for vi in model.graph.input):
+    graph = model.graph
+    inits = {t.name for t in graph.initializer}
+    small = {t.name for t in graph.initializer if _is_small_int(t)}
+    if not small and not any(vi.name in inits for vi in graph.input):
         return model
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
-    keep = [vi for vi in copy.graph.input if vi.name not in inits]
-    copy.graph.ClearField("input")
-    copy.graph.input.extend(keep)
+    graph = copy.graph
+    inputs = [vi for vi in graph.input if vi.name not in inits]
+    constants = [onnx.helper.make_node("Constant", [], [t.name], value=t)
+                 for t in graph.initializer if t.name in small]
+    weights = [t for t in graph.initializer if t.name not in small]
+    nodes = constants + list(graph.node)
+    for field in ("input", "initializer", "node"):
+        graph.ClearField(field)
+    graph.input.extend(inputs)
+    graph.initializer.extend(weights)
+    graph.node.extend(nodes)
     return copy
+
+
+def _is_small_int(tensor: onnx.TensorProto) -> bool:
+    """int32/int64 with at most _SMALL_INT_ELEMENTS elements: shape-like data."""
+    size = int(np.prod(tensor.dims)) if tensor.dims else 1
+    is_int = tensor.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
+    return is_int and size <= _SMALL_INT_ELEMENTS
 
 
 def _import_failure(printed: str, exc: BaseException) -> str:

@@ -32,6 +32,9 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
     try:
         model = onnx.load(str(path), load_external_data=True)
     except Exception as exc:  # DecodeError, OSError, ValidationError for missing data
+        if "Error parsing message" in str(exc):
+            raise ModelLoadError(f"{path.name} is not a valid ONNX protobuf "
+                                 "(truncated, or not an ONNX file)") from exc
         raise ModelLoadError(f"cannot read ONNX model {path.name}: {first_line(exc)}") from exc
     _check_structure(model, path)
     try:

@@ -22,7 +22,8 @@ def parse_input_shape(spec: str) -> tuple[str, tuple[int, ...]]:
     """Parse `--input-shape NAME=D0xD1x...` (commas also accepted) into (name, dims)."""
     match = _SPEC.match(spec)
     if not match:
-        raise InputError(f"bad input shape {spec!r}: expected NAME=D0xD1x... e.g. input=1x3x224x224")
+        raise InputError(f"bad input shape {spec!r}: expected NAME=D0xD1x..., "
+                         "e.g. input=1x3x224x224")
     name, dims_text = match.groups()
     dims = tuple(int(d) for d in re.split(r"\s*[x,]\s*", dims_text))
     if any(d <= 0 for d in dims):
@@ -70,8 +71,8 @@ def _set_dims(name: str, tensor_type: onnx.TypeProto.Tensor, dims: tuple[int, ..
         if len(declared) != len(dims):
             raise ShapeError(f"input {name} has rank {len(declared)} in the model, "
                              f"but the given shape {_fmt(dims)} has rank {len(dims)}")
-        for axis, (dim, value) in enumerate(zip(declared, dims)):
-            if dim.HasField("dim_value") and dim.dim_value != value:
+        for axis, (dim, value) in enumerate(zip(declared, dims, strict=True)):
+            if dim.dim_value > 0 and dim.dim_value != value:  # -1 and 0 mean dynamic
                 raise ShapeError(f"input {name} dim {axis} is fixed to {dim.dim_value} in the "
                                  f"model, but the given shape {_fmt(dims)} says {value}")
     tensor_type.shape.ClearField("dim")

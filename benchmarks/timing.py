@@ -1,0 +1,35 @@
+"""Side-by-side timing on a noisy shared machine: warm up, interleave A B A B, take
+medians, report the spread of the per-round ratios."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Callable
+
+
+def _quartiles(values: list[float]) -> tuple[float, float]:
+    if len(values) < 2:
+        return values[0], values[0]
+    q = statistics.quantiles(values, n=4)
+    return q[0], q[2]
+
+
+def interleaved_ratio(run_a: Callable[[], float], run_b: Callable[[], float], rounds: int = 7,
+                      per_round: int = 5, warmup: int = 2) -> dict:
+    """Each callable runs once and returns its own seconds. Per round, A and B each
+    run `per_round` times (order alternating between rounds); a round's ratio is
+    median(A)/median(B). Returns medians and the inter-quartile range of the ratios."""
+    for _ in range(warmup):
+        run_a()
+        run_b()
+    a_all, b_all, ratios = [], [], []
+    for r in range(rounds):
+        order = (run_a, run_b) if r % 2 == 0 else (run_b, run_a)
+        samples = {id(f): [f() for _ in range(per_round)] for f in order}
+        a, b = statistics.median(samples[id(run_a)]), statistics.median(samples[id(run_b)])
+        a_all.append(a)
+        b_all.append(b)
+        ratios.append(a / b)
+    low, high = _quartiles(ratios)
+    return {"a_median": statistics.median(a_all), "b_median": statistics.median(b_all),
+            "ratio_median": statistics.median(ratios), "ratio_iqr": high - low, "ratios": ratios}

@@ -1,0 +1,79 @@
+"""Shared test helpers: compile a model, run it, and judge it against ONNX Runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from tests.alloc_data import alloc_dir  # noqa: F401  (fixture re-exported to every test)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def random_feeds(model: onnx.ModelProto, seed: int = 0, shapes: dict | None = None) -> dict[str, np.ndarray]:
+    """Random non-zero inputs for every graph input that is not an initializer."""
+    rng = np.random.default_rng(seed)
+    inits = {i.name for i in model.graph.initializer}
+    feeds = {}
+    for info in model.graph.input:
+        if info.name in inits:
+            continue
+        shape = (shapes or {}).get(info.name) or [d.dim_value for d in info.type.tensor_type.shape.dim]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type)
+        feeds[info.name] = (rng.standard_normal(shape) + 0.1).astype(dtype)
+    return feeds
+
+
+def onnx_runtime_outputs(model_path: Path, feeds: dict) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, feeds)))
+
+
+def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    scale = max(float(np.abs(expected).max()), 1e-12)
+    return float(np.abs(actual.astype(np.float64) - expected.astype(np.float64)).max()) / scale
+
+
+def revalidate(plan: dict):
+    """Judges a stored plan with the validator, from plan.json alone."""
+    from graphopt.plan.placement import Placement
+    from graphopt.plan.problem import Buffer, MemoryProblem
+    from graphopt.plan.validator import validate
+
+    buffers = tuple(Buffer(b["id"], b["start"], b["end"], b["size"], b["alignment"], b["name"]) for b in plan["buffers"])
+    problem = MemoryProblem(buffers=buffers, num_steps=plan["num_steps"])
+    placement = Placement({b["id"]: b["offset"] for b in plan["buffers"]}, plan["arena_bytes"], plan["planner"])
+    return validate(problem, placement)
+
+
+def compile_run_check(model: onnx.ModelProto, workdir: Path, tol: float = 1e-4, planner: str = "auto",
+                      input_shapes: dict | None = None, time_limit: float = 2.0) -> dict:
+    """The contract every compiled model meets: same numbers as ONNX Runtime,
+    a plan the validator accepts, and an arena no larger than TVM's own plan."""
+    from graphopt.compiler import CompileOptions, compile_model
+    from graphopt.runtime import load
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    model_path = workdir / "model.onnx"
+    onnx.save(model, model_path)
+    options = CompileOptions(planner=planner, time_limit=time_limit, input_shapes=input_shapes or {})
+    result = compile_model(model_path, workdir / "art", options)
+    feeds = random_feeds(model, shapes=input_shapes)
+    expected = onnx_runtime_outputs(model_path, feeds)
+    actual = load(workdir / "art").run(feeds)
+    assert set(actual) == set(expected)
+    for name, value in expected.items():
+        assert actual[name].shape == value.shape, name
+        assert relative_error(actual[name], value) < tol, (name, relative_error(actual[name], value))
+    plan = result.plan
+    report = revalidate(plan)
+    assert report.valid, report.errors
+    assert plan["valid"] is True
+    assert plan["arena_bytes"] <= plan["tvm_stock_bytes"], (plan["arena_bytes"], plan["tvm_stock_bytes"])
+    assert plan["arena_bytes"] >= plan["lower_bound_bytes"]
+    return plan
