@@ -67,7 +67,7 @@ def cmd_compile(args) -> int:
 
     options = CompileOptions(target=args.target, planner=args.planner, time_limit=args.time_limit,
                              input_shapes=dict(args.input_shape))
-    with tqdm(total=len(STAGES), desc="compile", unit="stage", disable=args.quiet, leave=False) as bar:
+    with tqdm(total=len(STAGES), desc="compile", unit="stage", disable=True if args.quiet else None, leave=False) as bar:
         def progress(stage: str) -> None:
             bar.set_postfix_str(stage)
             bar.update(1 if bar.n < len(STAGES) else 0)

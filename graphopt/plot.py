@@ -23,6 +23,11 @@ def plot_timeline(plan: dict, path: Path, title: str = "") -> None:
     rects = [Rectangle((b["start"], b["offset"] / mib), b["end"] - b["start"], b["size"] / mib) for b in buffers]
     colors = [plt.cm.tab20(i % 20) for i in range(len(rects))]
     ax.add_collection(PatchCollection(rects, facecolors=colors, edgecolors="black", linewidths=0.3))
+    live = [0.0] * (max(plan["num_steps"], 1) + 1)
+    for b in buffers:
+        for step in range(b["start"], b["end"]):
+            live[step] += b["size"] / mib
+    ax.step(range(len(live)), live, where="post", color="gray", linewidth=1, label="live bytes")
     lb, arena = plan["lower_bound_bytes"] / mib, plan["arena_bytes"] / mib
     ax.axhline(lb, color="red", linestyle="--", linewidth=1, label=f"lower bound {lb:.3f} MiB")
     ax.axhline(arena, color="black", linewidth=1, label=f"arena {arena:.3f} MiB ({plan['planner']})")

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-ALLOC_DIR = REPO_ROOT.parent / "shared" / "data" / "alloc"
+SHARED_ALLOC_DIR = REPO_ROOT.parent / "shared" / "data" / "alloc"
+VENDORED_ALLOC_DIR = REPO_ROOT / "tests" / "data" / "alloc"  # a copy, for clones without ../shared
+ALLOC_DIR = SHARED_ALLOC_DIR if (SHARED_ALLOC_DIR / "input.12.csv").is_file() else VENDORED_ALLOC_DIR
 
 
 @pytest.fixture(scope="session")
