@@ -16,24 +16,21 @@ import argparse
 import csv
 import json
 import platform
-import statistics
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks.model_zoo import ZOO, materialize
-from benchmarks.timing import interleaved_ratio
+from benchmarks.timing import interleaved_ratio, plan_repeats
 
 COLUMNS = ("model", "tensors", "steps", "arena_MiB", "LB_MiB", "stock_MiB", "pool_MiB", "naive_MiB",
            "arena/LB", "arena/stock", "arena/pool", "planner", "optimal", "compile_s", "run_ms",
            "run/stock", "run/stock_iqr", "valid")
 
 
-def bench_model(name: str, work: Path, rounds: int) -> dict:
+def bench_model(name: str, work: Path, rounds: int, budget_s: float) -> dict:
     from graphopt.compiler import CompileOptions, compile_model
     from graphopt.build.pipeline import build_stock, make_target
     from graphopt.runtime import load
@@ -45,7 +42,9 @@ def bench_model(name: str, work: Path, rounds: int) -> dict:
     plan = result.plan
     session = load(work / f"{name}.art")
     stock = _stock_runner(build_stock(result.lowered, make_target("llvm")), result.params, session)
-    timing = interleaved_ratio(lambda: session.run_timed(feeds).seconds, lambda: stock(feeds), rounds=rounds)
+    rounds_, per_round = plan_repeats(stock(feeds), budget_s=budget_s, max_rounds=rounds)
+    timing = interleaved_ratio(lambda: session.run_timed(feeds).seconds, lambda: stock(feeds),
+                               rounds=rounds_, per_round=per_round)
     return _row(name, plan, compile_s, timing)
 
 
@@ -78,7 +77,8 @@ def _row(name: str, plan: dict, compile_s: float, timing: dict) -> dict:
         "arena/LB": arena / lb if lb else 1.0, "arena/stock": arena / plan["tvm_stock_bytes"],
         "arena/pool": arena / plan["pool_bytes"], "planner": plan["planner"], "optimal": plan["optimal"],
         "compile_s": compile_s, "run_ms": timing["a_median"] * 1e3, "run/stock": timing["ratio_median"],
-        "run/stock_iqr": timing["ratio_iqr"], "valid": plan["valid"],
+        "run/stock_iqr": timing["ratio_iqr"], "timing_rounds": f"{timing['rounds']}x{timing['per_round']}",
+        "valid": plan["valid"],
         **{k: plan[k] for k in ("arena_bytes", "lower_bound_bytes", "naive_bytes", "tvm_stock_bytes",
                                 "pool_bytes", "params_bytes", "num_tensors", "num_steps")},
     }
@@ -110,13 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=",".join(ZOO), help=f"comma list from: {', '.join(ZOO)}")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--csv", type=Path, default=None)
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (A B A B ...)")
+    parser.add_argument("--rounds", type=int, default=7, help="most interleaved timing rounds (A B A B ...)")
+    parser.add_argument("--time-budget", type=float, default=40.0, help="seconds of timing per model, about")
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             print(f"[{name}] compiling and timing...", file=sys.stderr, flush=True)
-            rows.append(bench_model(name, Path(tmp), args.rounds))
+            rows.append(bench_model(name, Path(tmp), args.rounds, args.time_budget))
     print(markdown(rows))
     _write(rows, _meta(argv), args.json, args.csv)
     return 0

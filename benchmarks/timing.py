@@ -14,8 +14,18 @@ def _quartiles(values: list[float]) -> tuple[float, float]:
     return q[0], q[2]
 
 
+def plan_repeats(seconds_per_run: float, budget_s: float, max_rounds: int = 7,
+                 max_per_round: int = 5) -> tuple[int, int]:
+    """(rounds, runs per round) that fit A and B in about `budget_s`: slow models get
+    fewer runs, never fewer than 3 rounds (a median and a spread need them)."""
+    runs = max(int(budget_s / max(seconds_per_run, 1e-6) / 2), 3)
+    per_round = max(1, min(max_per_round, runs // max_rounds))
+    rounds = max(3, min(max_rounds, runs // per_round))
+    return rounds, per_round
+
+
 def interleaved_ratio(run_a: Callable[[], float], run_b: Callable[[], float], rounds: int = 7,
-                      per_round: int = 5, warmup: int = 2) -> dict:
+                      per_round: int = 5, warmup: int = 1) -> dict:
     """Each callable runs once and returns its own seconds. Per round, A and B each
     run `per_round` times (order alternating between rounds); a round's ratio is
     median(A)/median(B). Returns medians and the inter-quartile range of the ratios."""
@@ -32,4 +42,5 @@ def interleaved_ratio(run_a: Callable[[], float], run_b: Callable[[], float], ro
         ratios.append(a / b)
     low, high = _quartiles(ratios)
     return {"a_median": statistics.median(a_all), "b_median": statistics.median(b_all),
-            "ratio_median": statistics.median(ratios), "ratio_iqr": high - low, "ratios": ratios}
+            "ratio_median": statistics.median(ratios), "ratio_iqr": high - low, "ratios": ratios,
+            "rounds": rounds, "per_round": per_round}

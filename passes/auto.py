@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import time
 
-from graphopt.analysis.lower_bound import lower_bound
 from graphopt.passes.base import DEFAULT_TIME_LIMIT, Planner
 from graphopt.passes.cpsat import CpSat
 from graphopt.passes.greedy_by_size import GreedyBySize
 from graphopt.passes.smartpool import ORDERINGS, BestOfOrderings, SmartPool
+
+from graphopt.analysis.lower_bound import lower_bound
+from graphopt.errors import PlanError
 from graphopt.plan.placement import Placement
 from graphopt.plan.problem import MemoryProblem
 from graphopt.plan.validator import validate
@@ -50,7 +52,7 @@ class Auto:
         if best is not None and left > 0:
             best = _better(problem, best, self.exact.plan(problem, left, hint=best))
         if best is None:
-            raise ValueError(f"auto: no planner produced a valid placement for {problem.name or 'the problem'}")
+            raise PlanError(f"auto: no planner produced a valid placement for {problem.name or 'the problem'}")
         return _finish(best, began, optimal=best.optimal or best.arena_bytes <= lb)
 
 

@@ -124,3 +124,17 @@ def place_in_order(
 def offsets_by_id(arrays: ProblemArrays, offsets: np.ndarray) -> dict[int, int]:
     """The placement's dict form, from offsets by buffer position."""
     return dict(zip(arrays.ids, offsets.tolist()))
+
+
+def plan_in_order(problem, ordering, name: str):
+    """One best-fit pass over `problem` in the order `ordering(arrays)` gives: the
+    whole of a single-ordering heuristic, shared by greedy_by_size and smartpool."""
+    import time
+
+    from graphopt.plan.placement import Placement
+
+    began = time.perf_counter()
+    arrays = ProblemArrays.of(problem)
+    offsets = place_in_order(arrays, OverlapIndex(arrays), ordering(arrays))
+    return Placement.from_offsets(problem, offsets_by_id(arrays, offsets), name,
+                                  seconds=time.perf_counter() - began)

@@ -7,12 +7,11 @@ respected by the shared core (`best_fit.fit_offset`).
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 
 from graphopt.passes.base import DEFAULT_TIME_LIMIT
-from graphopt.passes.best_fit import OverlapIndex, ProblemArrays, offsets_by_id, place_in_order
+from graphopt.passes.best_fit import plan_in_order, ProblemArrays
 from graphopt.plan.placement import Placement
 from graphopt.plan.problem import MemoryProblem
 
@@ -29,9 +28,4 @@ class GreedyBySize:
     name = "greedy_by_size"
 
     def plan(self, problem: MemoryProblem, time_limit: float = DEFAULT_TIME_LIMIT) -> Placement:
-        began = time.perf_counter()
-        arrays = ProblemArrays.of(problem)
-        offsets = place_in_order(arrays, OverlapIndex(arrays), by_size(arrays))
-        return Placement.from_offsets(
-            problem, offsets_by_id(arrays, offsets), self.name, seconds=time.perf_counter() - began
-        )
+        return plan_in_order(problem, by_size, self.name)

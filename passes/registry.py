@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from graphopt.errors import InputError
 from graphopt.passes.auto import Auto
 from graphopt.passes.base import Planner
 from graphopt.passes.cpsat import CpSat
@@ -24,4 +25,4 @@ def get_planner(name: str) -> Planner:
     try:
         return PLANNERS[name]()
     except KeyError:
-        raise ValueError(f"unknown planner {name!r}; known: {', '.join(PLANNERS)}") from None
+        raise InputError(f"unknown planner {name!r}; known: {', '.join(PLANNERS)}") from None

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from graphopt.passes.base import DEFAULT_TIME_LIMIT
-from graphopt.passes.best_fit import OverlapIndex, ProblemArrays, offsets_by_id, place_in_order
+from graphopt.passes.best_fit import plan_in_order, OverlapIndex, ProblemArrays, offsets_by_id, place_in_order
 from graphopt.passes.greedy_by_size import by_size
 from graphopt.plan.placement import Placement
 from graphopt.plan.problem import MemoryProblem
@@ -77,12 +77,7 @@ class SmartPool:
     name = "smartpool"
 
     def plan(self, problem: MemoryProblem, time_limit: float = DEFAULT_TIME_LIMIT) -> Placement:
-        began = time.perf_counter()
-        arrays = ProblemArrays.of(problem)
-        offsets = place_in_order(arrays, OverlapIndex(arrays), by_start(arrays))
-        return Placement.from_offsets(
-            problem, offsets_by_id(arrays, offsets), self.name, seconds=time.perf_counter() - began
-        )
+        return plan_in_order(problem, by_start, self.name)
 
 
 class BestOfOrderings:

@@ -9,7 +9,6 @@ from graphopt.analysis.lower_bound import lower_bound
 from graphopt.analysis.pool import MiB, caching_pool_peak, naive_bytes
 from graphopt.plan.csv_io import read_problem
 from graphopt.plan.problem import Buffer, MemoryProblem
-from tests.alloc_data import alloc_dir  # noqa: F401 (fixture)
 
 
 def problem(*rows: tuple[int, int, int]) -> MemoryProblem:

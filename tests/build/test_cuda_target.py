@@ -16,7 +16,6 @@ needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not i
 
 @needs_nvcc
 def test_cuda_artifact_builds_with_a_valid_plan(tmp_path, capsys):
-    import json
 
     from graphopt.artifact import load_manifest, load_plan
 

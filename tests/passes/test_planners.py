@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from graphopt.analysis.lower_bound import lower_bound
 from graphopt.passes.auto import Auto
 from graphopt.passes.base import Planner
 from graphopt.passes.best_fit import fit_offset
 from graphopt.passes.cpsat import CpSat
 from graphopt.passes.registry import PLANNERS, get_planner
 from graphopt.passes.smartpool import SmartPool
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from graphopt.analysis.lower_bound import lower_bound
+from graphopt.errors import InputError, PlanError
 from graphopt.plan.csv_io import read_problem
 from graphopt.plan.placement import Placement
 from graphopt.plan.problem import Buffer, MemoryProblem
 from graphopt.plan.validator import assert_valid
-from tests.alloc_data import alloc_dir  # noqa: F401 (fixture)
 
 HEURISTICS = ("greedy_by_size", "smartpool", "best_of_orderings")
 
@@ -38,7 +38,7 @@ def problems(draw, max_buffers: int = 25):
 def test_registry_names_and_unknown():
     assert {"greedy_by_size", "smartpool", "cpsat", "auto"} <= set(PLANNERS)
     assert all(isinstance(get_planner(name), Planner) for name in PLANNERS)
-    with pytest.raises(ValueError, match="known: .*greedy_by_size"):
+    with pytest.raises(InputError, match="known: .*greedy_by_size"):
         get_planner("nope")
 
 
@@ -109,7 +109,7 @@ class _Broken:
 def test_auto_drops_invalid_and_raises_when_nothing_valid():
     problem = MemoryProblem((Buffer(0, 0, 2, 8), Buffer(1, 1, 3, 8)))  # 64-byte aligned
     assert Auto(heuristics=(_Broken(), SmartPool())).plan(problem).arena_bytes == 64 + 8
-    with pytest.raises(ValueError, match="no planner produced a valid placement"):
+    with pytest.raises(PlanError, match="no planner produced a valid placement"):
         Auto(heuristics=(_Broken(),)).plan(problem)
 
 

@@ -7,7 +7,6 @@ import pytest
 from graphopt.plan.csv_io import read_problem, read_solution, write_problem, write_solution
 from graphopt.plan.placement import Placement
 from graphopt.plan.problem import Buffer, MemoryProblem
-from tests.alloc_data import alloc_dir  # noqa: F401 (fixture)
 
 PROBLEM = MemoryProblem((Buffer(3, 0, 4, 100, alignment=1), Buffer(7, 2, 9, 50, alignment=1)), name="p")
 
