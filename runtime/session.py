@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tvm
 import tvm.runtime
 from tvm.runtime.vm import VirtualMachine
 
@@ -49,12 +50,24 @@ def _load_params(path: Path, names: list[str], device) -> list:
     return [tvm.runtime.tensor(a, device) for a in arrays]
 
 
+def _check_tvm_version(manifest: dict, path: Path) -> None:
+    """A library built by another TVM may load and then misbehave: refuse it up front."""
+    built = manifest["versions"].get("tvm")
+    if built != tvm.__version__:
+        raise ArtifactError(f"{path}: built with TVM {built}, this runtime has TVM {tvm.__version__}; recompile it")
+
+
 class Session:
-    """One artifact on one device; `run` may be called many times."""
+    """One artifact on one device; `run` may be called many times.
+
+    A session is not thread-safe (TVM's VM keeps per-call state): a service uses
+    one session per worker thread, or a lock around `run`.
+    """
 
     def __init__(self, art_dir: str | Path) -> None:
         self.path = Path(art_dir)
         self.manifest = load_manifest(self.path)
+        _check_tvm_version(self.manifest, self.path)
         self.plan = load_plan(self.path)
         self.device = _device(self.manifest["target"])
         try:
