@@ -15,7 +15,7 @@ from pathlib import Path
 
 from graphopt.errors import GraphoptError, InputError
 
-STAGES = ("prepare", "import", "lower", "extract", "plan", "stock", "build", "write")
+STAGES = ("prepare", "import", "lower", "reorder", "extract", "plan", "stock", "build", "write")
 
 
 def _shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--input-shape", type=_shape_arg, action="append", default=[], metavar="NAME=D1xD2x...",
                       help="fix an input's shape (repeatable); needed for dynamic dims")
     comp.add_argument("--time-limit", type=float, default=10.0, metavar="SECONDS", help="planner time limit")
+    comp.add_argument("--no-reorder", dest="reorder", action="store_false",
+                      help="keep TVM's kernel order (by default a lower-peak order is used when one exists)")
     comp.add_argument("--quiet", action="store_true", help="no progress bar")
     run = sub.add_parser("run", help="run an artifact on its target")
     run.add_argument("artifact", type=Path)
@@ -66,7 +68,7 @@ def cmd_compile(args) -> int:
     from graphopt.report import summary_lines
 
     options = CompileOptions(target=args.target, planner=args.planner, time_limit=args.time_limit,
-                             input_shapes=dict(args.input_shape))
+                             input_shapes=dict(args.input_shape), reorder=args.reorder)
     with tqdm(total=len(STAGES), desc="compile", unit="stage", disable=True if args.quiet else None, leave=False) as bar:
         def progress(stage: str) -> None:
             bar.set_postfix_str(stage)

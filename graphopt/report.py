@@ -12,6 +12,7 @@ INSPECT_KEYS = (
 def inspect_json(manifest: dict, plan: dict) -> dict:
     """One flat object: the plan's figures plus what identifies the artifact."""
     out = {key: plan[key] for key in INSPECT_KEYS}
+    out["reorder"] = plan.get("reorder", {})
     out.update(id=manifest["id"], target=manifest["target"], inputs=manifest["inputs"], outputs=manifest["outputs"])
     return out
 
@@ -36,4 +37,12 @@ def summary_lines(plan: dict) -> list[str]:
         f"caching pool   {_mib(plan['pool_bytes'])}  arena/pool {_ratio(arena, plan['pool_bytes'])}",
         f"no reuse       {_mib(plan['naive_bytes'])}  arena/naive {_ratio(arena, plan['naive_bytes'])}",
         f"params         {_mib(plan['params_bytes'])}   outputs {_mib(plan['output_bytes'])}",
+        _reorder_line(plan.get("reorder", {})),
     ]
+
+
+def _reorder_line(record: dict) -> str:
+    before, after = record.get("lower_bound_before"), record.get("lower_bound_after")
+    if before and after and after < before:
+        return f"reorder        {record['method']}: lower bound {_mib(before)} -> {_mib(after)} ({after / before:.3f}x)"
+    return f"reorder        {record.get('method', 'off')} (kernel order unchanged)"

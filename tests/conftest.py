@@ -59,8 +59,9 @@ def compile_run_check(model: onnx.ModelProto, workdir: Path, tol: float = 1e-4, 
 
     `absolute` names outputs judged by an absolute tolerance instead (probabilities
     that ONNX Runtime computes with an approximate sigmoid)."""
-    from graphopt.compiler import CompileOptions, compile_model
     from graphopt.runtime import load
+
+    from graphopt.compiler import CompileOptions, compile_model
 
     workdir.mkdir(parents=True, exist_ok=True)
     model_path = workdir / "model.onnx"

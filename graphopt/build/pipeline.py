@@ -54,3 +54,33 @@ def build_planned(lowered: tvm.IRModule, extraction: Extraction, placement: Plac
 def build_stock(lowered: tvm.IRModule, target):
     """The same program planned the stock way: the baseline with identical kernels."""
     return build(finalize(lowered, target, stock=True), target)
+
+
+def reorder_program(lowered: tvm.IRModule) -> tuple[tvm.IRModule, dict]:
+    """A lower-peak kernel order when one exists; the record says what happened.
+
+    The new order is kept only if the lower bound that extraction computes for it
+    is strictly lower than the original's: the scheduler's model and extraction
+    share their alias rules, and this check makes that agreement a guarantee.
+    """
+    from graphopt.analysis.lower_bound import lower_bound
+    from graphopt.build.reorder import read_dag, write_order
+    from graphopt.passes.reorder import reorder
+
+    before = lower_bound(extract(lowered["main"]).problem)
+    record = {"method": "skipped", "lower_bound_before": before, "lower_bound_after": before}
+    dag = read_dag(lowered["main"])
+    if dag is None or dag.problem.num_nodes < 2:
+        return lowered, record
+    result = reorder(dag.problem)
+    record.update(method=result.method, seconds=round(result.seconds, 4))
+    if result.method == "original":
+        return lowered, record
+    candidate = lowered.clone()
+    candidate.update_func(candidate.get_global_var("main"), write_order(lowered["main"], dag, result.order))
+    after = lower_bound(extract(candidate["main"]).problem)
+    if after >= before:
+        record["method"] = f"{result.method} (not kept: extraction lower bound {after} >= {before})"
+        return lowered, record
+    record["lower_bound_after"] = after
+    return candidate, record

@@ -19,7 +19,11 @@ import onnx
 
 from graphopt.errors import ShapeError
 from graphopt.frontend.load import load_model
-from graphopt.frontend.shapes import fix_input_shapes, graph_input_names, parse_input_shape
+from graphopt.frontend.shapes import (
+    fix_input_shapes,
+    graph_input_names,
+    parse_input_shape,
+)
 from graphopt.frontend.simplify import simplify
 
 __all__ = [

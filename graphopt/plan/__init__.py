@@ -4,7 +4,7 @@ Planners see only these types, so they can be tested and benchmarked on CSV
 instances alone.
 """
 
-from graphopt.plan.problem import Buffer, MemoryProblem
 from graphopt.plan.placement import Placement
+from graphopt.plan.problem import Buffer, MemoryProblem
 
 __all__ = ["Buffer", "MemoryProblem", "Placement"]

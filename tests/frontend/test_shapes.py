@@ -11,7 +11,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphopt.errors import InputError, ShapeError
 from graphopt.frontend import prepare, prepare_model
-from graphopt.frontend.shapes import fix_input_shapes, graph_input_names, parse_input_shape
+from graphopt.frontend.shapes import (
+    fix_input_shapes,
+    graph_input_names,
+    parse_input_shape,
+)
 
 
 def _dynamic_model(dims=("N", 3, "H", "W")) -> onnx.ModelProto:

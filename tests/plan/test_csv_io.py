@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from graphopt.plan.csv_io import read_problem, read_solution, write_problem, write_solution
+from graphopt.plan.csv_io import (
+    read_problem,
+    read_solution,
+    write_problem,
+    write_solution,
+)
 from graphopt.plan.placement import Placement
 from graphopt.plan.problem import Buffer, MemoryProblem
 
