@@ -61,7 +61,7 @@ def write_artifact(out_dir: Path, manifest: dict, plan: dict, write_payload: Cal
     graphopt never deletes a directory it did not write.
     """
     out_dir = Path(out_dir)
-    _refuse_foreign_target(out_dir)
+    refuse_foreign_target(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
@@ -78,7 +78,8 @@ def write_artifact(out_dir: Path, manifest: dict, plan: dict, write_payload: Cal
     return full
 
 
-def _refuse_foreign_target(out_dir: Path) -> None:
+def refuse_foreign_target(out_dir: Path) -> None:
+    """Raises unless out_dir is absent, empty, or an artifact (which may be replaced)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ArtifactError(f"{out_dir} exists and is not a directory; refusing to overwrite it")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():

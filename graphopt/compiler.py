@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from graphopt import __version__
-from graphopt.artifact import LIBRARY, PARAMS, write_artifact
+from graphopt.artifact import LIBRARY, PARAMS, refuse_foreign_target, write_artifact
 from graphopt.build.plan_record import plan_record
 from graphopt.errors import PlanError
 from graphopt.plan.validator import validate
@@ -79,6 +79,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
 
     from graphopt.build import pipeline
 
+    refuse_foreign_target(Path(out_dir))  # fail before minutes of work, not after
     prepared = timed("prepare", _prepare, model_path, options.input_shapes)
     imported = timed("import", pipeline.import_model, prepared.model)
     target = pipeline.make_target(options.target)
