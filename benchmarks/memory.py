@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -26,7 +27,7 @@ from benchmarks.model_zoo import ZOO, materialize
 from benchmarks.timing import interleaved_ratio, plan_repeats
 
 COLUMNS = ("model", "tensors", "steps", "arena_MiB", "LB_MiB", "stock_MiB", "pool_MiB", "naive_MiB",
-           "arena/LB", "arena/stock", "arena/pool", "planner", "optimal", "compile_s", "run_ms",
+           "arena/LB", "arena/stock", "arena/pool", "planner", "optimal", "plan_s", "compile_s", "run_ms",
            "run/stock", "run/stock_iqr", "valid")
 
 
@@ -76,7 +77,7 @@ def _row(name: str, plan: dict, compile_s: float, timing: dict) -> dict:
         "pool_MiB": plan["pool_bytes"] / mib, "naive_MiB": plan["naive_bytes"] / mib,
         "arena/LB": arena / lb if lb else 1.0, "arena/stock": arena / plan["tvm_stock_bytes"],
         "arena/pool": arena / plan["pool_bytes"], "planner": plan["planner"], "optimal": plan["optimal"],
-        "compile_s": compile_s, "run_ms": timing["a_median"] * 1e3, "run/stock": timing["ratio_median"],
+        "plan_s": plan["planner_seconds"], "compile_s": compile_s, "run_ms": timing["a_median"] * 1e3, "run/stock": timing["ratio_median"],
         "run/stock_iqr": timing["ratio_iqr"], "timing_rounds": f"{timing['rounds']}x{timing['per_round']}",
         "valid": plan["valid"],
         **{k: plan[k] for k in ("arena_bytes", "lower_bound_bytes", "naive_bytes", "tvm_stock_bytes",
@@ -96,11 +97,22 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def _meta(argv: list[str]) -> dict:
     import tvm
 
     return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.node(),
-            "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+            "cpu": _cpu_name(), "cores": os.cpu_count(), "load_average_at_start": os.getloadavg(),
+            "python": platform.python_version(),
             "tvm": tvm.__version__, "command": "python -m benchmarks.memory " + " ".join(argv)}
 
 
