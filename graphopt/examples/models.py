@@ -84,12 +84,17 @@ class _Builder:
 def residual_branch_net(seed: int = 0) -> onnx.ModelProto:
     """The demo: stem conv, a residual block (Add), two parallel branches
     concatenated, max and global pooling, Flatten and Gemm. Input 'input' 1x3x32x32.
+
+    Each branch widens (1x1 conv to 64 channels) then narrows (3x3 conv to 8), and
+    the file lists both widenings first, as exporters often do: in that order both
+    wide tensors are live at once, which reordering undoes.
     """
     b = _Builder(seed)
     stem = b.conv("input", 3, 16, 3)
     body = b.conv(b.conv(stem, 16, 16, 3), 16, 16, 3, relu=False)
     res = b.op("Relu", b.op("Add", [body, stem]))[0]
-    left, right = b.conv(res, 16, 8, 1), b.conv(b.conv(res, 16, 8, 1), 8, 8, 3)
+    wide_left, wide_right = b.conv(res, 16, 64, 1), b.conv(res, 16, 64, 1)
+    left, right = b.conv(wide_left, 64, 8, 3), b.conv(wide_right, 64, 8, 3)
     cat = b.op("Concat", [left, right], axis=1)[0]
     pooled = b.op("MaxPool", [cat], kernel_shape=[2, 2], strides=[2, 2])[0]
     flat = b.op("Flatten", b.op("GlobalAveragePool", [pooled]), axis=1)[0]
