@@ -19,7 +19,7 @@ def plot_timeline(plan: dict, path: Path, title: str = "") -> None:
 
     mib = 2**20
     buffers = plan["buffers"]
-    fig, ax = plt.subplots(figsize=(10, 5), dpi=120)
+    fig, ax = plt.subplots(figsize=(12, 5), dpi=120)
     rects = [Rectangle((b["start"], b["offset"] / mib), b["end"] - b["start"], b["size"] / mib) for b in buffers]
     colors = [plt.cm.tab20(i % 20) for i in range(len(rects))]
     ax.add_collection(PatchCollection(rects, facecolors=colors, edgecolors="black", linewidths=0.3))
@@ -36,7 +36,7 @@ def plot_timeline(plan: dict, path: Path, title: str = "") -> None:
     ax.set_xlabel("execution step")
     ax.set_ylabel("arena offset (MiB)")
     ax.set_title(title or "memory timeline")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
