@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from graphopt.analysis.lower_bound import lower_bound
-from graphopt.analysis.pool import caching_pool_peak
 from graphopt.passes.cpsat import CpSat
 from graphopt.passes.registry import get_planner
+
+from graphopt.analysis.lower_bound import lower_bound
+from graphopt.analysis.pool import caching_pool_peak
 from graphopt.plan.csv_io import read_problem
 from graphopt.plan.validator import assert_valid
 

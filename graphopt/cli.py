@@ -58,8 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     insp.add_argument("--json", action="store_true", help="print one JSON object")
     insp.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="draw the memory timeline")
     sub.add_parser("planners", help="list the placement planners")
+    from graphopt import cli_plan
     from graphopt.cli_pipeline import register as register_pipeline
 
+    cli_plan.register(sub)
+    COMMANDS["plan"] = cli_plan.run
     COMMANDS["pipeline"] = register_pipeline(sub)
     return parser
 

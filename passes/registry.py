@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Callable
 
-from graphopt.errors import InputError
 from graphopt.passes.auto import Auto
 from graphopt.passes.base import Planner
+from graphopt.passes.bnb import BranchAndBound
 from graphopt.passes.cpsat import CpSat
 from graphopt.passes.greedy_by_size import GreedyBySize
 from graphopt.passes.smartpool import BestOfOrderings, SmartPool
+
+from graphopt.errors import InputError
 
 PLANNERS: dict[str, Callable[[], Planner]] = {
     "greedy_by_size": GreedyBySize,
@@ -17,6 +19,7 @@ PLANNERS: dict[str, Callable[[], Planner]] = {
     "best_of_orderings": BestOfOrderings,
     "cpsat": CpSat,
     "auto": Auto,
+    "bnb": BranchAndBound,
 }
 
 

@@ -17,10 +17,16 @@ import time
 from typing import Callable
 
 import numpy as np
-
 from graphopt.passes.base import DEFAULT_TIME_LIMIT
-from graphopt.passes.best_fit import plan_in_order, OverlapIndex, ProblemArrays, offsets_by_id, place_in_order
+from graphopt.passes.best_fit import (
+    OverlapIndex,
+    ProblemArrays,
+    offsets_by_id,
+    place_in_order,
+    plan_in_order,
+)
 from graphopt.passes.greedy_by_size import by_size
+
 from graphopt.plan.placement import Placement
 from graphopt.plan.problem import MemoryProblem
 

@@ -102,7 +102,7 @@ class _Broken:
 
     name = "broken"
 
-    def plan(self, problem, time_limit=1.0):
+    def plan(self, problem, time_limit=1.0, hint=None):
         return Placement.from_offsets(problem, {b.id: 0 for b in problem.buffers}, self.name)
 
 
@@ -110,7 +110,9 @@ def test_auto_drops_invalid_and_raises_when_nothing_valid():
     problem = MemoryProblem((Buffer(0, 0, 2, 8), Buffer(1, 1, 3, 8)))  # 64-byte aligned
     assert Auto(heuristics=(_Broken(), SmartPool())).plan(problem).arena_bytes == 64 + 8
     with pytest.raises(PlanError, match="no planner produced a valid placement"):
-        Auto(heuristics=(_Broken(),)).plan(problem)
+        Auto(heuristics=(_Broken(),), exact=_Broken()).plan(problem)
+    # with only a broken heuristic, the exact search still finds a valid plan
+    assert Auto(heuristics=(_Broken(),)).plan(problem).arena_bytes == 64 + 8
 
 
 def test_auto_on_hard_instance(alloc_dir):

@@ -1,0 +1,113 @@
+"""Placement benchmark: every shared instance, the model traces, synthetic 20k/60k.
+
+For each instance: buffers, the lower bound (LB), the height of each greedy
+baseline, of plain CP-SAT (hinted with the best greedy, --cpsat-time
+seconds) and of ours (`auto`: heuristics, then the exact search, within
+--time-limit), as height/LB, with seconds and whether ours is certified
+optimal. Every placement passes the validator or the run stops.
+Writes a markdown table and a CSV (benchmarks/results/placement.{md,csv}),
+and with --json FILE one JSON list of rows.
+
+    python -m benchmarks.placement [--time-limit 10] [--cpsat-time 10] [--json FILE] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+from benchmarks.synthetic_traces import synthetic_trace
+from graphopt.analysis.lower_bound import lower_bound
+from graphopt.passes.cpsat import CpSat
+from graphopt.passes.registry import get_planner
+from graphopt.plan.csv_io import read_problem
+from graphopt.plan.problem import MemoryProblem
+from graphopt.plan.validator import assert_valid
+
+REPO = Path(__file__).resolve().parents[1]
+ALLOC_DIR = REPO.parent / "shared" / "data" / "alloc"
+TRACES_DIR = REPO / "benchmarks" / "traces"
+RESULTS = REPO / "benchmarks" / "results"
+BASELINES = ("greedy_by_size", "smartpool", "best_of_orderings")
+COLUMNS = ["instance", "group", "buffers", "LB", *(f"{b}/LB" for b in BASELINES), "cpsat/LB",
+           "ours/LB", "ours height", "ours s", "optimal", "ours planner"]
+
+
+def problems(quick: bool) -> list[tuple[str, MemoryProblem]]:
+    """(group, problem): A-K and the toy, real traces, model traces, synthetic."""
+    out = [("alloc", read_problem(p)) for p in sorted(ALLOC_DIR.glob("*.csv"))]
+    out += [("real", read_problem(p)) for p in sorted((ALLOC_DIR / "real").glob("*.csv"))]
+    out += [("model", read_problem(p)) for p in sorted(TRACES_DIR.glob("*.csv"))]
+    sizes = (20000,) if quick else (20000, 60000)
+    out += [("synthetic", synthetic_trace(n, seed=1)) for n in sizes]
+    return out
+
+
+def row(group: str, problem: MemoryProblem, time_limit: float, cpsat_time: float) -> dict:
+    """Heights over LB of every planner; ours timed end to end."""
+    lb = lower_bound(problem)
+    placed = {name: get_planner(name).plan(problem) for name in BASELINES}
+    best = min(placed.values(), key=lambda p: p.arena_bytes)
+    if cpsat_time > 0:
+        placed["cpsat"] = CpSat().plan(problem, cpsat_time, hint=best)
+    began = time.perf_counter()
+    ours = get_planner("auto").plan(problem, time_limit)
+    seconds = time.perf_counter() - began
+    for p in (*placed.values(), ours):
+        assert_valid(problem, p)
+    ratio = {name: p.arena_bytes / lb for name, p in placed.items()}
+    return {
+        "instance": problem.name, "group": group, "buffers": len(problem), "LB": lb,
+        **{f"{b}/LB": round(ratio[b], 4) for b in BASELINES},
+        "cpsat/LB": round(ratio["cpsat"], 4) if "cpsat" in ratio else None,
+        "ours/LB": round(ours.arena_bytes / lb, 4), "ours height": ours.arena_bytes,
+        "ours s": round(seconds, 2), "optimal": bool(ours.optimal), "ours planner": ours.planner,
+    }
+
+
+def markdown(rows: list[dict]) -> str:
+    def cell(v):
+        if v is None:
+            return "-"
+        if isinstance(v, bool):
+            return "yes" if v else ""
+        return f"{v:,}" if isinstance(v, int) else str(v)
+
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cell(r[c]) for c in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--time-limit", type=float, default=10.0, help="seconds for ours per instance")
+    parser.add_argument("--cpsat-time", type=float, default=10.0, help="seconds for plain CP-SAT (0: skip)")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument("--quick", action="store_true", help="synthetic 20k only")
+    parser.add_argument("--only", default="", help="comma-separated instance names to run")
+    args = parser.parse_args()
+    rows = []
+    wanted = set(filter(None, args.only.split(",")))
+    for group, problem in problems(args.quick):
+        if wanted and problem.name not in wanted:
+            continue
+        cpsat_time = args.cpsat_time if len(problem) <= 2000 else 0
+        rows.append(row(group, problem, args.time_limit, cpsat_time))
+        print(" ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    table = markdown(rows)
+    (RESULTS / "placement.md").write_text(table)
+    with open(RESULTS / "placement.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The exact planner: decomposition, per-piece heuristics, then branch and bound.
+
+Design:
+1. Split the timeline where no buffer crosses (`decompose.split_timeline`).
+   The target is the global lower bound LB; a piece is done as soon as it fits
+   under the target, which most pieces do with the first heuristic ordering.
+2. Per piece, best-fit over the orderings of `smartpool.ORDERINGS` until one
+   fits under the target (and never worse than a caller's hint on the piece).
+3. While the height H = max over pieces is above LB and time is left, ask
+   the exact search (`dsa_search.fits`) whether every piece above a candidate
+   height fits under it: first LB itself (the usual answer on real traces),
+   then bisection between the best proven bound and H. A piece the search
+   proves cannot fit under h proves the whole problem cannot (bound = h + 1);
+   a piece above MAX_EXACT buffers is left to the heuristics.
+The answer says `optimal` when H == LB or the proven bound reached H.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from graphopt.analysis.lower_bound import lower_bound
+from graphopt.passes.base import DEFAULT_TIME_LIMIT
+from graphopt.passes.best_fit import OverlapIndex, ProblemArrays, offsets_by_id, place_in_order
+from graphopt.passes.decompose import split_timeline
+from graphopt.passes.dsa_search import Instance, fits
+from graphopt.passes.smartpool import ORDERINGS
+from graphopt.plan.placement import Placement
+from graphopt.plan.problem import MemoryProblem
+
+log = logging.getLogger(__name__)
+
+MAX_EXACT = 5000  # buffers in one piece; above, the pairwise overlap lists get too big to help
+FIRST_PROBE_SHARE = 0.4  # of the time, for the probe at the lower bound
+
+
+def _sub_arrays(arrays: ProblemArrays, index: np.ndarray) -> ProblemArrays:
+    return ProblemArrays(tuple(arrays.ids[i] for i in index.tolist()), arrays.starts[index],
+                         arrays.ends[index], arrays.sizes[index], arrays.aligns[index])
+
+
+def _heuristic_piece(sub: ProblemArrays, target: int, deadline: float) -> np.ndarray:
+    """Best-fit offsets of one piece: orderings in turn until one fits `target`."""
+    index = OverlapIndex(sub)
+    best, best_height = None, None
+    for _, order, rule in ORDERINGS:
+        offsets = place_in_order(sub, index, order(sub), rule)
+        height = int((offsets + sub.sizes).max())
+        if best is None or height < best_height:
+            best, best_height = offsets, height
+        if height <= target or time.perf_counter() > deadline:
+            break
+    return best
+
+
+class _Pieces:
+    """Per-piece best offsets so far (positions within the whole problem)."""
+
+    def __init__(self, arrays: ProblemArrays, pieces: list[np.ndarray]) -> None:
+        self.arrays, self.pieces = arrays, pieces
+        self.offsets = np.zeros(len(arrays.sizes), dtype=np.int64)
+
+    def height(self, k: int) -> int:
+        idx = self.pieces[k]
+        return int((self.offsets[idx] + self.arrays.sizes[idx]).max())
+
+    def total_height(self) -> int:
+        return int((self.offsets + self.arrays.sizes).max(initial=0))
+
+
+class BranchAndBound:
+    """Exact search over canonical placements, per independent piece, within a time limit."""
+
+    name = "bnb"
+
+    def plan(self, problem: MemoryProblem, time_limit: float = DEFAULT_TIME_LIMIT,
+             hint: Placement | None = None) -> Placement:
+        began = time.perf_counter()
+        deadline = began + time_limit
+        arrays = ProblemArrays.of(problem)
+        if len(arrays.sizes) == 0:
+            return Placement({}, 0, self.name, True, 0.0)
+        lb = lower_bound(problem)
+        pieces = [np.sort(idx) for idx in split_timeline(arrays.starts, arrays.ends)]  # keep position order: same ties as whole-problem passes
+        state = _Pieces(arrays, pieces)
+        self._heuristics(state, lb, hint, began + time_limit / 3)
+        proven = self._search(state, lb, deadline)
+        height = state.total_height()
+        return Placement(offsets_by_id(arrays, state.offsets), height, self.name,
+                         height <= max(lb, proven), time.perf_counter() - began)
+
+    def _heuristics(self, state: _Pieces, target: int, hint: Placement | None, deadline: float) -> None:
+        """Fills every piece with its best heuristic offsets, or the hint's where they
+        already fit the target or the problem is one piece (the hint then came from the
+        same orderings, run on the whole problem: running them again would only cost time)."""
+        hinted = None if hint is None else np.array([hint.offsets[i] for i in state.arrays.ids], dtype=np.int64)
+        for idx in state.pieces:
+            sub = _sub_arrays(state.arrays, idx)
+            if hinted is not None:
+                hint_height = int((hinted[idx] + sub.sizes).max())
+                if hint_height <= target or len(state.pieces) == 1:
+                    state.offsets[idx] = hinted[idx]
+                    continue
+            state.offsets[idx] = _heuristic_piece(sub, target, deadline)
+            if hinted is not None and hint_height < int((state.offsets[idx] + sub.sizes).max()):
+                state.offsets[idx] = hinted[idx]
+
+    def _probe(self, state: _Pieces, cap: int, deadline: float) -> int:
+        """Tries to fit every piece above `cap` under it: 1 all fit, 0 proved not, -1 unknown."""
+        for k, idx in enumerate(state.pieces):
+            if state.height(k) <= cap:
+                continue
+            if len(idx) > MAX_EXACT:
+                return -1
+            sub = state.arrays
+            inst = Instance(sub.starts[idx], sub.ends[idx], sub.sizes[idx], sub.aligns[idx])
+            status, offsets = fits(inst, cap, deadline - time.perf_counter())
+            if status != 1:
+                return status
+            state.offsets[idx] = offsets
+        return 1
+
+    def _search(self, state: _Pieces, lb: int, deadline: float) -> int:
+        """Drives the height down; returns the best proven lower bound."""
+        proven, guess = lb, lb
+        first = True
+        while time.perf_counter() < deadline:
+            height = state.total_height()
+            if height <= max(proven, guess):
+                break
+            cap = guess if first else (guess + height - 1) // 2
+            left = deadline - time.perf_counter()
+            share = left * FIRST_PROBE_SHARE if first else left / 3
+            status = self._probe(state, cap, time.perf_counter() + max(share, 0.05))
+            first = False
+            if status == 0:
+                proven = guess = cap + 1
+            elif status == -1:
+                guess = cap + 1
+            log.debug("bnb: cap %d -> %d (height %d, proven %d)", cap, status, state.total_height(), proven)
+        return proven
