@@ -1,20 +1,18 @@
 """`graphopt pipeline ...`: MLCask-style versioning of whole pipelines (thin: parse, call, print).
 
-Wired into graphopt/cli.py by `COMMANDS["pipeline"] = register(sub)`; also runnable
-alone as `python -m graphopt.cli_pipeline pipeline ...`. Errors follow graphopt's
-CLI contract: a GraphoptError is one line `error: ...` on stderr and exit 2.
+Wired into graphopt/cli.py by `COMMANDS["pipeline"] = register(sub)`, whose `main`
+holds the error contract: a GraphoptError is one line `error: ...` and exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from graphopt.errors import GraphoptError, InputError
+from graphopt.errors import InputError
 
 KINDS = ("dataset", "model", "compile", "evaluate", "python", "command")
 
@@ -295,22 +293,3 @@ HANDLERS = {"init": cmd_init, "add-component": cmd_add_component, "commit": cmd_
             "checkout": cmd_checkout, "log": cmd_log, "diff": cmd_diff, "merge": cmd_merge, "status": cmd_status,
             "gc": cmd_gc, "fsck": cmd_fsck}
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (tests, `python -m`), same error contract as graphopt.cli.main."""
-    parser = argparse.ArgumentParser(prog="graphopt")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    handler = register(sub)
-    args = parser.parse_args(argv)
-    try:
-        return handler(args)
-    except GraphoptError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

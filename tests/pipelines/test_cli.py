@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from graphopt.cli_pipeline import main
+from graphopt.cli import main
 from tests.pipelines.conftest import TOY
 from tests.pipelines.toy import write_data
 
@@ -78,6 +78,6 @@ def test_fsck_names_a_corrupt_object_and_exits_2(tmp_path, capsys):
 @pytest.mark.parametrize("sub", ["", "init", "add-component", "commit", "branch", "checkout", "log", "diff",
                                  "merge", "status", "gc", "fsck"])
 def test_help_everywhere(sub):
-    args = [sys.executable, "-m", "graphopt.cli_pipeline", "pipeline", *([sub] if sub else []), "--help"]
+    args = [sys.executable, "-m", "graphopt.cli", "pipeline", *([sub] if sub else []), "--help"]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0 and "usage:" in proc.stdout
