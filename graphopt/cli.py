@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from graphopt import cli_train
 from graphopt.errors import GraphoptError, InputError
 
 STAGES = ("prepare", "import", "lower", "reorder", "extract", "plan", "stock", "build", "write")
@@ -47,7 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--time-limit", type=float, default=10.0, metavar="SECONDS", help="planner time limit")
     comp.add_argument("--no-reorder", dest="reorder", action="store_false",
                       help="keep TVM's kernel order (by default a lower-peak order is used when one exists)")
+    comp.add_argument("--no-schedules", dest="schedules", action="store_false",
+                      help="TVM's stock CPU kernels instead of graphopt's default schedules (llvm only)")
     comp.add_argument("--quiet", action="store_true", help="no progress bar")
+    cli_train.add_compile_train_args(comp)
     run = sub.add_parser("run", help="run an artifact on its target")
     run.add_argument("artifact", type=Path)
     run.add_argument("--input", type=_input_arg, action="append", default=[], metavar="NAME=FILE.npy")
@@ -63,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
 
     cli_plan.register(sub)
     COMMANDS["plan"] = cli_plan.run
+    cli_train.register(sub)
+    COMMANDS["train"] = cli_train.cmd_train
     COMMANDS["pipeline"] = register_pipeline(sub)
     return parser
 
@@ -70,11 +76,13 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_compile(args) -> int:
     from tqdm import tqdm
 
+    if args.train:
+        return cli_train.cmd_compile_train(args)
     from graphopt.compiler import CompileOptions, compile_model
     from graphopt.report import summary_lines
 
     options = CompileOptions(target=args.target, planner=args.planner, time_limit=args.time_limit,
-                             input_shapes=dict(args.input_shape), reorder=args.reorder)
+                             input_shapes=dict(args.input_shape), reorder=args.reorder, schedules=args.schedules)
     with tqdm(total=len(STAGES), desc="compile", unit="stage", disable=True if args.quiet else None, leave=False) as bar:
         def progress(stage: str) -> None:
             bar.set_postfix_str(stage)
@@ -129,7 +137,7 @@ def cmd_inspect(args) -> int:
     manifest = load_manifest(args.artifact)
     plan = load_plan(args.artifact)
     if args.json:
-        print(json.dumps(inspect_json(manifest, plan)))
+        print(json.dumps({**inspect_json(manifest, plan), **cli_train.swap_stats(plan)}))
     else:
         for line in summary_lines(plan):
             print(line)

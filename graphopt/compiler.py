@@ -37,11 +37,12 @@ class CompileOptions:
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     time_limit: float = DEFAULT_TIME_LIMIT
     reorder: bool = True
+    schedules: bool = True
 
     def as_manifest(self) -> dict:
         shapes = {k: list(v) for k, v in sorted(self.input_shapes.items())}
         return {"planner": self.planner, "input_shapes": shapes, "time_limit": self.time_limit,
-                "reorder": self.reorder}
+                "reorder": self.reorder, "schedules": self.schedules}
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
     prepared = timed("prepare", _prepare, model_path, options.input_shapes)
     imported = timed("import", pipeline.import_model, prepared.model)
     target = pipeline.make_target(options.target)
-    stock_lowered = timed("lower", pipeline.lower_to_explicit_memory, imported.mod, target)
+    stock_lowered = timed("lower", pipeline.lower_to_explicit_memory, imported.mod, target, options.schedules)
     lowered, reorder_record = stock_lowered, {"method": "off"}
     if options.reorder:
         lowered, reorder_record = timed("reorder", pipeline.reorder_program, stock_lowered)

@@ -69,6 +69,8 @@ class Session:
         self.manifest = load_manifest(self.path)
         _check_tvm_version(self.manifest, self.path)
         self.plan = load_plan(self.path)
+        if self.plan.get("swaps"):  # the program calls graphopt.swap_* (R.call_packed): register them
+            import graphopt.runtime.swap  # noqa: F401
         self.device = _device(self.manifest["target"])
         try:
             library = tvm.runtime.load_module(str(self.path / LIBRARY))

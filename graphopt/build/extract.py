@@ -39,6 +39,12 @@ class Extraction:
     output_bytes: int
     num_outputs: int
     step_names: list[str] = field(default_factory=list)
+    # For swap planning (training): every step that touches a buffer (its writer
+    # included), the kernel call of each step, and the buffers whose every later
+    # reference goes through plain var bindings (so a swapped-in copy can stand in).
+    uses: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    step_calls: list = field(default_factory=list)
+    swappable: frozenset = frozenset()
 
 
 def _dtype_bytes(dtype) -> int:
@@ -87,7 +93,8 @@ class _AliasTracker:
             return self.of_expr(expr.tuple_value)
         if isinstance(expr, relax.Call):
             return frozenset().union(*(self.of_expr(a) for a in expr.args))
-        return frozenset()
+        # Anything else (If, nested SeqExpr, ...) may use any var inside it.
+        return frozenset().union(*(self.roots.get(v, frozenset()) for v in relax.analysis.free_vars(expr)))
 
     def bind(self, var: relax.Var, value) -> None:
         if isinstance(value, relax.Tuple):
@@ -100,7 +107,10 @@ def extract(func: relax.Function, alignment: int = DEFAULT_ALIGNMENT) -> Extract
     tracker = _AliasTracker()
     allocs: list[tuple[relax.Var, int, int]] = []  # var, start step, bytes
     last_use: dict[relax.Var, int] = {}
-    step, step_names = 0, []
+    uses: dict[relax.Var, set[int]] = {}
+    derived: set[relax.Var] = set()  # vars that alias a buffer other than by plain binding
+    unswappable: set[relax.Var] = set()
+    step, step_names, step_calls = 0, [], []
     for block in func.body.blocks:
         for binding in block.bindings:
             value = binding.value
@@ -110,12 +120,24 @@ def extract(func: relax.Function, alignment: int = DEFAULT_ALIGNMENT) -> Extract
                 continue
             for root in tracker.of_expr(value):
                 last_use[root] = step
+                uses.setdefault(root, set()).add(step)
+            for ref in relax.analysis.free_vars(value):
+                if ref in derived:
+                    unswappable.update(tracker.roots.get(ref, ()))
             if _is_kernel_call(value) and not _is_view_op(value):
                 step_names.append(_call_name(value))
+                step_calls.append(value)
                 step += 1
             tracker.bind(binding.var, value)
+            if not isinstance(value, relax.Var) and tracker.roots[binding.var]:
+                derived.add(binding.var)
     outputs = tracker.of_expr(func.body.body)
-    return _assemble(allocs, last_use, outputs, step, step_names, alignment)
+    extraction = _assemble(allocs, last_use, outputs, step, step_names, alignment)
+    by_var = {var: bid for bid, var in extraction.buffer_vars.items()}
+    extraction.uses = {by_var[v]: tuple(sorted(s)) for v, s in uses.items() if v in by_var}
+    extraction.step_calls = step_calls
+    extraction.swappable = frozenset(bid for v, bid in by_var.items() if v not in unswappable)
+    return extraction
 
 
 def _is_view_op(call: relax.Call) -> bool:

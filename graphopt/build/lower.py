@@ -18,10 +18,24 @@ TARGETS = ("llvm", "cuda")
 DEFAULT_CUDA_ARCH = "sm_90"
 
 
+def host_cpu() -> str | None:
+    """LLVM's name for this machine's CPU (e.g. znver3), or None when LLVM does not
+    know it: with it, codegen uses the host's vector width (AVX2/AVX-512)."""
+    from tvm.target import codegen
+
+    cpu = codegen.llvm_get_system_cpu()
+    try:
+        return cpu if cpu and codegen.llvm_is_valid_cpu(cpu, codegen.llvm_get_system_triple()) else None
+    except Exception:  # noqa: BLE001  (an LLVM without the host triple)
+        return None
+
+
 def make_target(kind: str, cuda_arch: str = DEFAULT_CUDA_ARCH) -> tvm.target.Target:
-    """TVM 0.27 targets are dicts; CUDA needs an LLVM host for the VM's glue code."""
+    """TVM 0.27 targets are dicts; CUDA needs an LLVM host for the VM's glue code.
+    An llvm target is tuned to the host CPU (artifacts then need a similar CPU)."""
     if kind == "llvm":
-        return tvm.target.Target({"kind": "llvm"})
+        cpu = host_cpu()
+        return tvm.target.Target({"kind": "llvm", "mcpu": cpu} if cpu else {"kind": "llvm"})
     if kind == "cuda":
         return tvm.target.Target({"kind": "cuda", "arch": cuda_arch}, host={"kind": "llvm"})
     raise ValueError(f"unknown target {kind!r}; choose one of {', '.join(TARGETS)}")
@@ -35,18 +49,32 @@ def _backend(target: tvm.target.Target):
     return backend
 
 
-def lower_to_explicit_memory(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
+def lower_to_explicit_memory(mod: tvm.IRModule, target: tvm.target.Target,
+                             schedules: bool = True) -> tvm.IRModule:
     """Legalize, fuse, schedule and rewrite call_tir until every intermediate is an
-    explicit allocation; the result is what both graphopt and the stock planner see."""
+    explicit allocation; the result is what both graphopt and the stock planner see.
+
+    `schedules` applies graphopt's default CPU schedules (graphopt.build.schedules)
+    on llvm targets; they change only kernel bodies, never the Relax program, so
+    the memory plan is the same either way. False gives TVM's stock kernels."""
     backend = _backend(target)
     passes = (
         [relax.transform.DecomposeOpsForInference()]
         + backend.library_dispatch_passes(target)
         + backend.legalize_passes(target)
+        + _cpu_schedule_passes(target, schedules)
         + backend.dataflow_lower_passes(target)
     )
     with target:
         return tvm.transform.Sequential(passes)(mod)
+
+
+def _cpu_schedule_passes(target: tvm.target.Target, schedules: bool) -> list:
+    if not schedules or target.kind.name != "llvm":
+        return []
+    from graphopt.build.schedules import apply_cpu_schedules
+
+    return [apply_cpu_schedules()]
 
 
 def finalize_passes(target: tvm.target.Target, stock: bool) -> list:

@@ -37,6 +37,8 @@ def target_record(target: tvm.target.Target) -> dict:
     record = {"kind": target.kind.name}
     if target.kind.name == "cuda":
         record["arch"] = str(target.attrs.get("arch", ""))
+    elif target.attrs.get("mcpu"):
+        record["mcpu"] = str(target.attrs["mcpu"])  # code may use this CPU's vector extensions
     return record
 
 

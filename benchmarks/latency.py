@@ -1,0 +1,169 @@
+"""Latency on real models: TVM stock kernels, graphopt's default schedules, ONNX Runtime.
+
+Per model, in one process and on the same inputs and thread count: TVM as it comes
+(no schedules, its own memory plan), the graphopt artifact `graphopt compile`
+writes (default CPU schedules, planned arena, run through graphopt's runtime), and
+ONNX Runtime's CPU provider. After a warm-up the three run in rotated order each
+round (A B C, B C A, ...); medians over rounds; ratios are to ONNX Runtime.
+
+    python -m benchmarks.latency [--models a,b,...] [--threads N] [--json FILE] [--skip-stock]
+
+Prints a markdown table; writes JSON (default benchmarks/results/latency-DATE.json)
+with the date, machine and command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from benchmarks.model_zoo import ZOO, materialize
+
+DEFAULT_MODELS = ("light_squeezenet", "light_shufflenet", "light_resnet50", "light_densenet121",
+                  "light_inception_v1", "ocr_det", "ocr_cls", "ocr_rec")
+COLUMNS = ("model", "stock_ms", "ours_ms", "ort_ms", "stock/ort", "ours/ort", "ours_compile_s", "max_rel_err")
+
+
+def _ort_runner(path: Path, feeds: dict, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run() -> float:
+        start = time.perf_counter()
+        session.run(None, feeds)
+        return time.perf_counter() - start
+
+    return run, session
+
+
+def _stock_runner(model_path: Path, shapes: dict, feeds: dict, session):
+    """TVM with its stock kernels and stock memory plan, fed like graphopt's session."""
+    import tvm
+    from graphopt.runtime.signature import check_inputs
+    from tvm.runtime.vm import VirtualMachine
+
+    from graphopt.build import pipeline
+    from graphopt.frontend import prepare
+
+    imported = pipeline.import_model(prepare(model_path, shapes).model)
+    target = pipeline.make_target("llvm")
+    lowered = pipeline.lower_to_explicit_memory(imported.mod, target, schedules=False)
+    vm = VirtualMachine(pipeline.build_stock(lowered, target), tvm.runtime.cpu(0))
+    args = [tvm.runtime.tensor(a) for a in check_inputs(session.inputs, feeds)]
+    args += [tvm.runtime.tensor(p) for p in imported.params]
+
+    def run() -> float:
+        start = time.perf_counter()
+        vm["main"](*args)
+        return time.perf_counter() - start
+
+    return run
+
+
+def _rotated_medians(runners: dict, rounds: int, per_round: int) -> dict[str, float]:
+    """Median seconds per runner over `rounds`, each round rotating the order."""
+    names = list(runners)
+    for name in names:  # warm-up (thread pools, caches, first-call allocations)
+        runners[name]()
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            samples[name].append(statistics.median(runners[name]() for _ in range(per_round)))
+    return {n: statistics.median(v) for n, v in samples.items()}
+
+
+def bench_model(name: str, work: Path, threads: int, rounds: int, skip_stock: bool) -> dict:
+    import numpy as np
+    from graphopt.runtime import load
+
+    from graphopt.compiler import CompileOptions, compile_model
+
+    model_path, shapes, feeds = materialize(name, work)
+    start = time.perf_counter()
+    compile_model(model_path, work / f"{name}.art", CompileOptions(input_shapes=shapes, time_limit=10.0))
+    compile_s = time.perf_counter() - start
+    ours = load(work / f"{name}.art")
+    ort_run, ort_session = _ort_runner(model_path, feeds, threads)
+    expected = dict(zip([o.name for o in ort_session.get_outputs()], ort_session.run(None, feeds)))
+    actual = ours.run(feeds)
+    err = max(float(np.abs(actual[k] - v).max() / max(np.abs(v).max(), 1e-12)) for k, v in expected.items())
+    runners = {"ours": lambda: ours.run_timed(feeds).seconds, "ort": ort_run}
+    if not skip_stock:
+        runners["stock"] = _stock_runner(model_path, shapes, feeds, ours)
+    slowest = max(f() for f in runners.values())
+    per_round = 1 if slowest > 0.2 else 5
+    medians = _rotated_medians(runners, rounds, per_round)
+    stock = medians.get("stock", float("nan"))
+    return {"model": name, "stock_ms": stock * 1e3, "ours_ms": medians["ours"] * 1e3,
+            "ort_ms": medians["ort"] * 1e3, "stock/ort": stock / medians["ort"],
+            "ours/ort": medians["ours"] / medians["ort"], "ours_compile_s": compile_s,
+            "max_rel_err": err, "rounds": f"{rounds}x{per_round}"}
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.2e}" if abs(value) < 1e-2 and value else f"{value:.2f}"
+    return str(value)
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |" for r in rows]
+    ratios = sorted(r["ours/ort"] for r in rows)
+    lines.append(f"\nours/ort: median {statistics.median(ratios):.2f}, worst {ratios[-1]:.2f}")
+    return "\n".join(lines)
+
+
+def _meta(argv: list[str], threads: int) -> dict:
+    import platform
+
+    import tvm
+
+    from benchmarks.memory import _cpu_name
+    from graphopt.build.lower import host_cpu
+
+    return {"date": date.today().isoformat(), "machine": platform.node(), "cpu": _cpu_name(),
+            "llvm_mcpu": host_cpu(), "cores": os.cpu_count(), "threads": threads,
+            "load_average_at_start": os.getloadavg(), "tvm": tvm.__version__,
+            "command": "python -m benchmarks.latency " + " ".join(argv)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help=f"comma list from: {', '.join(ZOO)}")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--skip-stock", action="store_true", help="no TVM-stock column (it is 10-80x slower)")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    # TVM reads its pool size once, at first use: set it before anything runs
+    os.environ["TVM_NUM_THREADS"] = str(args.threads)
+    meta = _meta(argv, args.threads)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models.split(","):
+            print(f"[{name}] compiling and timing...", file=sys.stderr, flush=True)
+            rows.append(bench_model(name, Path(tmp), args.threads, args.rounds, args.skip_stock))
+            print(markdown(rows[-1:]).splitlines()[2], file=sys.stderr, flush=True)
+    print(markdown(rows))
+    out = args.json or Path(__file__).parent / "results" / f"latency-{meta['date']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""Matmul, dense, batched matmul and 2-D convolution on CPU, as one GEMM rule.
+
+Design. A kernel matches when its one reduction block has the form
+C[S, I, J] += A[S, I, K] * B[S, J, K] up to a re-indexing of its iterators: a
+matmul directly, a convolution through im2col (the data's reindex buffer *is* the
+im2col matrix, built by `sch.reindex` from the block's own access pattern; the
+rule never looks at names). Iterators that index A and C but not B are I, those
+of B and C but not A are J, the reduced ones K, and those of all three S.
+
+  1. reindex A, B, C into [S, I, K], [S, J, K] / [S, K, J] and [S, I, J] and pad
+     I, J to whole register tiles (pad_einsum) when they do not divide;
+  2. one axis becomes the vector axis V (the one the output is contiguous in when
+     its extent is a multiple of the vector width, else the other), the other
+     the broadcast axis U; the V operand is packed [K, V] so a vector load reads it;
+  3. register tile: U x (NV * lanes) accumulators in a local buffer, about as many
+     vectors as the register file holds minus the operands (more spills), with
+     K innermost but one; annotations go on before decompose_reduction;
+  4. the fused epilogue (bias, ReLU, residual add) is inlined into the tile's
+     write-back; packing and padding stages are parallel and vectorized.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tvm import s_tir, tirx
+from tvm import sym as tvm_arith
+from tvm.s_tir.dlight.analysis import normalize_prim_func
+from tvm.s_tir.dlight.base import ScheduleRule
+from tvm.s_tir.dlight.gpu.matmul import IterKind, IterTrait, make_iter_fusion_index_map
+from tvm.target import Target
+
+from graphopt.build.schedules import common
+
+S_, I_, J_, K_ = IterKind.kIter_S, IterKind.kIter_I, IterKind.kIter_J, IterKind.kIter_K
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Register tile: `rows` broadcast rows times `vectors` vectors of `lanes`."""
+
+    rows: int
+    vectors: int
+    lanes: int
+
+    @property
+    def width(self) -> int:
+        return self.vectors * self.lanes
+
+
+def _axes(region) -> set | None:
+    axes: set = set()
+    for r in region:
+        if not (isinstance(r.extent, tirx.IntImm) and r.extent.value == 1):
+            return None
+        axes |= set(tirx.analysis.undefined_vars(r.min))
+    return axes
+
+
+def iter_traits(block: s_tir.SBlock) -> tuple[list[IterTrait], ...] | None:
+    """(A, B, C, block) iterator traits of C[S,I,J] += A[S,I,K] * B[S,J,K], or None.
+
+    Unlike dlight's GPU version, a missing I or J is allowed (GEMV-shaped dense
+    layers: batch 1 times a weight matrix) and becomes a unit dimension."""
+    if len(block.reads) != 2 or len(block.writes) != 1 or block.init is None:
+        return None
+    a, b, c = (_axes(block.reads[0].region), _axes(block.reads[1].region), _axes(block.writes[0].region))
+    if a is None or b is None or c is None:
+        return None
+    traits = {}
+    for iv in block.iter_vars:
+        v, unit = iv.var, isinstance(iv.dom.extent, tirx.IntImm) and iv.dom.extent.value == 1
+        if unit:
+            kind = IterKind.kIter_T
+        elif iv.iter_type == tirx.IterVar.DataPar:
+            kind = {(1, 1, 1): S_, (1, 0, 1): I_, (0, 1, 1): J_}.get((v in a, v in b, v in c))
+        elif iv.iter_type == tirx.IterVar.CommReduce and v in a and v in b and v not in c:
+            kind = K_
+        else:
+            kind = None
+        if kind is None:
+            return None
+        traits[v] = IterTrait(kind, iv.dom.extent)
+    kinds = {t.kind for t in traits.values()}
+    if K_ not in kinds or not ({I_, J_} & kinds):
+        return None
+    if S_ in kinds and not {I_, J_} <= kinds:
+        return None  # depthwise windows: a 1-row tile over im2col measured 10-30x slower
+    pick = lambda axes: [traits[iv.var] for iv in block.iter_vars if iv.var in axes]
+    return pick(a), pick(b), pick(c), [traits[iv.var] for iv in block.iter_vars]
+
+
+def _extent_of(traits: list[IterTrait], kind: IterKind) -> int:
+    size = 1
+    for t in traits:
+        if t.kind == kind:
+            size *= int(t.extent)
+    return size
+
+
+def _output_contiguous_kind(c_traits: list[IterTrait]) -> IterKind | None:
+    """The kind of the output's innermost non-unit axis: where vector stores go."""
+    for t in reversed(c_traits):
+        if t.kind != IterKind.kIter_T:
+            return t.kind
+    return None
+
+
+def choose_tile(target: Target, u_extent: int, v_extent: int) -> Tile:
+    """Register tile for a U x V output: rows * vectors accumulators fill the vector
+    registers but leave room for the operands (16 -> 12, 32 -> 24)."""
+    lanes = common.vector_lanes(target)
+    budget = common.vector_registers(target) * 3 // 4
+    vectors = 1
+    for candidate in ((4, 2) if budget >= 24 else (2,)):
+        if v_extent % (candidate * lanes) == 0:
+            vectors = candidate
+            break
+    rows = max(1, min(budget // vectors, u_extent))
+    return Tile(rows, vectors, lanes)
+
+
+def _pad(size: int, multiple: int) -> int:
+    return -(-size // multiple) * multiple
+
+
+# im2col of a KxK window copies the data about K*K times; a grouped convolution
+# seen as a GEMM would copy it once per output channel: those go to other rules.
+MAX_PACKING_BLOWUP = 27
+
+
+def _packing_blowup(block: s_tir.SBlock) -> float:
+    """Largest (packed operand elements) / (source buffer elements) over A and B."""
+    traits = iter_traits(block)
+    worst = 1.0
+    for region, operand in zip(block.reads[:2], traits[:2]):
+        packed = 1
+        for t in operand:
+            packed *= int(t.extent)
+        source = 1
+        for dim in region.source.shape:
+            source *= int(dim)
+        worst = max(worst, packed / max(source, 1))
+    return worst
+
+
+class GEMM(ScheduleRule):
+    """Matmul-like kernels (dense, batched matmul, conv2d via im2col) on CPU."""
+
+    def apply(self, func: tirx.PrimFunc, target: Target, _tunable: bool) -> s_tir.Schedule | None:
+        if not isinstance(func, tirx.PrimFunc) or target.kind.name != "llvm":
+            return None
+        sch = s_tir.Schedule(func)
+        infos = normalize_prim_func(sch)
+        if infos is None:
+            return None
+        reductions = [b for b in infos if not b.is_injective()]
+        if len(reductions) != 1 or iter_traits(sch.get(reductions[0].block_rv)) is None:
+            return None
+        if any(b.dom_kind().count("R") and b is not reductions[0] for b in infos):
+            return None
+        if _packing_blowup(sch.get(reductions[0].block_rv)) > MAX_PACKING_BLOWUP:
+            return None
+        try:
+            _schedule(sch, reductions[0].block_rv, target)
+        except Exception:  # noqa: BLE001  (a shape the primitives refuse: leave it to the next rule)
+            return None
+        return sch
+
+
+def _producer_of(sch: s_tir.Schedule, block, buffer) -> object | None:
+    for producer in sch.get_producers(block):
+        if any(w.source.same_as(buffer) for w in sch.get(producer).writes):
+            return producer
+    return None
+
+
+def _inline_producers(sch: s_tir.Schedule, block) -> None:
+    """Inlines the whole producer tree of `block` into it (padding, copies)."""
+    for producer in sch.get_producers(block):
+        _inline_producers(sch, producer)
+        try:
+            sch.compute_inline(producer)
+        except Exception:  # noqa: BLE001, S110  (not inlinable: it stays a stage)
+            pass
+
+
+def _is_identity_copy(sch: s_tir.Schedule, block) -> bool:
+    """True when a packing stage copies a buffer onto the same flat layout (a plain
+    matmul's weight already [K, N], a 1x1 convolution's data already [C, H*W]):
+    then packing only costs a copy and reading the source directly is as good."""
+    stmt = sch.get(block)
+    if len(stmt.reads) != 1 or len(stmt.writes) != 1:
+        return False
+
+    def flat(region, buffer):
+        offset = 0
+        for r, dim in zip(region.region, buffer.shape):
+            offset = offset * dim + r.min
+        return offset
+
+    read, write = stmt.reads[0], stmt.writes[0]
+    analyzer = tvm_arith.Analyzer()
+    difference = analyzer.simplify(flat(read, read.source) - flat(write, write.source))
+    return isinstance(difference, tirx.IntImm) and difference.value == 0
+
+
+def _vector_axis_is_i(blk_traits, c_traits, lanes: int) -> bool:
+    """V = the axis the output is contiguous in if it holds whole vectors, else the
+    other one if that does, else the contiguous one (padded)."""
+    i_size, j_size = _extent_of(blk_traits, I_), _extent_of(blk_traits, J_)
+    prefer_i = _output_contiguous_kind(c_traits) == I_
+    first, second = (i_size, j_size) if prefer_i else (j_size, i_size)
+    if first % lanes == 0 or second % lanes != 0 and first >= lanes:
+        return prefer_i
+    return not prefer_i
+
+
+def _rows_for(u_extent: int, rows: int) -> int:
+    """Rows of the register tile: the largest divisor of U not below rows/2, so the
+    broadcast operand needs no padding; else `rows` (U gets padded)."""
+    for r in range(rows, max(rows // 2, 1) - 1, -1):
+        if u_extent % r == 0:
+            return r
+    return rows
+
+
+def _normalize(sch: s_tir.Schedule, main, vec_i: bool, tile_rows: int, tile_width: int) -> tuple:
+    """Steps 1-2: reindex into [S, I, J, K] with the V operand packed [S, K, V];
+    pads U and V to whole tiles. Returns (u_operand_stage, v_operand_stage)."""
+    reindex_a = sch.reindex(main, ("read", 0))
+    reindex_b = sch.reindex(main, ("read", 1))
+    reindex_c = sch.reindex(main, ("write", 0))
+    a_tr, b_tr, c_tr, blk_tr = iter_traits(sch.get(main))
+    a_order = [S_, K_, I_] if vec_i else [S_, I_, K_]
+    b_order = [S_, J_, K_] if vec_i else [S_, K_, J_]
+    for stage, traits, order in ((reindex_a, a_tr, a_order), (reindex_b, b_tr, b_order)):
+        layout = make_iter_fusion_index_map(traits, order)
+        sch.transform_layout(stage, ("write", 0), layout)
+        sch.transform_block_layout(stage, layout)  # packing loops follow the packed layout
+    sch.transform_layout(reindex_c, ("read", 0), make_iter_fusion_index_map(c_tr, [S_, I_, J_]))
+    sch.transform_block_layout(main, make_iter_fusion_index_map(blk_tr, [S_, I_, J_, K_]))
+    _, i, j, _ = sch.get_loops(main)
+    u_size, v_size = (common.extent(sch, j), common.extent(sch, i)) if vec_i else (
+        common.extent(sch, i), common.extent(sch, j))
+    pad_u, pad_v = _pad(u_size, tile_rows), _pad(v_size, tile_width)
+    if (pad_u, pad_v) != (u_size, v_size):
+        sch.pad_einsum(main, [1, pad_v if vec_i else pad_u, pad_u if vec_i else pad_v, 1])
+    reads = sch.get(main).reads
+    stage_a, stage_b = (_producer_of(sch, main, r.source) for r in reads[:2])
+    return (stage_b, stage_a) if vec_i else (stage_a, stage_b)
+
+
+def _schedule_packing(sch: s_tir.Schedule, stage, lanes: int) -> None:
+    """A materialized packing stage (im2col, transposed weights): parallel over its
+    outer loops, vectorized over the innermost when the extent allows."""
+    loops = sch.get_loops(stage)
+    inner = common.extent(sch, loops[-1]) or 1
+    common.parallel_outer(sch, loops[:-1], inner)
+    common.vectorize_inner(sch, loops[-1], lanes)
+
+
+def _schedule(sch: s_tir.Schedule, main, target: Target) -> None:
+    lanes = common.vector_lanes(target)
+    _, _, c_tr, blk_tr = iter_traits(sch.get(main))
+    vec_i = _vector_axis_is_i(blk_tr, c_tr, lanes)
+    u_size = _extent_of(blk_tr, J_ if vec_i else I_)
+    v_size = _extent_of(blk_tr, I_ if vec_i else J_)
+    tile = choose_tile(target, u_size, v_size)
+    rows = _rows_for(u_size, tile.rows)
+    u_stage, v_stage = _normalize(sch, main, vec_i, rows, tile.width)
+    # operands: the broadcast one is read in place; the vector one stays packed
+    for stage in (u_stage, v_stage):
+        if stage is not None:
+            _inline_producers(sch, stage)
+    if u_stage is not None and _is_identity_copy(sch, u_stage):
+        sch.compute_inline(u_stage)
+        u_stage = None
+    if v_stage is not None and _is_identity_copy(sch, v_stage):
+        sch.compute_inline(v_stage)
+        v_stage = None
+    # step 3: the register tile
+    s, i, j, k = sch.get_loops(main)
+    u, v = (j, i) if vec_i else (i, j)
+    uo, ui = sch.split(u, factors=[None, rows])
+    vo, vi = sch.split(v, factors=[None, tile.width])
+    vio, vii = sch.split(vi, factors=[None, tile.lanes])
+    sch.reorder(s, vo, uo, k, ui, vio, vii)
+    outer = sch.fuse(s, vo, uo)
+    sch.parallel(outer)
+    writeback = sch.cache_write(main, 0, "local")
+    sch.reverse_compute_at(writeback, outer, preserve_unit_loops=True)
+    _inline_epilogue(sch, writeback)
+    sch.unroll(ui)
+    sch.unroll(vio)
+    sch.vectorize(vii)
+    init = sch.decompose_reduction(main, k)
+    del init  # it inherits the update's unroll/vector loops
+    _vectorize_tile(sch, writeback, tile.lanes, vec_i)
+    for stage in (u_stage, v_stage):
+        if stage is not None:
+            _schedule_packing(sch, stage, lanes)
+
+
+def _inline_epilogue(sch: s_tir.Schedule, writeback) -> None:
+    """Step 4: bias/activation/residual blocks become part of the write-back.
+
+    Only chains where every value has one reader fold in. Epilogues reading a value
+    twice (swish x * sigmoid(x), hardswish) decline the rule: folded in, they built
+    modules that failed FlattenBuffer (PP-OCR det/rec); TODO: schedule them."""
+    while True:
+        consumers = sch.get_consumers(writeback)
+        if not consumers:
+            return
+        if len(consumers) > 1:
+            raise ValueError("epilogue reads the tile more than once")
+        sch.reverse_compute_inline(consumers[0])  # raises when it cannot: rule declines
+
+
+def _vectorize_tile(sch: s_tir.Schedule, block, lanes: int, vec_i: bool) -> None:
+    """The tile's init or write-back loops (I then J) under the parallel loop: the
+    V axis goes innermost and is vectorized."""
+    loops = sch.get_loops(block)
+    if len(loops) < 3:
+        return
+    i, j = loops[-2], loops[-1]
+    if vec_i:
+        sch.reorder(j, i)
+        i, j = j, i
+    common.vectorize_inner(sch, j, lanes)
