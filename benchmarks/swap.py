@@ -1,0 +1,135 @@
+"""Swap benchmark: training steps of real architectures under shrinking memory budgets.
+
+For each model (SqueezeNet from the onnx package's light models, a transformer
+encoder, an MLP) the training step is lowered and extracted once; the cost
+model gives step times (analytic roofline, H100 fp32 effective figures) and
+the PCIe 5 x16 link. Budgets sweep from 100% of the no-swap peak (max live
+bytes) down in 5% steps, plus 66% and 55%, until no strategy fits. Every
+strategy's schedule goes through the swap validator; the overhead is its
+simulated stall over the no-swap step time. Output: a markdown table, JSON,
+and a plot of memory vs overhead.
+
+    python -m benchmarks.swap [--json FILE] [--plot FILE] [--time-limit S] [--models a,b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from graphopt.passes.swap_registry import SWAP_PLANNERS, get_swap_planner
+from graphopt.passes.swap_singa import InfeasibleBudget
+
+from graphopt.plan.swap import SwapProblem, base_live_bytes, validate_swaps
+
+RESULTS = Path(__file__).parent / "results"
+FRACTIONS = sorted({round(1.0 - 0.05 * k, 2) for k in range(0, 12)} | {0.66, 0.55}, reverse=True)
+
+
+def models() -> dict:
+    from graphopt.train import models as m
+
+    return {
+        "squeezenet": lambda: (m.light_cnn("squeezenet", size=64, batch=8), {}),
+        "transformer": lambda: (m.transformer(batch=8, seq=128, dim=256, heads=4, layers=4, classes=10), {}),
+        "mlp": lambda: (m.mlp(batch=256, features=1024, hidden=(2048, 2048, 2048), classes=10), {}),
+    }
+
+
+def problem_of(name: str) -> SwapProblem:
+    from graphopt.analysis.cost import LinkModel
+    from graphopt.train import TrainOptions, lower_train_model
+    from graphopt.train.swapping import swap_problem
+
+    model, shapes = models()[name]()
+    low = lower_train_model(model, TrainOptions(input_shapes=shapes))
+    sp, _costs = swap_problem(low, 0, LinkModel())
+    return sp
+
+
+def sweep(sp: SwapProblem, time_limit: float) -> list[dict]:
+    peak = int(base_live_bytes(sp.problem, sp.num_steps).max())
+    rows = []
+    for fraction in FRACTIONS:
+        row = {"fraction": fraction, "budget": int(peak * fraction)}
+        for name in SWAP_PLANNERS:
+            began = time.perf_counter()
+            try:
+                schedule = get_swap_planner(name).plan(replace(sp, budget=row["budget"]), time_limit)
+            except InfeasibleBudget:
+                row[name] = None
+                continue
+            report = validate_swaps(replace(sp, budget=row["budget"]), schedule)
+            assert report.valid, (name, report.errors)
+            row[name] = {"overhead": report.stall / sum(sp.step_seconds), "swaps": len(schedule.swaps),
+                         "seconds": round(time.perf_counter() - began, 3)}
+        rows.append(row)
+        if all(row[n] is None for n in SWAP_PLANNERS) and fraction <= 0.55:
+            break
+    return rows
+
+
+def table(name: str, sp: SwapProblem, rows: list[dict]) -> str:
+    peak = int(base_live_bytes(sp.problem, sp.num_steps).max())
+    head = (f"### {name}: {len(sp.problem.buffers)} tensors, {sp.num_steps} steps, peak {peak / 2**20:.2f} MiB, "
+            f"step {sum(sp.step_seconds) * 1e3:.3f} ms (predicted)\n\n")
+    cols = ["budget"] + list(SWAP_PLANNERS)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows:
+        cells = [f"{row['fraction']:.0%}"]
+        for n in SWAP_PLANNERS:
+            cells.append("infeasible" if row[n] is None else f"{row[n]['overhead']:.3%}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return head + "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
+    for ax, (name, rows) in zip(axes[0], results.items()):
+        for planner in SWAP_PLANNERS:
+            pts = [(r["fraction"], 100 * r[planner]["overhead"]) for r in rows if r[planner] is not None]
+            if pts:
+                ax.plot(*zip(*pts), marker="o" if planner == "ours" else ".", label=planner,
+                        linewidth=2.5 if planner == "ours" else 1)
+        ax.set_title(name)
+        ax.set_xlabel("memory budget (fraction of no-swap peak)")
+        ax.set_ylabel("predicted overhead (%)")
+        ax.invert_xaxis()
+        ax.set_yscale("symlog", linthresh=0.1)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--plot", type=Path, default=RESULTS / "swap.png")
+    parser.add_argument("--markdown", type=Path, default=RESULTS / "swap.md")
+    parser.add_argument("--time-limit", type=float, default=5.0)
+    parser.add_argument("--models", default=",".join(models()))
+    args = parser.parse_args(argv)
+    results, text = {}, []
+    for name in args.models.split(","):
+        sp = problem_of(name)
+        results[name] = sweep(sp, args.time_limit)
+        text.append(table(name, sp, results[name]))
+        print(text[-1], flush=True)
+    args.markdown.parent.mkdir(parents=True, exist_ok=True)
+    args.markdown.write_text("\n".join(text))
+    plot(results, args.plot)
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,260 @@
+"""Swap planning data model, its timing simulator and its validator (no TVM).
+
+Model (steps are the kernels of the execution order, 0..n-1):
+* A buffer is used (written or read) at the steps in `uses[id]`. Between two
+  consecutive uses `after` < `before` it is idle; a `Swap` moves it to host
+  during that gap: the copy-out is issued when step `after` ends, its device
+  range is free from step `free_at` on (the copy-out must have finished when
+  step `free_at` starts), the range is taken again at step `load_at`, where the
+  copy-in is issued (it may start only once the copy-out is done), and the
+  copy-in must finish before step `before` starts.
+  So the buffer is absent during steps [free_at, load_at), and
+  after < free_at < load_at < before.
+* Each direction has ONE copy engine executing its copies in issue order
+  (a CUDA stream per direction): copy-outs in order of `after`, copy-ins in
+  order of `load_at`.
+* A step waits for whatever it needs (a copy-in due, a copy-out whose range it
+  reuses); the waiting is the stall. `simulate` computes it exactly for this
+  model; every planner is judged by it, never by its own estimate.
+* Placement runs on the split lifetimes (`split_problem`): a swapped buffer is
+  one buffer per resident segment, and its later segments may land elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from graphopt.analysis.cost import LinkModel
+from graphopt.plan.problem import Buffer, MemoryProblem
+
+MIN_GAP = 3  # before - after: room for free_at < load_at strictly inside the gap
+
+
+@dataclass(frozen=True)
+class Swap:
+    buffer: int
+    after: int
+    free_at: int
+    load_at: int
+    before: int
+
+
+@dataclass(frozen=True)
+class Gap:
+    """An idle interval of one buffer between two consecutive uses."""
+
+    buffer: int
+    after: int
+    before: int
+    size: int
+
+
+@dataclass(frozen=True)
+class SwapProblem:
+    """A MemoryProblem plus uses, step times, the link and the budget (bytes of arena)."""
+
+    problem: MemoryProblem
+    uses: dict[int, tuple[int, ...]]
+    step_seconds: tuple[float, ...]
+    budget: int
+    link: LinkModel = LinkModel()
+    swappable: frozenset = frozenset()  # empty: every buffer
+
+    def __post_init__(self) -> None:
+        if len(self.step_seconds) < self.problem.num_steps:
+            raise ValueError(f"{len(self.step_seconds)} step times for {self.problem.num_steps} steps")
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.step_seconds)
+
+    def sizes(self) -> dict[int, int]:
+        return {b.id: b.size for b in self.problem.buffers}
+
+    def copy_seconds(self, buffer: int) -> float:
+        return self.link.copy_seconds(self.sizes()[buffer])
+
+    def gaps(self) -> list[Gap]:
+        """Every idle interval long enough to swap, of every swappable buffer."""
+        out = []
+        for b in self.problem.buffers:
+            if self.swappable and b.id not in self.swappable:
+                continue
+            steps = sorted(set(self.uses.get(b.id, ())) | {b.start})
+            out += [Gap(b.id, u, v, b.size) for u, v in zip(steps, steps[1:]) if v - u >= MIN_GAP]
+        return out
+
+    def nominal_starts(self) -> np.ndarray:
+        """Start time of every step without stalls; entry n is the step's end."""
+        return np.concatenate([[0.0], np.cumsum(self.step_seconds)])
+
+
+@dataclass(frozen=True)
+class SwapSchedule:
+    swaps: tuple[Swap, ...]
+    planner: str
+    seconds: float = 0.0
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Simulated execution: step starts, copy intervals per swap, totals."""
+
+    step_start: tuple[float, ...]
+    out_copy: dict[Swap, tuple[float, float]]
+    in_copy: dict[Swap, tuple[float, float]]
+    total: float
+    stall: float
+
+
+def absent_bytes(sp: SwapProblem, swaps) -> np.ndarray:
+    """Bytes absent from the device at each step because of `swaps`."""
+    sizes = sp.sizes()
+    out = np.zeros(sp.num_steps, dtype=np.int64)
+    for s in swaps:
+        out[s.free_at:s.load_at] += sizes[s.buffer]
+    return out
+
+
+def base_live_bytes(problem: MemoryProblem, num_steps: int) -> np.ndarray:
+    """Bytes live at each step with no swap: the lower-bound profile."""
+    delta = np.zeros(num_steps + 1, dtype=np.int64)
+    for b in problem.buffers:
+        delta[b.start] += b.size
+        delta[b.end] -= b.size
+    return np.cumsum(delta)[:num_steps]
+
+
+def live_bytes(sp: SwapProblem, swaps) -> np.ndarray:
+    return base_live_bytes(sp.problem, sp.num_steps) - absent_bytes(sp, swaps)
+
+
+def simulate(sp: SwapProblem, swaps) -> Timeline:
+    """Runs the step/copy model of the module docstring; FIFO per copy engine."""
+    c = sp.step_seconds
+    outs = sorted(swaps, key=lambda s: (s.after, s.buffer))
+    ins = sorted(swaps, key=lambda s: (s.load_at, s.before, s.buffer))
+    due_free: dict[int, list[Swap]] = {}
+    due_use: dict[int, list[Swap]] = {}
+    for s in swaps:
+        due_free.setdefault(s.free_at, []).append(s)
+        due_use.setdefault(s.before, []).append(s)
+    out_copy: dict[Swap, tuple[float, float]] = {}
+    in_copy: dict[Swap, tuple[float, float]] = {}
+    starts, ends = [], []
+    d2h = h2d = 0.0
+    oi = ii = 0
+    for k in range(sp.num_steps):
+        while oi < len(outs) and outs[oi].after < k:  # issued when step `after` ended
+            s = outs[oi]
+            begin = max(ends[s.after], d2h)
+            d2h = begin + sp.copy_seconds(s.buffer)
+            out_copy[s] = (begin, d2h)
+            oi += 1
+        ready = ends[-1] if ends else 0.0
+        ready = max([ready] + [out_copy[s][1] for s in due_free.get(k, ())]
+                    + [in_copy[s][1] for s in due_use.get(k, ()) if s in in_copy])
+        starts.append(ready)
+        while ii < len(ins) and ins[ii].load_at <= k:
+            s = ins[ii]
+            begin = max(ready, h2d, out_copy[s][1] if s in out_copy else ready)
+            h2d = begin + sp.copy_seconds(s.buffer)
+            in_copy[s] = (begin, h2d)
+            ii += 1
+        ends.append(ready + c[k])
+    total = ends[-1] if ends else 0.0
+    return Timeline(tuple(starts), out_copy, in_copy, total, total - float(np.sum(c)))
+
+
+def split_problem(sp: SwapProblem, swaps) -> tuple[MemoryProblem, dict[int, tuple[int, int]]]:
+    """The resident segments of every buffer as buffers; id -> (original id, segment index).
+
+    Segment 0 keeps the original id; later segments get fresh ids after the largest one.
+    """
+    by_buffer: dict[int, list[Swap]] = {}
+    for s in swaps:
+        by_buffer.setdefault(s.buffer, []).append(s)
+    next_id = max((b.id for b in sp.problem.buffers), default=-1) + 1
+    buffers, origin = [], {}
+    for b in sp.problem.buffers:
+        cuts = sorted(by_buffer.get(b.id, ()), key=lambda s: s.after)
+        bounds = [b.start] + [x for s in cuts for x in (s.free_at, s.load_at)] + [b.end]
+        for seg in range(len(bounds) // 2):
+            bid = b.id if seg == 0 else next_id
+            next_id += seg > 0
+            buffers.append(Buffer(bid, bounds[2 * seg], bounds[2 * seg + 1], b.size, b.alignment,
+                                  b.name if seg == 0 else f"{b.name}@{seg}"))
+            origin[bid] = (b.id, seg)
+    return MemoryProblem(tuple(buffers), sp.problem.num_steps, sp.problem.name), origin
+
+
+@dataclass(frozen=True)
+class SwapReport:
+    valid: bool
+    errors: tuple[str, ...]
+    peak_bytes: int
+    stall: float
+    total: float
+
+
+def _swap_errors(sp: SwapProblem, swaps) -> list[str]:
+    """Per-swap shape: a known swappable buffer, a real idle gap, ordered steps, no overlap."""
+    errors, sizes = [], sp.sizes()
+    starts = {b.id: b.start for b in sp.problem.buffers}
+    seen: dict[int, list[Swap]] = {}
+    for s in swaps:
+        if s.buffer not in sizes:
+            errors.append(f"swap of unknown buffer {s.buffer}")
+            continue
+        if sp.swappable and s.buffer not in sp.swappable:
+            errors.append(f"buffer {s.buffer} is not swappable (a view of it is used)")
+        if not s.after < s.free_at < s.load_at < s.before <= sp.num_steps - 1:
+            errors.append(f"swap {s}: needs after < free_at < load_at < before < {sp.num_steps}")
+        uses = set(sp.uses.get(s.buffer, ())) | {starts[s.buffer]}
+        if s.after not in uses or s.before not in uses:
+            errors.append(f"swap {s}: after and before must be uses of buffer {s.buffer}")
+        if any(s.after < u < s.before for u in uses):
+            errors.append(f"swap {s}: buffer {s.buffer} is used inside its gap")
+        for other in seen.get(s.buffer, ()):
+            if s.after < other.before and other.after < s.before:
+                errors.append(f"swaps {s} and {other} of one buffer overlap")
+        seen.setdefault(s.buffer, []).append(s)
+    return errors
+
+
+def _timeline_errors(sp: SwapProblem, swaps, tl: Timeline) -> list[str]:
+    """Re-checks the timeline: copies in order, in before use, one copy at a time per engine."""
+    errors, eps = [], 1e-12
+    for s in swaps:
+        out, inn = tl.out_copy[s], tl.in_copy[s]
+        if out[1] > tl.step_start[s.free_at] + eps:
+            errors.append(f"swap {s}: copy-out ends after step {s.free_at} reuses its range")
+        if inn[0] + eps < max(out[1], tl.step_start[s.load_at]):
+            errors.append(f"swap {s}: copy-in starts before its data is on host or its range is taken")
+        if inn[1] > tl.step_start[s.before] + eps:
+            errors.append(f"swap {s}: copy-in ends after step {s.before} needs it")
+    for name, copies in (("device-to-host", tl.out_copy), ("host-to-device", tl.in_copy)):
+        spans = sorted(copies.values())
+        for (a0, a1), (b0, _b1) in zip(spans, spans[1:]):
+            if b0 + eps < a1:
+                errors.append(f"{name} copies overlap on its single engine at t={b0:.3e}")
+    return errors
+
+
+def validate_swaps(sp: SwapProblem, schedule: SwapSchedule, arena_bytes: int | None = None) -> SwapReport:
+    """Judges a schedule: shape, simulated timing, peak (and arena) within the budget."""
+    swaps = schedule.swaps
+    errors = _swap_errors(sp, swaps)
+    if errors:
+        return SwapReport(False, tuple(errors[:20]), -1, float("inf"), float("inf"))
+    tl = simulate(sp, swaps)
+    errors += _timeline_errors(sp, swaps, tl)
+    peak = int(live_bytes(sp, swaps).max(initial=0))
+    if peak > sp.budget:
+        errors.append(f"{peak} bytes live at the peak exceed the budget of {sp.budget}")
+    if arena_bytes is not None and arena_bytes > sp.budget:
+        errors.append(f"arena of {arena_bytes} bytes exceeds the budget of {sp.budget}")
+    return SwapReport(not errors, tuple(errors[:20]), peak, tl.stall, tl.total)

@@ -1,0 +1,174 @@
+"""The train compile driver: ONNX forward model in, training-step artifact out.
+
+    prepare + for_training      -> onnx model (shapes fixed, Gradient-friendly)
+    import                      -> Relax forward, weights as parameters
+    build_train_step            -> one Relax function: forward, loss, backward, update
+    lower (+ reorder) + extract -> MemoryProblem (+ uses, step calls)
+    [--memory-budget] costs + swap planner -> SwapSchedule on split lifetimes
+    plan + validate             -> Placement (and the swap validator's verdict)
+    rewrite (arena, swaps) + build + write -> artifact
+
+The artifact runs like an inference artifact whose inputs are the model's
+inputs plus `target`, whose params are the weights then the optimizer states,
+and whose outputs are the loss, the new weights and the new states.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from graphopt.compiler import CompileResult, Progress, _versions
+from graphopt.errors import PlanError
+
+DEFAULT_OPTIMIZER = "sgd:lr=0.1"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What `graphopt compile --train` accepts; `memory_budget` is bytes or 'NN%'."""
+
+    loss: str = "cross_entropy"
+    optimizer: str = DEFAULT_OPTIMIZER
+    target: str = "llvm"
+    planner: str = "auto"
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    time_limit: float = 10.0
+    reorder: bool = True
+    fold: bool = True
+    memory_budget: str | None = None
+    swap_planner: str = "ours"
+    link_bandwidth: float | None = None  # bytes/s; None: the cost model's PCIe 5 x16 default
+    link_latency: float | None = None  # seconds
+
+    def as_manifest(self) -> dict:
+        shapes = {k: list(v) for k, v in sorted(self.input_shapes.items())}
+        return {"train": True, "loss": self.loss, "optimizer": self.optimizer, "planner": self.planner,
+                "input_shapes": shapes, "time_limit": self.time_limit, "reorder": self.reorder,
+                "fold": self.fold, "memory_budget": self.memory_budget, "swap_planner": self.swap_planner,
+                "link_bandwidth": self.link_bandwidth, "link_latency": self.link_latency}
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """Everything the TVM half produced that planning and the tests need."""
+
+    prepared: object
+    imported: object
+    step: object
+    lowered: object
+    extraction: object
+    target: object
+    states: list[np.ndarray]
+
+
+def lower_train_model(model_path, options: TrainOptions, stages: dict | None = None,
+                      say: Progress | None = None) -> Lowered:
+    """Front half of the compile: up to the extracted MemoryProblem (no planning)."""
+    import onnx
+
+    from graphopt.build import pipeline
+    from graphopt.frontend import prepare_model
+    from graphopt.frontend.load import load_model
+    from graphopt.train.frontend import for_training
+    from graphopt.train.step import OptimizerSpec, build_train_step
+
+    stages = {} if stages is None else stages
+    say = say or (lambda _s: None)
+
+    def timed(stage, fn, *args):
+        say(stage)
+        began = time.perf_counter()
+        out = fn(*args)
+        stages[stage] = time.perf_counter() - began
+        return out
+
+    spec = OptimizerSpec.parse(options.optimizer)
+    model = model_path if isinstance(model_path, onnx.ModelProto) else load_model(model_path)
+    prepared = timed("prepare", lambda: prepare_model(model, options.input_shapes, fold=options.fold))
+    trainable = for_training(prepared.model, options.loss)
+    imported = timed("import", pipeline.import_model, trainable)
+    step = timed("gradient", build_train_step, imported.mod, len(imported.input_names), options.loss, spec)
+    target = pipeline.make_target(options.target)
+    lowered = timed("lower", _lower, step.mod, target)
+    if options.reorder:
+        lowered, _record = timed("reorder", pipeline.reorder_program, lowered)
+    extraction = timed("extract", pipeline.extract, lowered["main"])
+    states = spec.initial_states(imported.params)
+    return Lowered(prepared, imported, step, lowered, extraction, target, states)
+
+
+def _lower(mod, target):
+    """Lowering with graphopt's CPU schedules; if a schedule rule fails on a
+    gradient kernel, TVM's stock kernels (the memory plan is the same either way)."""
+    from graphopt.build import pipeline
+
+    try:
+        return pipeline.lower_to_explicit_memory(mod, target)
+    except Exception as exc:  # TVM raises InternalError/TVMError from schedule rules
+        import logging
+
+        logging.getLogger(__name__).warning("CPU schedules failed (%s); using stock kernels", str(exc).splitlines()[0])
+        return pipeline.lower_to_explicit_memory(mod, target, schedules=False)
+
+
+def compile_train_model(model_path, out_dir, options: TrainOptions, progress: Progress | None = None) -> CompileResult:
+    """Compiles the training step of an ONNX forward model into an artifact directory."""
+    from graphopt.artifact import refuse_foreign_target, write_artifact
+    from graphopt.build.plan_record import plan_record
+    from graphopt.train.swapping import build_with_swaps, plan_memory
+
+    refuse_foreign_target(Path(out_dir))
+    stages: dict[str, float] = {}
+    low = lower_train_model(model_path, options, stages, progress)
+    began = time.perf_counter()
+    memory = plan_memory(low, options)
+    stages["plan"] = time.perf_counter() - began
+    began = time.perf_counter()
+    executable = build_with_swaps(low, memory)
+    stages["build"] = time.perf_counter() - began
+    plan = plan_record(memory.extraction_view, memory.placement, memory.report, 0, low.imported.params, stages)
+    plan.update(memory.record)
+    manifest = _manifest(low, options)
+    params = list(low.imported.params) + list(low.states)
+    written = write_artifact(Path(out_dir), manifest, plan, lambda tmp: _payload(tmp, executable, params))
+    return CompileResult(Path(out_dir), written, plan, stages, low.lowered, params)
+
+
+def _manifest(low: Lowered, options: TrainOptions) -> dict:
+    from graphopt.build.pipeline import target_record
+    from graphopt.train.step import TARGET_NAME
+
+    prepared, imported, step = low.prepared, low.imported, low.step
+    inputs = [{"name": n, "shape": list(s), "dtype": d} for n, s, d in prepared.inputs]
+    inputs.append({"name": TARGET_NAME, "shape": list(step.target_shape), "dtype": step.target_dtype})
+    weights = [{"name": f"param:{n}", "shape": list(p.shape), "dtype": str(p.dtype)}
+               for n, p in zip(imported.param_names, imported.params)]
+    states = [{"name": f"state:{i}", "shape": list(s.shape), "dtype": str(s.dtype)} for i, s in enumerate(low.states)]
+    loss = {"name": "loss", "shape": [], "dtype": "float32"}
+    count = len(imported.params) + len(low.states)
+    return {
+        "source_sha256": prepared.source_sha256,
+        "options": options.as_manifest(),
+        "target": target_record(low.target),
+        "versions": _versions(),
+        "inputs": inputs,
+        "outputs": [loss, *weights, *states],
+        "param_keys": [f"p{i:05d}" for i in range(count)],
+        "param_names": list(imported.param_names) + [f"state:{i}" for i in range(len(low.states))],
+        "train": {"num_params": len(imported.params), "num_states": len(low.states), "loss": options.loss,
+                  "optimizer": options.optimizer},
+    }
+
+
+def _payload(tmp: Path, executable, params: list[np.ndarray]) -> None:
+    from graphopt.artifact import LIBRARY, PARAMS
+
+    executable.export_library(str(tmp / LIBRARY))
+    np.savez(tmp / PARAMS, **{f"p{i:05d}": p for i, p in enumerate(params)})
+
+
+__all__ = ["TrainOptions", "compile_train_model", "lower_train_model", "replace", "PlanError"]

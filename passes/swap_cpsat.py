@@ -1,0 +1,194 @@
+"""Ours: joint choice and timing of swaps with OR-Tools CP-SAT, plus heuristics.
+
+Design. Time is integer (a unit that puts the step near 10^6 units).
+* S_k: start of step k (k = 0..n, S_n the end); S_{k+1} >= S_k + c_k.
+* For each candidate gap g (buffer b idle between uses a < b'): x_g (swap it),
+  free_at o_g and load_at i_g with a < o_g < i_g < b'; S[o_g] and S[i_g] via
+  element constraints; an optional copy-out interval (length d_g, present iff
+  x_g) starting >= S_a + c_a and ending <= S[o_g]; an optional copy-in
+  interval starting >= max(S[i_g], end of copy-out) and ending <= S_{b'}.
+  NoOverlap over copy-outs and over copy-ins: one engine per direction.
+* Memory: only steps whose no-swap load exceeds the budget constrain: for each
+  such step k and each gap that could be absent there, a_{g,k} => x_g and
+  o_g <= k < i_g; the absent bytes sum_g size_g a_{g,k} >= load_k - budget.
+* Objective: minimize S_n (the stall is S_n - sum c), then fewer swaps.
+Before and after the solver, a local search moves each chosen swap's free_at
+and load_at (the SINGA timings ignore that copies queue on one engine) while
+the simulated stall drops and the load stays within the budget.
+Candidates are only gaps that cover an over-budget step; with more than
+MAX_GAPS, the largest area (idle time x size) are kept. The solver is hinted
+with the best SINGA schedule; every result (the solver's and the heuristics')
+goes through the exact simulator, and the schedule with the least simulated
+stall wins, so "ours" is never worse than any SINGA strategy it ran.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from graphopt.passes.swap_singa import MODES, RANKINGS, InfeasibleBudget, Singa
+from ortools.sat.python import cp_model
+
+from graphopt.plan.swap import Gap, Swap, SwapProblem, SwapSchedule, base_live_bytes, validate_swaps
+
+log = logging.getLogger(__name__)
+MAX_GAPS = 400
+UNITS = 1_000_000  # time resolution: the no-swap step spans about this many units
+
+
+class SwapCpSat:
+    """CP-SAT on the joint choice and timing, judged against the SINGA portfolio."""
+
+    name = "ours"
+
+    def __init__(self, workers: int = 2) -> None:
+        self.workers = workers
+
+    def plan(self, sp: SwapProblem, time_limit: float = 10.0) -> SwapSchedule:
+        began = time.perf_counter()
+        best = _best_heuristic(sp)
+        if best is not None and best[1] > 0:
+            best = _refine(sp, best[0])
+        left = time_limit - (time.perf_counter() - began)
+        if left > 0.2 and (best is None or best[1] > 0):
+            solved = self._solve(sp, best[0] if best else None, left)
+            if solved is not None:
+                report = validate_swaps(sp, solved)
+                if report.valid and (best is None or report.stall < best[1] - 1e-12):
+                    best = _refine(sp, solved)
+        if best is None:
+            raise InfeasibleBudget(f"ours: no schedule brings the peak under {sp.budget} bytes")
+        chosen = best[0]
+        return SwapSchedule(chosen.swaps, f"ours/{chosen.planner}", time.perf_counter() - began,
+                            {"stall": best[1]})
+
+    def _solve(self, sp: SwapProblem, hint: SwapSchedule | None, time_limit: float) -> SwapSchedule | None:
+        base = base_live_bytes(sp.problem, sp.num_steps)
+        over = [k for k in range(sp.num_steps) if base[k] > sp.budget]
+        gaps = _candidates(sp, over)
+        unit = max(sum(sp.step_seconds), 1e-12) / UNITS
+        m = _Model(sp, gaps, unit)
+        m.memory(over, base)
+        m.hint(hint)
+        solver = cp_model.CpSolver()
+        solver.parameters.max_time_in_seconds = time_limit
+        solver.parameters.num_workers = self.workers
+        status = solver.solve(m.model)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            log.info("ours: CP-SAT found nothing in %.1fs (%s)", time_limit, solver.status_name(status))
+            return None
+        return SwapSchedule(m.read(solver), "cpsat" + ("-optimal" if status == cp_model.OPTIMAL else ""))
+
+
+def _best_heuristic(sp: SwapProblem) -> tuple[SwapSchedule, float] | None:
+    best = None
+    for ranking in RANKINGS:
+        for mode in MODES:
+            try:
+                schedule = Singa(ranking, mode).plan(sp)
+            except InfeasibleBudget:
+                continue
+            report = validate_swaps(sp, schedule)
+            if report.valid and (best is None or report.stall < best[1]):
+                best = (schedule, report.stall)
+    return best
+
+
+def _refine(sp: SwapProblem, schedule: SwapSchedule, rounds: int = 3, tries: int = 8) -> tuple[SwapSchedule, float]:
+    """First-improvement local search on the timing of each chosen swap."""
+    from graphopt.plan.swap import live_bytes, simulate
+
+    swaps = list(schedule.swaps)
+    stall = simulate(sp, swaps).stall
+    for _ in range(rounds):
+        improved = False
+        for n, s in enumerate(swaps):
+            lo, hi = s.after + 1, s.before - 1
+            moves = {Swap(s.buffer, s.after, int(f), s.load_at, s.before) for f in np.linspace(lo, s.load_at - 1, tries).astype(int)}
+            moves |= {Swap(s.buffer, s.after, s.free_at, int(i), s.before) for i in np.linspace(s.free_at + 1, hi, tries).astype(int)}
+            for move in moves - {s}:
+                trial = swaps[:n] + [move] + swaps[n + 1:]
+                if live_bytes(sp, trial).max(initial=0) > sp.budget:
+                    continue
+                t = simulate(sp, trial).stall
+                if t < stall - 1e-12:
+                    swaps, stall, s, improved = trial, t, move, True
+        if not improved:
+            break
+    name = schedule.planner if "+refine" in schedule.planner else schedule.planner + "+refine"
+    return SwapSchedule(tuple(swaps), name), stall
+
+
+def _candidates(sp: SwapProblem, over: list[int]) -> list[Gap]:
+    if not over:
+        return []
+    over_arr = np.array(over)
+    starts = sp.nominal_starts()
+    gaps = [g for g in sp.gaps() if np.any((over_arr > g.after) & (over_arr < g.before))]
+    gaps.sort(key=lambda g: -(starts[g.before] - starts[g.after + 1]) * g.size)
+    return gaps[:MAX_GAPS]
+
+
+class _Model:
+    """The CP-SAT model of the module docstring, built piece by piece."""
+
+    def __init__(self, sp: SwapProblem, gaps: list[Gap], unit: float) -> None:
+        self.sp, self.gaps, self.model = sp, gaps, cp_model.CpModel()
+        md = self.model
+        cost = [int(round(c / unit)) for c in sp.step_seconds]
+        dur = [max(1, int(np.ceil(sp.copy_seconds(g.buffer) / unit))) for g in gaps]
+        horizon = sum(cost) + 2 * sum(dur) + 1
+        self.S = [md.new_int_var(0, horizon, f"S{k}") for k in range(sp.num_steps + 1)]
+        for k, c in enumerate(cost):
+            md.add(self.S[k + 1] >= self.S[k] + c)
+        self.x, self.o, self.i, outs, ins = [], [], [], [], []
+        for n, (g, d) in enumerate(zip(gaps, dur)):
+            x = md.new_bool_var(f"x{n}")
+            o = md.new_int_var(g.after + 1, g.before - 2, f"o{n}")
+            i = md.new_int_var(g.after + 2, g.before - 1, f"i{n}")
+            so, si = md.new_int_var(0, horizon, f"so{n}"), md.new_int_var(0, horizon, f"si{n}")
+            md.add_element(o, self.S, so)
+            md.add_element(i, self.S, si)
+            out_start, in_start = md.new_int_var(0, horizon, f"os{n}"), md.new_int_var(0, horizon, f"is{n}")
+            outs.append(md.new_optional_fixed_size_interval_var(out_start, d, x, f"out{n}"))
+            ins.append(md.new_optional_fixed_size_interval_var(in_start, d, x, f"in{n}"))
+            md.add(o < i).only_enforce_if(x)
+            md.add(out_start >= self.S[g.after] + cost[g.after]).only_enforce_if(x)
+            md.add(out_start + d <= so).only_enforce_if(x)
+            md.add(in_start >= si).only_enforce_if(x)
+            md.add(in_start >= out_start + d).only_enforce_if(x)
+            md.add(in_start + d <= self.S[g.before]).only_enforce_if(x)
+            self.x.append(x), self.o.append(o), self.i.append(i)
+        md.add_no_overlap(outs)
+        md.add_no_overlap(ins)
+        md.minimize(self.S[-1] * (len(gaps) + 1) + sum(self.x))
+
+    def memory(self, over: list[int], base: np.ndarray) -> None:
+        md = self.model
+        for k in over:
+            terms = []
+            for n, g in enumerate(self.gaps):
+                if g.after < k < g.before:
+                    a = md.new_bool_var(f"a{n}_{k}")
+                    md.add_implication(a, self.x[n])
+                    md.add(self.o[n] <= k).only_enforce_if(a)
+                    md.add(self.i[n] >= k + 1).only_enforce_if(a)
+                    terms.append(g.size * a)
+            md.add(sum(terms) >= int(base[k]) - self.sp.budget)
+
+    def hint(self, schedule: SwapSchedule | None) -> None:
+        if schedule is None:
+            return
+        by_gap = {(s.buffer, s.after): s for s in schedule.swaps}
+        for n, g in enumerate(self.gaps):
+            s = by_gap.get((g.buffer, g.after))
+            self.model.add_hint(self.x[n], s is not None)
+            if s is not None:
+                self.model.add_hint(self.o[n], s.free_at)
+                self.model.add_hint(self.i[n], s.load_at)
+
+    def read(self, solver: cp_model.CpSolver) -> tuple[Swap, ...]:
+        return tuple(Swap(g.buffer, g.after, solver.value(self.o[n]), solver.value(self.i[n]), g.before)
+                     for n, g in enumerate(self.gaps) if solver.value(self.x[n]))

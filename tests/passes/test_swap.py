@@ -1,0 +1,86 @@
+"""Swap planners on random training-like instances, judged by the one swap validator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from graphopt.passes.swap_cpsat import SwapCpSat
+from graphopt.passes.swap_singa import MODES, RANKINGS, InfeasibleBudget, Singa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from graphopt.analysis.cost import LinkModel
+from graphopt.plan.problem import Buffer, MemoryProblem
+from graphopt.plan.swap import Swap, SwapProblem, SwapSchedule, live_bytes, simulate, split_problem, validate_swaps
+
+
+def training_like(seed: int, layers: int = 6, fraction: float = 0.7, bandwidth: float = 50e9) -> SwapProblem:
+    """Forward activations used again, mirrored, in the backward pass: the shape of a step."""
+    rng = np.random.default_rng(seed)
+    n = 2 * layers + 1
+    buffers, uses = [], {}
+    for k in range(layers):  # activation k: written at k, read at k+1 and at the mirror step
+        size = int(rng.integers(1, 64)) * 1024 * 64
+        back = n - 1 - k
+        buffers.append(Buffer(k, k, back + 1, size))
+        uses[k] = (k, k + 1, back)
+    for j in range(layers):  # short-lived gradient temporaries in the backward pass
+        bid = layers + j
+        start = layers + j
+        buffers.append(Buffer(bid, start, start + 2, int(rng.integers(1, 16)) * 1024 * 64))
+        uses[bid] = (start, start + 1)
+    problem = MemoryProblem(tuple(buffers), n)
+    seconds = tuple(float(s) for s in rng.uniform(20e-6, 200e-6, size=n))
+    peak = int(live_bytes(SwapProblem(problem, uses, seconds, 1 << 60), ()).max())
+    return SwapProblem(problem, uses, seconds, int(peak * fraction), LinkModel(bandwidth=bandwidth))
+
+
+PLANNERS = [Singa(r, m) for r in RANKINGS for m in MODES] + [SwapCpSat()]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), fraction=st.floats(0.5, 1.0))
+def test_every_planner_is_valid_or_says_infeasible(seed: int, fraction: float) -> None:
+    sp = training_like(seed, fraction=fraction)
+    stalls = {}
+    for planner in PLANNERS:
+        try:
+            schedule = planner.plan(sp, time_limit=1.0)
+        except InfeasibleBudget:
+            continue
+        report = validate_swaps(sp, schedule)
+        assert report.valid, (planner.name, report.errors)
+        assert report.peak_bytes <= sp.budget
+        stalls[planner.name] = report.stall
+    if "ours" in stalls:
+        assert stalls["ours"] <= min(stalls.values()) + 1e-12
+
+
+def test_split_lifetimes_free_the_gap() -> None:
+    sp = training_like(0, fraction=1.0)
+    swap = Swap(0, 1, 3, 8, sp.uses[0][-1])
+    split, origin = split_problem(sp, [swap])
+    segments = sorted((b.start, b.end) for b in split.buffers if origin[b.id][0] == 0)
+    assert segments == [(0, 3), (8, sp.problem.buffers[0].end)]
+
+
+def test_validator_catches_a_late_copy_and_a_use_inside_the_gap() -> None:
+    sp = training_like(1, fraction=1.0, bandwidth=1e6)  # a copy takes far longer than any step
+    slow = SwapSchedule((Swap(0, 1, 2, 3, sp.uses[0][-1]),), "test")
+    report = validate_swaps(sp, slow)
+    assert report.valid and report.stall > 0  # a stall is legal: the step waits
+    inside = SwapSchedule((Swap(0, 0, 2, 3, sp.uses[0][-1]),), "test")  # step 1 uses buffer 0
+    assert not validate_swaps(sp, inside).valid
+
+
+def test_budget_below_what_any_swap_can_reach_is_infeasible() -> None:
+    sp = training_like(2, fraction=0.05)
+    with pytest.raises(InfeasibleBudget):
+        SwapCpSat().plan(sp, time_limit=1.0)
+
+
+def test_simulator_without_swaps_has_no_stall() -> None:
+    sp = training_like(3)
+    timeline = simulate(sp, ())
+    assert timeline.stall == pytest.approx(0.0)
+    assert timeline.total == pytest.approx(sum(sp.step_seconds))
