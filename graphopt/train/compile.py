@@ -63,6 +63,8 @@ class Lowered:
     extraction: object
     target: object
     states: list[np.ndarray]
+    stock_lowered: object = None  # TVM's own order: what the stock planner is measured on
+    reorder_record: dict | None = None
 
 
 def lower_train_model(model_path, options: TrainOptions, stages: dict | None = None,
@@ -93,12 +95,13 @@ def lower_train_model(model_path, options: TrainOptions, stages: dict | None = N
     imported = timed("import", pipeline.import_model, trainable)
     step = timed("gradient", build_train_step, imported.mod, len(imported.input_names), options.loss, spec)
     target = pipeline.make_target(options.target)
-    lowered = timed("lower", _lower, step.mod, target)
+    lowered = stock_lowered = timed("lower", _lower, step.mod, target)
+    record = {"method": "off"}
     if options.reorder:
-        lowered, _record = timed("reorder", pipeline.reorder_program, lowered)
+        lowered, record = timed("reorder", pipeline.reorder_program, lowered)
     extraction = timed("extract", pipeline.extract, lowered["main"])
     states = spec.initial_states(imported.params)
-    return Lowered(prepared, imported, step, lowered, extraction, target, states)
+    return Lowered(prepared, imported, step, lowered, extraction, target, states, stock_lowered, record)
 
 
 def _lower(mod, target):
@@ -130,8 +133,11 @@ def compile_train_model(model_path, out_dir, options: TrainOptions, progress: Pr
     began = time.perf_counter()
     executable = build_with_swaps(low, memory)
     stages["build"] = time.perf_counter() - began
-    plan = plan_record(memory.extraction_view, memory.placement, memory.report, 0, low.imported.params, stages)
-    plan.update(memory.record)
+    from graphopt.build.pipeline import stock_bytes
+
+    stock = stock_bytes(low.stock_lowered, low.target)
+    plan = plan_record(memory.extraction_view, memory.placement, memory.report, stock, low.imported.params, stages)
+    plan.update(memory.record, reorder=low.reorder_record)
     manifest = _manifest(low, options)
     params = list(low.imported.params) + list(low.states)
     written = write_artifact(Path(out_dir), manifest, plan, lambda tmp: _payload(tmp, executable, params))

@@ -49,6 +49,8 @@ def test_gradients_match_finite_differences(tmp_path_factory, build) -> None:
             index = tuple(int(rng.integers(0, d)) for d in grads[name].shape)
             worst = max(worst, abs(ref.gradient(before, name, index) - grads[name][index]) / scale)
     assert worst < 1e-3, worst
+    plan = runner.session.plan
+    assert 0 < plan["lower_bound_bytes"] <= plan["arena_bytes"] <= plan["tvm_stock_bytes"]
 
 
 def test_swaps_change_nothing_but_memory(tmp_path_factory) -> None:
