@@ -12,7 +12,13 @@ next only if its floor is below every other unplaced buffer's floor + size
 (dominance); equal offsets go in rank order (symmetry); every section (a
 maximal clique of the interval graph) must hold its unplaced bytes above
 max(section floor, last offset) under `cap`; a boundary no unplaced buffer
-crosses splits the rest into independent pieces.
+crosses splits the rest into independent pieces, each ranked afresh by the
+preorder keys (T on the bytes still unplaced); when a candidate that has
+nothing unplaced overlapping it in time ("hatless") fails, the later
+candidates of that node are not tried (its branch covered them).
+The compiled twin keeps the section floors incrementally and rejects some
+candidates before placing them; both are exact shortcuts of this code, so
+the two explore the same nodes.
 """
 
 from __future__ import annotations
@@ -48,8 +54,10 @@ def maximal_cliques(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, n
 class _Search:
     """State of one decision search; every change goes on a trail for undo."""
 
-    def __init__(self, starts, ends, sizes, aligns, ranks, cap: int, deadline: float, node_limit: int):
-        self.size, self.align, self.rank = sizes.tolist(), aligns.tolist(), ranks.tolist()
+    def __init__(self, starts, ends, sizes, aligns, keys: str, cap: int, deadline: float, node_limit: int):
+        self.size, self.align = sizes.tolist(), aligns.tolist()
+        self.keys, self.life = keys, (ends - starts).tolist()
+        self.rank = [0] * len(self.size)
         self.cap, self.deadline, self.node_limit = cap, deadline, node_limit
         n = len(self.size)
         lo, hi, count = maximal_cliques(starts, ends)
@@ -138,14 +146,36 @@ class _Search:
                 out.append((o, self.rank[b], b))
         return sorted(out)
 
+    def feature(self, key: str, b: int) -> int:
+        """T: most unplaced bytes in a section b spans; W: sections spanned;
+        A: size x lifetime; Z: size; L: lifetime."""
+        if key == "T":
+            return max(self.left[s] for s in range(self.lo[b], self.hi[b]))
+        if key == "W":
+            return self.hi[b] - self.lo[b]
+        if key == "A":
+            return self.size[b] * self.life[b]
+        return self.size[b] if key == "Z" else self.life[b]
+
+    def rerank(self, piece: list[int]) -> list[int]:
+        """The piece sorted by the preorder keys (each descending, then index); sets ranks."""
+        piece = sorted(piece, key=lambda b: (*(-self.feature(k, b) for k in self.keys), b))
+        for r, b in enumerate(piece):
+            self.rank[b] = r
+        return piece
+
     def solve_range(self, bufs: list[int], lo: int, hi: int) -> bool:
-        """Splits at free boundaries and solves each piece alone."""
+        """Splits at free boundaries and solves each piece alone, each ranked
+        afresh by the preorder (the caller's ranks come back on failure)."""
+        saved = [self.rank[b] for b in bufs]
         piece_lo = lo
         for k in range(lo, hi):
             if k + 1 < hi and self.cuts[k] > 0:
                 continue
             piece = [b for b in bufs if self.lo[b] >= piece_lo and self.hi[b] <= k + 1]
-            if piece and not self.dfs(piece, piece_lo, k + 1, 0, -1):
+            if piece and not self.dfs(self.rerank(piece), piece_lo, k + 1, 0, -1):
+                for b, r in zip(bufs, saved):
+                    self.rank[b] = r
                 return False
             piece_lo = k + 1
         return True
@@ -161,6 +191,7 @@ class _Search:
         for o, rank, b in self.candidates(unplaced, last):
             if o == last and last_buf >= 0 and rank < self.rank[last_buf]:
                 continue  # symmetry
+            hatless = all(self.offset[u] >= 0 for u in self.overlap[b])
             mark = (len(self.placed), len(self.trail), len(self.sec_trail))
             split = self.place(b, o)
             if self.sections_ok(lo, hi, o):
@@ -168,17 +199,16 @@ class _Search:
                 if self.solve_range(rest, lo, hi) if split else self.dfs(rest, lo, hi, o, b):
                     return True
             self.undo_to(mark)
-            if self.aborted:
+            if self.aborted or hatless:  # hatless: b's floor is final, its branch covered the rest
                 return False
         return False
 
 
 def fits_python(starts: np.ndarray, ends: np.ndarray, sizes: np.ndarray, aligns: np.ndarray,
-                ranks: np.ndarray, cap: int, seconds: float, node_limit: int) -> tuple[int, np.ndarray | None, int]:
+                keys: str, cap: int, seconds: float, node_limit: int) -> tuple[int, np.ndarray | None, int]:
     """Same contract as `native.fits_native`: (1 | 0 | -1, offsets or None, nodes)."""
-    search = _Search(starts, ends, sizes, aligns, ranks, int(cap), time.perf_counter() + seconds, node_limit)
-    n = len(sizes)
-    everything = sorted(range(n), key=lambda b: search.rank[b])
+    search = _Search(starts, ends, sizes, aligns, keys, int(cap), time.perf_counter() + seconds, node_limit)
+    everything = list(range(len(sizes)))
     ok = search.sections_ok(0, search.count, 0) and search.solve_range(everything, 0, search.count)
     if ok:
         return 1, np.array(search.offset, dtype=np.int64), search.nodes

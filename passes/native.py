@@ -31,7 +31,7 @@ def _load():
         return None
     lib = ctypes.CDLL(_dsa_native.__file__)
     fn = lib.graphopt_dsa_fits
-    fn.argtypes = [ctypes.c_int, _I64, _I64, _I64, _I64, _I64, ctypes.c_int64, ctypes.c_double,
+    fn.argtypes = [ctypes.c_int, _I64, _I64, _I64, _I64, ctypes.c_char_p, ctypes.c_int64, ctypes.c_double,
                    ctypes.c_int64, _I64, _I64]
     fn.restype = ctypes.c_int
     return fn
@@ -59,11 +59,15 @@ def warn_missing() -> None:
 
 
 def fits_native(starts: np.ndarray, ends: np.ndarray, sizes: np.ndarray, aligns: np.ndarray,
-                ranks: np.ndarray, cap: int, seconds: float, node_limit: int) -> tuple[int, np.ndarray | None, int]:
-    """(status, offsets, nodes): 1 fits (offsets), 0 proved not to fit, -1 budget spent."""
+                keys: str, cap: int, seconds: float, node_limit: int) -> tuple[int, np.ndarray | None, int]:
+    """(status, offsets, nodes): 1 fits (offsets), 0 proved not to fit, -1 budget spent.
+
+    `keys`: the preorder (letters of dsa_search.PREORDERS), applied to every
+    piece the search splits off, with T measured on what is left unplaced.
+    """
     n = len(sizes)
-    arrays = [np.ascontiguousarray(a, dtype=np.int64) for a in (starts, ends, sizes, aligns, ranks)]
+    arrays = [np.ascontiguousarray(a, dtype=np.int64) for a in (starts, ends, sizes, aligns)]
     offsets = np.zeros(n, dtype=np.int64)
     stats = np.zeros(4, dtype=np.int64)
-    status = _FN(n, *arrays, int(cap), float(max(seconds, 0.0)), int(node_limit), offsets, stats)
+    status = _FN(n, *arrays, keys.encode(), int(cap), float(max(seconds, 0.0)), int(node_limit), offsets, stats)
     return status, (offsets if status == 1 else None), int(stats[0])

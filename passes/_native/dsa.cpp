@@ -18,7 +18,15 @@
 //   a section stack above max(its floor, last offset), its floor raised to the
 //   lowest floor of its unplaced members; past H, the branch is dead.
 // - Decomposition: a section boundary no unplaced buffer crosses splits the
-//   rest into pieces searched one after the other, each from offset 0.
+//   rest into pieces searched one after the other, each from offset 0, each
+//   ranked afresh by the preorder keys (T on the bytes still unplaced).
+// - Hatless pruning: when a candidate with nothing unplaced overlapping it
+//   fails, so does the node (its offset is final and precedes the rest).
+// Speed-ups that leave the explored nodes unchanged (the twin has none):
+// section floors = lowest floor of the unplaced members, rescanned only where
+// the buffer that left or rose held that minimum; the post-placement check
+// looks at the changed sections only; candidates that cannot pass it
+// (offset + bytes left of some section > H) are rejected before placing.
 // The search is a DFS with an undo trail; it stops at a node or time budget.
 // Built as a CPython extension module only so that pip compiles it; Python
 // reaches the one C function with ctypes (see passes/native.py).
@@ -28,28 +36,41 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 namespace {
 
 using i64 = int64_t;
 
+struct Cand {
+  i64 offset, rank;
+  int buf;
+  bool operator<(const Cand& o) const { return offset != o.offset ? offset < o.offset : rank < o.rank; }
+};
+
 struct Search {
   int n = 0, num_sections = 0;
   i64 cap = 0;
-  std::vector<i64> size, align, rank;
+  std::vector<i64> size, align, rank, life;
+  std::vector<char> keys;                 // preorder, e.g. "TWA"; see rerank
   std::vector<int> sec_lo, sec_hi;        // sections [sec_lo, sec_hi) of each buffer
   std::vector<std::vector<int>> overlap;  // buffers overlapping in time
   std::vector<i64> floor_raw;             // aligned max top of placed overlapping buffers
-  std::vector<i64> sec_floor, sec_left;   // per section: top placed, bytes unplaced
+  // Per section: the lowest floor of its unplaced members (INT64_MAX if none),
+  // kept incrementally; and its unplaced bytes.
+  std::vector<i64> sec_min, sec_left;
   std::vector<i64> offset;                // -1 while unplaced
+  std::vector<int> free_deg;              // unplaced buffers overlapping each buffer
   std::vector<std::pair<int, i64>> trail; // (buffer, old floor_raw)
   std::vector<std::vector<int>> members;  // buffers of each section
-  std::vector<std::pair<int, i64>> sec_trail;  // (section, old sec_floor)
+  std::vector<std::pair<int, i64>> sec_trail;  // (section, old sec_min)
   std::vector<int> stamp;                 // per section: last node that touched it
   std::vector<int> touched;
   std::vector<int> placed;                // placement order, for undo
   std::vector<int> cuts;                  // unplaced buffers crossing boundary k|k+1
+  std::vector<std::vector<Cand>> cand_pool;  // per depth, so no node allocates
+  std::vector<std::vector<int>> rest_pool;
   i64 nodes = 0, node_limit = 0;
   double deadline = 0;
   bool aborted = false;
@@ -65,48 +86,78 @@ struct Search {
     return a == 1 ? x : (x + a - 1) / a * a;
   }
 
-  // Sections must hold their unplaced bytes above max(floor, last).
+  // Full check (the root): every section holds its unplaced bytes above
+  // max(lowest floor of its unplaced members, last).
   bool sections_ok(int lo, int hi, i64 last) const {
     for (int s = lo; s < hi; ++s) {
-      if (sec_left[s] > 0 && std::max(sec_floor[s], last) + sec_left[s] > cap) return false;
+      if (sec_left[s] > 0 && std::max(sec_min[s], last) + sec_left[s] > cap) return false;
     }
     return true;
   }
 
-  // Raises section floors: b's sections get its top; every section of a
-  // buffer whose floor rose gets the lowest floor of its unplaced members
-  // (nothing unplaced can go lower there). All changes go on the trails.
-  bool place(int b, i64 o) {
+  // The same check after place(b, last), given that it held before for
+  // [lo, hi) at a last offset <= `last`: only b's sections and the touched
+  // ones changed their floor or bytes; `last` rose for all of them.
+  bool sections_ok_after(int b, int lo, int hi, i64 last) const {
+    i64 most = 0;
+    for (int s = lo; s < hi; ++s) most = std::max(most, sec_left[s]);
+    if (last + most > cap) return false;
+    for (int s = sec_lo[b]; s < sec_hi[b]; ++s)
+      if (sec_left[s] > 0 && sec_min[s] + sec_left[s] > cap) return false;
+    for (int s : touched)
+      if (sec_left[s] > 0 && sec_min[s] + sec_left[s] > cap) return false;
+    return true;
+  }
+
+  // Whether placing b at `last` leaves every section of [lo, hi) able to
+  // hold its unplaced bytes above `last` (b's sections: above b's top, as
+  // every other unplaced member overlaps b). A cheap necessary condition of
+  // sections_ok_after, so a candidate that fails it needs no placing.
+  bool precheck(int b, int lo, int hi, i64 last) const {
+    for (int s = lo; s < hi; ++s) {
+      i64 l = sec_left[s];
+      if (s >= sec_lo[b] && s < sec_hi[b] && l - size[b] <= 0) continue;
+      if (last + l > cap) return false;
+    }
+    return true;
+  }
+
+  // Places b at o (its floor) and raises the floors of the unplaced buffers
+  // it overlaps. A section's lowest member floor can only have changed where
+  // the buffer that left or rose held it; only those are rescanned. All
+  // changes go on the trails. `hatless`: nothing unplaced overlaps b.
+  bool place(int b, i64 o, bool& hatless) {
     offset[b] = o;
     placed.push_back(b);
+    hatless = true;
     bool split = false;
     for (int k = sec_lo[b]; k + 1 < sec_hi[b]; ++k) split |= --cuts[k] == 0;
     i64 top = o + size[b];
     ++epoch;
     touched.clear();
     for (int s = sec_lo[b]; s < sec_hi[b]; ++s) {
-      sec_trail.emplace_back(s, sec_floor[s]);
-      sec_floor[s] = top;
       sec_left[s] -= size[b];
-      touch(s);
+      if (sec_min[s] == o) touch(s);
     }
     for (int u : overlap[b]) {
-      if (offset[u] < 0 && floor_raw[u] < top) {
-        trail.emplace_back(u, floor_raw[u]);
+      if (offset[u] >= 0) continue;
+      hatless = false;
+      --free_deg[u];
+      i64 old = floor_raw[u];
+      if (old < top) {
+        trail.emplace_back(u, old);
         floor_raw[u] = align_up(u, top);
-        for (int s = sec_lo[u]; s < sec_hi[u]; ++s) touch(s);
+        for (int s = sec_lo[u]; s < sec_hi[u]; ++s)
+          if (sec_min[s] == old) touch(s);
       }
     }
     for (int s : touched) {
-      i64 low = INT64_MAX, floor = sec_floor[s];
-      for (int u : members[s]) {
-        if (offset[u] >= 0) continue;
-        low = std::min(low, floor_of(u));
-        if (low <= floor) break;
-      }
-      if (low != INT64_MAX && low > floor) {
-        sec_trail.emplace_back(s, sec_floor[s]);
-        sec_floor[s] = low;
+      i64 low = INT64_MAX;
+      for (int u : members[s])
+        if (offset[u] < 0) low = std::min(low, floor_raw[u]);
+      if (low != sec_min[s]) {
+        sec_trail.emplace_back(s, sec_min[s]);
+        sec_min[s] = low;
       }
     }
     return split;
@@ -117,7 +168,8 @@ struct Search {
 
   // Candidates: unplaced b at floor(b) >= last, fitting under cap and below
   // every other unplaced buffer's floor+size (dominance); by (offset, rank).
-  void candidates(const std::vector<int>& unplaced, i64 last, std::vector<std::pair<i64, int>>& out) const {
+  void candidates(const std::vector<int>& unplaced, i64 last, std::vector<Cand>& out) const {
+    out.clear();
     i64 best = INT64_MAX, second = INT64_MAX;
     int arg = -1;
     for (int u : unplaced) {
@@ -128,11 +180,9 @@ struct Search {
     for (int b : unplaced) {
       i64 o = floor_of(b);
       i64 bound = b == arg ? second : best;
-      if (o >= last && o < bound && o + size[b] <= cap) out.emplace_back(o, b);
+      if (o >= last && o < bound && o + size[b] <= cap) out.push_back({o, rank[b], b});
     }
-    std::sort(out.begin(), out.end(), [this](const auto& x, const auto& y) {
-      return x.first != y.first ? x.first < y.first : rank[x.second] < rank[y.second];
-    });
+    std::sort(out.begin(), out.end());
   }
 
   // Sections are the maximal cliques of the interval graph: the live set just
@@ -163,7 +213,7 @@ struct Search {
         sec_hi[b] = num_sections;
       }
     }
-    sec_floor.assign(num_sections, 0);
+    sec_min.assign(num_sections, 0);
     sec_left.assign(num_sections, 0);
     members.assign(num_sections, {});
     stamp.assign(num_sections, -1);
@@ -186,9 +236,10 @@ struct Search {
       for (int s = sec_lo[b]; s < sec_hi[b]; ++s) sec_left[s] += size[b];
       for (int k = sec_lo[b]; k + 1 < sec_hi[b]; ++k) ++cuts[k];
       offset[b] = -1;
+      for (int u : overlap[b]) if (offset[u] < 0) ++free_deg[u];
     }
     while (sec_trail.size() > m.sec) {
-      sec_floor[sec_trail.back().first] = sec_trail.back().second;
+      sec_min[sec_trail.back().first] = sec_trail.back().second;
       sec_trail.pop_back();
     }
     while (trail.size() > m.trail) {
@@ -200,7 +251,45 @@ struct Search {
   // Solves the buffers `bufs` living in sections [lo, hi), first splitting
   // them at every boundary no unplaced buffer crosses: the pieces share no
   // time, so each is searched alone and a failed piece fails them all.
-  bool solve_range(const std::vector<int>& bufs, int lo, int hi) {
+  // Ranks the buffers of a piece by the preorder keys (each descending, then
+  // by index): T = most unplaced bytes in a section the buffer spans (so it
+  // changes as buffers are placed), W = sections spanned, A = size x
+  // lifetime, Z = size, L = lifetime.
+  i64 feature(char k, int b) const {
+    switch (k) {
+      case 'T': {
+        i64 t = 0;
+        for (int s = sec_lo[b]; s < sec_hi[b]; ++s) t = std::max(t, sec_left[s]);
+        return t;
+      }
+      case 'W': return sec_hi[b] - sec_lo[b];
+      case 'A': return size[b] * life[b];
+      case 'Z': return size[b];
+      default: return life[b];
+    }
+  }
+  void rerank(std::vector<int>& piece) {
+    size_t m = piece.size(), nk = keys.size();
+    std::vector<i64> f(m * nk);
+    std::vector<int> order(m);
+    for (size_t i = 0; i < m; ++i) {
+      order[i] = (int)i;
+      for (size_t j = 0; j < nk; ++j) f[i * nk + j] = feature(keys[j], piece[i]);
+    }
+    std::sort(order.begin(), order.end(), [&](int x, int y) {
+      for (size_t j = 0; j < nk; ++j)
+        if (f[x * nk + j] != f[y * nk + j]) return f[x * nk + j] > f[y * nk + j];
+      return piece[x] < piece[y];
+    });
+    std::vector<int> sorted(m);
+    for (size_t i = 0; i < m; ++i) {
+      sorted[i] = piece[order[i]];
+      rank[sorted[i]] = (i64)i;
+    }
+    piece.swap(sorted);
+  }
+
+  bool solve_range(const std::vector<int>& bufs, int lo, int hi, int depth) {
     std::vector<int> piece_of(hi - lo);
     int pieces = 0;
     for (int k = lo; k < hi; ++k) {
@@ -209,34 +298,54 @@ struct Search {
     }
     std::vector<std::vector<int>> members_of(pieces + 1);
     for (int b : bufs) members_of[piece_of[sec_lo[b] - lo]].push_back(b);
+    std::vector<i64> saved(bufs.size());  // the caller's ranks, restored on failure
+    for (size_t i = 0; i < bufs.size(); ++i) saved[i] = rank[bufs[i]];
     int piece_lo = lo;
     for (int k = lo; k < hi; ++k) {
       if (k + 1 < hi && cuts[k] > 0) continue;
-      const std::vector<int>& piece = members_of[piece_of[k - lo]];
-      if (!piece.empty() && !dfs(piece, piece_lo, k + 1, 0, -1)) return false;
+      std::vector<int>& piece = members_of[piece_of[k - lo]];
+      if (!piece.empty()) {
+        rerank(piece);
+        if (!dfs(piece, piece_lo, k + 1, 0, -1, depth)) {
+          for (size_t i = 0; i < bufs.size(); ++i) rank[bufs[i]] = saved[i];
+          return false;
+        }
+      }
       piece_lo = k + 1;
     }
     return true;
   }
 
-  bool dfs(const std::vector<int>& unplaced, int lo, int hi, i64 last, int last_buf) {
+  bool dfs(const std::vector<int>& unplaced, int lo, int hi, i64 last, int last_buf, int depth) {
     if (unplaced.empty()) return true;
     if ((++nodes & 255) == 0 && (now() > deadline || (node_limit > 0 && nodes > node_limit))) aborted = true;
     if (aborted) return false;
-    std::vector<std::pair<i64, int>> cands;
+    std::vector<Cand>& cands = cand_pool[depth];
+    std::vector<int>& rest = rest_pool[depth];
     candidates(unplaced, last, cands);
-    std::vector<int> rest;
-    for (auto [o, b] : cands) {
+    i64 most = 0;
+    for (int s = lo; s < hi; ++s) most = std::max(most, sec_left[s]);
+    for (size_t i = 0; i < cands.size(); ++i) {
+      i64 o = cands[i].offset;
+      int b = cands[i].buf;
       if (o == last && last_buf >= 0 && rank[b] < rank[last_buf]) continue;  // symmetry
+      if (o + most > cap && !precheck(b, lo, hi, o)) {
+        if (free_deg[b] == 0) return false;  // hatless, as below
+        continue;
+      }
       Mark m = mark();
-      bool split = place(b, o);
-      if (sections_ok(lo, hi, o)) {
+      bool hatless;
+      bool split = place(b, o, hatless);
+      if (sections_ok_after(b, lo, hi, o)) {
         rest.clear();
         for (int u : unplaced) if (u != b) rest.push_back(u);
-        if (split ? solve_range(rest, lo, hi) : dfs(rest, lo, hi, o, b)) return true;
+        if (split ? solve_range(rest, lo, hi, depth + 1) : dfs(rest, lo, hi, o, b, depth + 1)) return true;
       }
       undo_to(m);
-      if (aborted) return false;
+      // Hatless: b's floor no longer depends on anything, so every solution
+      // below this node puts b at o, next in (offset, rank) order before the
+      // later candidates; its branch covered them (the header).
+      if (aborted || hatless) return false;
     }
     return false;
   }
@@ -249,13 +358,16 @@ extern "C" {
 // Returns 1 (fits; offsets written), 0 (proved not to fit), -1 (budget spent).
 // stats[0] = nodes explored.
 int graphopt_dsa_fits(int n, const i64* starts, const i64* ends, const i64* sizes, const i64* aligns,
-                      const i64* ranks, i64 cap, double seconds, i64 node_limit, i64* offsets, i64* stats) {
+                      const char* keys, i64 cap, double seconds, i64 node_limit, i64* offsets, i64* stats) {
   Search s;
   s.n = n;
   s.cap = cap;
   s.size.assign(sizes, sizes + n);
   s.align.assign(aligns, aligns + n);
-  s.rank.assign(ranks, ranks + n);
+  s.rank.assign(n, 0);
+  s.keys.assign(keys, keys + strlen(keys));
+  s.life.resize(n);
+  for (int b = 0; b < n; ++b) s.life[b] = ends[b] - starts[b];
   s.build_sections(starts, ends);
   s.overlap.resize(n);
   std::vector<int> by_start(n);
@@ -267,17 +379,20 @@ int graphopt_dsa_fits(int n, const i64* starts, const i64* ends, const i64* size
       s.overlap[by_start[j]].push_back(by_start[i]);
     }
   }
+  s.free_deg.resize(n);
+  for (int b = 0; b < n; ++b) s.free_deg[b] = (int)s.overlap[b].size();
   s.floor_raw.assign(n, 0);
   s.offset.assign(n, -1);
   std::vector<int> all(n);
   for (int b = 0; b < n; ++b) all[b] = b;
-  std::sort(all.begin(), all.end(), [&](int x, int y) { return s.rank[x] < s.rank[y]; });
   s.cuts.assign(std::max(0, s.num_sections), 0);
   for (int b = 0; b < n; ++b)
     for (int k = s.sec_lo[b]; k + 1 < s.sec_hi[b]; ++k) ++s.cuts[k];
   s.deadline = Search::now() + seconds;
   s.node_limit = node_limit;
-  bool ok = s.sections_ok(0, s.num_sections, 0) && s.solve_range(all, 0, s.num_sections);
+  s.cand_pool.resize(n + 2);
+  s.rest_pool.resize(n + 2);
+  bool ok = s.sections_ok(0, s.num_sections, 0) && s.solve_range(all, 0, s.num_sections, 0);
   stats[0] = s.nodes;
   if (ok) {
     for (int b = 0; b < n; ++b) offsets[b] = s.offset[b];

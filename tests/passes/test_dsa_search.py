@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from graphopt.analysis.lower_bound import lower_bound
 from graphopt.passes import native
-from graphopt.passes.bnb import BranchAndBound
+from graphopt.passes.bnb import BranchAndBound, height_grain
 from graphopt.passes.decompose import piece_lower_bound, split_timeline
 from graphopt.passes.dsa_python import fits_python
-from graphopt.passes.dsa_search import PREORDERS, Instance, fits, preorder_ranks
+from graphopt.passes.dsa_search import PREORDERS, Instance, fits
 from graphopt.plan.csv_io import read_problem
 from graphopt.plan.placement import Placement
 from graphopt.plan.problem import Buffer, MemoryProblem
@@ -77,18 +77,64 @@ def test_search_finds_the_optimum_and_proves_below_it(problem):
 
 @pytest.mark.skipif(not native.available(), reason="native search not built")
 @settings(max_examples=60, deadline=None)
-@given(problems(max_buffers=12), st.sampled_from(PREORDERS), st.integers(0, 20))
+@given(problems(max_buffers=12), st.sampled_from(PREORDERS + ("ZTW", "WAT", "AWT")), st.integers(0, 20))
 def test_native_and_python_twins_agree(problem, keys, slack):
     inst = instance(problem)
-    ranks = preorder_ranks(inst, keys)
     cap = lower_bound(problem) + slack
-    args = (inst.starts, inst.ends, inst.sizes, inst.aligns, ranks, cap, 5.0, 0)
+    args = (inst.starts, inst.ends, inst.sizes, inst.aligns, keys, cap, 5.0, 0)
     n_status, n_offsets, n_nodes = native.fits_native(*args)
     p_status, p_offsets, p_nodes = fits_python(*args)
     assert n_status == p_status and n_nodes == p_nodes
     if n_status == 1:
         assert (n_offsets == p_offsets).all()
         assert_valid(problem, placement_of(problem, n_offsets))
+
+
+def _random_instance(seed: int, n: int = 24) -> Instance:
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, 30, n)
+    return Instance(starts, starts + rng.integers(1, 12, n), rng.integers(1, 40, n), rng.choice([1, 1, 2, 8], n))
+
+
+@pytest.mark.skipif(not native.available(), reason="native search not built")
+@pytest.mark.parametrize("seed", [0, 3, 6])
+def test_twins_agree_on_deep_searches(seed):
+    """Same status, node count and offsets on searches thousands of nodes deep:
+    at the optimum (found by the native search) and just below it."""
+    inst = _random_instance(seed)
+    for keys in ("TWA", "TLA"):
+        lo, hi = piece_lower_bound(inst.starts, inst.ends, inst.sizes), int(inst.sizes.sum())
+        while lo < hi:
+            mid = (lo + hi) // 2
+            status = native.fits_native(inst.starts, inst.ends, inst.sizes, inst.aligns, keys, mid, 5.0, 0)[0]
+            lo, hi = (lo, mid) if status == 1 else (mid + 1, hi)
+        for cap in (lo - 1, lo):
+            args = (inst.starts, inst.ends, inst.sizes, inst.aligns, keys, cap, 20.0, 8000)
+            n_status, n_offsets, n_nodes = native.fits_native(*args)
+            p_status, p_offsets, p_nodes = fits_python(*args)
+            assert (n_status, n_nodes) == (p_status, p_nodes)
+            if n_status == 1:
+                assert (n_offsets == p_offsets).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(problems(max_buffers=6, alignments=(1, 2, 8, 12)), st.sampled_from([2, 4, 6]))
+def test_planner_with_coarse_sizes_is_optimal(problem, factor):
+    """Sizes with a common factor: the planner's caps step by height_grain and
+    its certificate still matches the brute-force optimum."""
+    scaled = MemoryProblem(tuple(Buffer(b.id, b.start, b.end, b.size * factor, alignment=b.alignment)
+                                 for b in problem.buffers))
+    optimum = brute_force_optimum(scaled)
+    placed = BranchAndBound().plan(scaled, 2.0)
+    assert_valid(scaled, placed)
+    assert placed.arena_bytes == optimum and placed.optimal
+
+
+def test_height_grain_keeps_aligned_tops_on_the_grain():
+    assert height_grain(np.array([6, 12]), np.array([1, 4])) == 2
+    assert height_grain(np.array([6, 12]), np.array([1, 3])) == 6
+    assert height_grain(np.array([8, 24]), np.array([1, 16, 4])) == 8
+    assert height_grain(np.array([7]), np.array([1])) == 7
 
 
 def test_python_fallback_plans_a_hard_instance_validly(alloc_dir, monkeypatch):
