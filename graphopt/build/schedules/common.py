@@ -22,6 +22,18 @@ MIN_PARALLEL_CHUNKS = 64
 MAX_SERIAL_ELEMENTS = 1 << 14
 
 
+def start(func, target: Target):
+    """(schedule, block infos) for an llvm PrimFunc that dlight can analyse, else None:
+    the prologue every CPU rule shares."""
+    from tvm.s_tir.dlight.analysis import normalize_prim_func
+
+    if not isinstance(func, tirx.PrimFunc) or target.kind.name != "llvm":
+        return None
+    sch = s_tir.Schedule(func)
+    infos = normalize_prim_func(sch)
+    return None if infos is None else (sch, infos)
+
+
 def vector_bits(target: Target) -> int:
     """Widest SIMD register of the target CPU, in bits (LLVM's own query reports 512
     for CPUs without AVX-512, so the features are asked instead)."""

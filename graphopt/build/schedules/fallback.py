@@ -18,7 +18,6 @@ an unscheduled kernel is slow but right, a half-scheduled one may not build.
 from __future__ import annotations
 
 from tvm import s_tir, tirx
-from tvm.s_tir.dlight.analysis import normalize_prim_func
 from tvm.s_tir.dlight.base import ScheduleRule
 from tvm.target import Target
 
@@ -32,12 +31,10 @@ class Fallback(ScheduleRule):
     """Parallelizes and vectorizes whatever kernel no other rule took."""
 
     def apply(self, func: tirx.PrimFunc, target: Target, _tunable: bool) -> s_tir.Schedule | None:
-        if not isinstance(func, tirx.PrimFunc) or target.kind.name != "llvm":
+        started = common.start(func, target)
+        if started is None:
             return None
-        sch = s_tir.Schedule(func)
-        infos = normalize_prim_func(sch)
-        if infos is None:
-            return None
+        sch, infos = started
         lanes = common.vector_lanes(target)
         try:
             blocks = common.try_inline_all(sch, [b.block_rv for b in infos])

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 from tvm import s_tir, tirx
 from tvm import sym as tvm_arith
-from tvm.s_tir.dlight.analysis import normalize_prim_func
 from tvm.s_tir.dlight.base import ScheduleRule
 from tvm.s_tir.dlight.gpu.matmul import IterKind, IterTrait, make_iter_fusion_index_map
 from tvm.target import Target
@@ -148,12 +147,10 @@ class GEMM(ScheduleRule):
     """Matmul-like kernels (dense, batched matmul, conv2d via im2col) on CPU."""
 
     def apply(self, func: tirx.PrimFunc, target: Target, _tunable: bool) -> s_tir.Schedule | None:
-        if not isinstance(func, tirx.PrimFunc) or target.kind.name != "llvm":
+        started = common.start(func, target)
+        if started is None:
             return None
-        sch = s_tir.Schedule(func)
-        infos = normalize_prim_func(sch)
-        if infos is None:
-            return None
+        sch, infos = started
         reductions = [b for b in infos if not b.is_injective()]
         if len(reductions) != 1 or iter_traits(sch.get(reductions[0].block_rv)) is None:
             return None
