@@ -16,9 +16,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 import time
 from pathlib import Path
 
+from benchmarks.memory import _meta
 from benchmarks.synthetic_traces import synthetic_trace
 from graphopt.analysis.lower_bound import lower_bound
 from graphopt.passes.cpsat import CpSat
@@ -99,13 +101,15 @@ def main() -> None:
         print(" ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     table = markdown(rows)
-    (RESULTS / "placement.md").write_text(table)
+    meta = _meta(sys.argv[1:])
+    header = f"<!-- {meta['date']} on {meta['cpu']} ({meta['cores']} cores): {meta['command']} -->\n"
+    (RESULTS / "placement.md").write_text(header + table)
     with open(RESULTS / "placement.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+        args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     print(table)
 
 
