@@ -14,14 +14,16 @@ from __future__ import annotations
 import tvm
 from tvm.s_tir import dlight
 
+from graphopt.build.schedules.depthwise import Depthwise
 from graphopt.build.schedules.fallback import Fallback
 from graphopt.build.schedules.gemm import GEMM
+from graphopt.build.schedules.grouped import GroupedConv
 
 
 def cpu_rules() -> list:
     """The CPU rule list, most specific first."""
     # dlight.cpu.Reduction is left out: it ran a 1x1000 softmax 1000x slower here
-    return [GEMM(), Fallback()]
+    return [GEMM(), GroupedConv(), Depthwise(), Fallback()]
 
 
 def apply_cpu_schedules() -> tvm.transform.Pass:
@@ -29,4 +31,4 @@ def apply_cpu_schedules() -> tvm.transform.Pass:
     return dlight.ApplyDefaultSchedule(*cpu_rules())
 
 
-__all__ = ["GEMM", "Fallback", "apply_cpu_schedules", "cpu_rules"]
+__all__ = ["GEMM", "Depthwise", "Fallback", "GroupedConv", "apply_cpu_schedules", "cpu_rules"]

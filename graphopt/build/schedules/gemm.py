@@ -7,16 +7,23 @@ im2col matrix, built by `sch.reindex` from the block's own access pattern; the
 rule never looks at names). Iterators that index A and C but not B are I, those
 of B and C but not A are J, the reduced ones K, and those of all three S.
 
-  1. reindex A, B, C into [S, I, K], [S, J, K] / [S, K, J] and [S, I, J] and pad
-     I, J to whole register tiles (pad_einsum) when they do not divide;
+  1. reindex A, B, C into [S, I, K], [S, J, K] / [S, K, J] and [S, I, J] (C as
+     [S, J, I] when I is the vector axis, so the local tile is V-innermost and
+     its write-back is whole vectors; an NCHW conv's output is then a plain copy)
+     and pad I, J to whole register tiles (pad_einsum) when they do not divide;
   2. one axis becomes the vector axis V (the one the output is contiguous in when
      its extent is a multiple of the vector width, else the other), the other
      the broadcast axis U; the V operand is packed [K, V] so a vector load reads it;
   3. register tile: U x (NV * lanes) accumulators in a local buffer, about as many
      vectors as the register file holds minus the operands (more spills), with
-     K innermost but one; annotations go on before decompose_reduction;
-  4. the fused epilogue (bias, ReLU, residual add) is inlined into the tile's
-     write-back; packing and padding stages are parallel and vectorized.
+     K innermost but one; tiles are grouped in V blocks whose operand slice fits
+     L2, the U tiles sweeping each block (see _block_tiles); the parallel loop is
+     (S, V block, U tile); annotations go on before decompose_reduction;
+  4. the fused epilogue (bias, ReLU, residual add, and swish / hardswish, which
+     read the value twice and are first folded into one block) is inlined into
+     the tile's write-back; packing and padding stages are parallel and vectorized.
+
+Grouped convolutions reach this rule through grouped.py (split per group first).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from tvm.s_tir.dlight.base import ScheduleRule
 from tvm.s_tir.dlight.gpu.matmul import IterKind, IterTrait, make_iter_fusion_index_map
 from tvm.target import Target
 
-from graphopt.build.schedules import common
+from graphopt.build.schedules import common, epilogue
 
 S_, I_, J_, K_ = IterKind.kIter_S, IterKind.kIter_I, IterKind.kIter_J, IterKind.kIter_K
 
@@ -47,23 +54,28 @@ class Tile:
         return self.vectors * self.lanes
 
 
-def _axes(region) -> set | None:
+def _axes(region, analyzer: tvm_arith.Analyzer) -> set | None:
+    """Iterators an access depends on, after simplifying with their ranges: a grouped
+    convolution split into (group, channel) reads `(g*F + f) // F * C + c`, which
+    depends on g and c only (sch.reindex simplifies the same way)."""
     axes: set = set()
     for r in region:
         if not (isinstance(r.extent, tirx.IntImm) and r.extent.value == 1):
             return None
-        axes |= set(tirx.analysis.undefined_vars(r.min))
+        axes |= set(tirx.analysis.undefined_vars(analyzer.simplify(r.min)))
     return axes
 
 
-def iter_traits(block: s_tir.SBlock) -> tuple[list[IterTrait], ...] | None:
-    """(A, B, C, block) iterator traits of C[S,I,J] += A[S,I,K] * B[S,J,K], or None.
-
-    Unlike dlight's GPU version, a missing I or J is allowed (GEMV-shaped dense
-    layers: batch 1 times a weight matrix) and becomes a unit dimension."""
+def classify(block: s_tir.SBlock) -> tuple[dict, set, set, set] | None:
+    """({var: IterTrait}, A's, B's and C's iterators) of a two-input reduction whose
+    accesses are single points, with each iterator's kind (S/I/J/K, unit T); None
+    when some iterator fits none of the kinds."""
     if len(block.reads) != 2 or len(block.writes) != 1 or block.init is None:
         return None
-    a, b, c = (_axes(block.reads[0].region), _axes(block.reads[1].region), _axes(block.writes[0].region))
+    analyzer = tvm_arith.Analyzer()
+    for iv in block.iter_vars:
+        analyzer.bind(iv.var, iv.dom)
+    a, b, c = (_axes(access.region, analyzer) for access in (*block.reads, *block.writes))
     if a is None or b is None or c is None:
         return None
     traits = {}
@@ -80,11 +92,23 @@ def iter_traits(block: s_tir.SBlock) -> tuple[list[IterTrait], ...] | None:
         if kind is None:
             return None
         traits[v] = IterTrait(kind, iv.dom.extent)
+    return traits, a, b, c
+
+
+def iter_traits(block: s_tir.SBlock) -> tuple[list[IterTrait], ...] | None:
+    """(A, B, C, block) iterator traits of C[S,I,J] += A[S,I,K] * B[S,J,K], or None.
+
+    Unlike dlight's GPU version, a missing I or J is allowed (GEMV-shaped dense
+    layers: batch 1 times a weight matrix) and becomes a unit dimension."""
+    classified = classify(block)
+    if classified is None:
+        return None
+    traits, a, b, c = classified
     kinds = {t.kind for t in traits.values()}
     if K_ not in kinds or not ({I_, J_} & kinds):
         return None
     if S_ in kinds and not {I_, J_} <= kinds:
-        return None  # depthwise windows: a 1-row tile over im2col measured 10-30x slower
+        return None  # depthwise windows: see depthwise.py
     pick = lambda axes: [traits[iv.var] for iv in block.iter_vars if iv.var in axes]
     return pick(a), pick(b), pick(c), [traits[iv.var] for iv in block.iter_vars]
 
@@ -151,18 +175,32 @@ class GEMM(ScheduleRule):
         if started is None:
             return None
         sch, infos = started
-        reductions = [b for b in infos if not b.is_injective()]
-        if len(reductions) != 1 or iter_traits(sch.get(reductions[0].block_rv)) is None:
-            return None
-        if any(b.dom_kind().count("R") and b is not reductions[0] for b in infos):
-            return None
-        if _packing_blowup(sch.get(reductions[0].block_rv)) > MAX_PACKING_BLOWUP:
-            return None
-        try:
-            _schedule(sch, reductions[0].block_rv, target)
-        except Exception:  # noqa: BLE001  (a shape the primitives refuse: leave it to the next rule)
+        main = single_reduction(sch, infos)
+        if main is None or not try_schedule(sch, main, target):
             return None
         return sch
+
+
+def single_reduction(sch: s_tir.Schedule, infos: list):
+    """The kernel's one reduction block (all others injective), else None."""
+    reductions = [b for b in infos if not b.is_injective()]
+    if len(reductions) != 1:
+        return None
+    if any(b.dom_kind().count("R") and b is not reductions[0] for b in infos):
+        return None
+    return reductions[0].block_rv
+
+
+def try_schedule(sch: s_tir.Schedule, main, target: Target) -> bool:
+    """Schedules `main` as a GEMM when it has that form and packing stays cheap;
+    False (the schedule possibly half-changed: discard it) otherwise."""
+    if iter_traits(sch.get(main)) is None or _packing_blowup(sch.get(main)) > MAX_PACKING_BLOWUP:
+        return False
+    try:
+        _schedule(sch, main, target)
+    except Exception:  # noqa: BLE001  (a shape the primitives refuse: leave it to the next rule)
+        return False
+    return True
 
 
 def _producer_of(sch: s_tir.Schedule, block, buffer) -> object | None:
@@ -170,16 +208,6 @@ def _producer_of(sch: s_tir.Schedule, block, buffer) -> object | None:
         if any(w.source.same_as(buffer) for w in sch.get(producer).writes):
             return producer
     return None
-
-
-def _inline_producers(sch: s_tir.Schedule, block) -> None:
-    """Inlines the whole producer tree of `block` into it (padding, copies)."""
-    for producer in sch.get_producers(block):
-        _inline_producers(sch, producer)
-        try:
-            sch.compute_inline(producer)
-        except Exception:  # noqa: BLE001, S110  (not inlinable: it stays a stage)
-            pass
 
 
 def _is_identity_copy(sch: s_tir.Schedule, block) -> bool:
@@ -235,7 +263,12 @@ def _normalize(sch: s_tir.Schedule, main, vec_i: bool, tile_rows: int, tile_widt
         layout = make_iter_fusion_index_map(traits, order)
         sch.transform_layout(stage, ("write", 0), layout)
         sch.transform_block_layout(stage, layout)  # packing loops follow the packed layout
-    sch.transform_layout(reindex_c, ("read", 0), make_iter_fusion_index_map(c_tr, [S_, I_, J_]))
+    # the tile (and its local accumulators) keep V innermost: vector loads and stores
+    c_order = [S_, J_, I_] if vec_i else [S_, I_, J_]
+    sch.transform_layout(reindex_c, ("read", 0), make_iter_fusion_index_map(c_tr, c_order))
+    # before padding: the write-back then keeps the [S, I, J] domain as its bound
+    # (inlined after pad_einsum, a grouped conv's g*F + f < G*F lost f < F)
+    _inline_epilogue(sch, reindex_c)
     sch.transform_block_layout(main, make_iter_fusion_index_map(blk_tr, [S_, I_, J_, K_]))
     _, i, j, _ = sch.get_loops(main)
     u_size, v_size = (common.extent(sch, j), common.extent(sch, i)) if vec_i else (
@@ -269,7 +302,7 @@ def _schedule(sch: s_tir.Schedule, main, target: Target) -> None:
     # operands: the broadcast one is read in place; the vector one stays packed
     for stage in (u_stage, v_stage):
         if stage is not None:
-            _inline_producers(sch, stage)
+            epilogue.inline_producers(sch, stage)
     if u_stage is not None and _is_identity_copy(sch, u_stage):
         sch.compute_inline(u_stage)
         u_stage = None
@@ -282,46 +315,51 @@ def _schedule(sch: s_tir.Schedule, main, target: Target) -> None:
     uo, ui = sch.split(u, factors=[None, rows])
     vo, vi = sch.split(v, factors=[None, tile.width])
     vio, vii = sch.split(vi, factors=[None, tile.lanes])
-    sch.reorder(s, vo, uo, k, ui, vio, vii)
-    outer = sch.fuse(s, vo, uo)
-    sch.parallel(outer)
+    tiles = common.extent(sch, vo)
+    block = _block_tiles(tiles, common.extent(sch, k) * tile.width * 4)
+    vb, vo = sch.split(vo, factors=[tiles // block, block])
+    sch.reorder(s, vb, uo, vo, k, ui, vio, vii)
+    sch.parallel(sch.fuse(s, vb, uo))
     writeback = sch.cache_write(main, 0, "local")
-    sch.reverse_compute_at(writeback, outer, preserve_unit_loops=True)
+    sch.reverse_compute_at(writeback, vo, preserve_unit_loops=True)
     _inline_epilogue(sch, writeback)
     sch.unroll(ui)
     sch.unroll(vio)
     sch.vectorize(vii)
     init = sch.decompose_reduction(main, k)
     del init  # it inherits the update's unroll/vector loops
-    _vectorize_tile(sch, writeback, tile.lanes, vec_i)
+    _vectorize_tile(sch, writeback, tile.lanes)
     for stage in (u_stage, v_stage):
         if stage is not None:
             _schedule_packing(sch, stage, lanes)
 
 
+# A block of V tiles whose packed operand slice fits in about half of L2.
+BLOCK_BYTES = 1 << 18
+
+
+def _block_tiles(tiles: int, bytes_per_tile: int) -> int:
+    """Tiles per V block: under one block the U tiles sweep the same operand slice
+    (kept in L2) and each output row is written as one run of the block's width.
+    Sweeping all of U per single tile wrote every output plane 64 bytes at a time
+    (96 interleaved write streams in a 1x1 conv: slower than the naive loops)."""
+    limit = max(1, BLOCK_BYTES // max(bytes_per_tile, 1))
+    return max(d for d in range(1, min(tiles, limit) + 1) if tiles % d == 0)
+
+
 def _inline_epilogue(sch: s_tir.Schedule, writeback) -> None:
-    """Step 4: bias/activation/residual blocks become part of the write-back.
-
-    Only chains where every value has one reader fold in. Epilogues reading a value
-    twice (swish x * sigmoid(x), hardswish) decline the rule: folded in, they built
-    modules that failed FlattenBuffer (PP-OCR det/rec); TODO: schedule them."""
+    """Step 4: bias/activation/residual blocks become part of the write-back
+    (raises when they cannot: the rule then declines the kernel)."""
     while True:
-        consumers = sch.get_consumers(writeback)
-        if not consumers:
+        consumer = epilogue.fold_epilogue(sch, writeback)
+        if consumer is None:
             return
-        if len(consumers) > 1:
-            raise ValueError("epilogue reads the tile more than once")
-        sch.reverse_compute_inline(consumers[0])  # raises when it cannot: rule declines
+        sch.reverse_compute_inline(consumer)
 
 
-def _vectorize_tile(sch: s_tir.Schedule, block, lanes: int, vec_i: bool) -> None:
-    """The tile's init or write-back loops (I then J) under the parallel loop: the
-    V axis goes innermost and is vectorized."""
+def _vectorize_tile(sch: s_tir.Schedule, block, lanes: int) -> None:
+    """The tile's write-back loops under the parallel loop follow the local tile's
+    layout, V innermost (see _normalize): that loop is vectorized."""
     loops = sch.get_loops(block)
-    if len(loops) < 3:
-        return
-    i, j = loops[-2], loops[-1]
-    if vec_i:
-        sch.reorder(j, i)
-        i, j = j, i
-    common.vectorize_inner(sch, j, lanes)
+    if len(loops) >= 3:
+        common.vectorize_inner(sch, loops[-1], lanes)
