@@ -14,10 +14,8 @@ them, reports progress and assembles the manifest and plan record.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -26,6 +24,7 @@ from graphopt.artifact import LIBRARY, PARAMS, refuse_foreign_target, write_arti
 from graphopt.build.plan_record import plan_record
 from graphopt.errors import PlanError
 from graphopt.plan.validator import validate
+from graphopt.stages import Progress, StageTimer
 
 DEFAULT_TIME_LIMIT = 10.0
 
@@ -55,7 +54,6 @@ class CompileResult:
     params: list = field(default_factory=list)
 
 
-Progress = Callable[[str], None]
 
 
 def _versions() -> dict:
@@ -68,15 +66,8 @@ def _versions() -> dict:
 def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileOptions,
                   progress: Progress | None = None) -> CompileResult:
     """Compiles one ONNX model into an artifact directory; raises GraphoptError subclasses on bad input."""
-    stages: dict[str, float] = {}
-    say = progress or (lambda _stage: None)
-
-    def timed(stage: str, fn, *args):
-        say(stage)
-        start = time.perf_counter()
-        out = fn(*args)
-        stages[stage] = time.perf_counter() - start
-        return out
+    timed = StageTimer(progress)
+    stages = timed.seconds
 
     from graphopt.build import pipeline
 

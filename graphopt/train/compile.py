@@ -15,14 +15,14 @@ and whose outputs are the loss, the new weights and the new states.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from graphopt.compiler import CompileResult, Progress, _versions
+from graphopt.compiler import CompileResult, _versions
 from graphopt.errors import PlanError
+from graphopt.stages import Progress, StageTimer
 
 DEFAULT_OPTIMIZER = "sgd:lr=0.1"
 
@@ -78,15 +78,7 @@ def lower_train_model(model_path, options: TrainOptions, stages: dict | None = N
     from graphopt.train.frontend import for_training
     from graphopt.train.step import OptimizerSpec, build_train_step
 
-    stages = {} if stages is None else stages
-    say = say or (lambda _s: None)
-
-    def timed(stage, fn, *args):
-        say(stage)
-        began = time.perf_counter()
-        out = fn(*args)
-        stages[stage] = time.perf_counter() - began
-        return out
+    timed = StageTimer(say, stages)
 
     spec = OptimizerSpec.parse(options.optimizer)
     model = model_path if isinstance(model_path, onnx.ModelProto) else load_model(model_path)
@@ -125,14 +117,11 @@ def compile_train_model(model_path, out_dir, options: TrainOptions, progress: Pr
     from graphopt.train.swapping import build_with_swaps, plan_memory
 
     refuse_foreign_target(Path(out_dir))
-    stages: dict[str, float] = {}
+    timed = StageTimer(progress)
+    stages = timed.seconds
     low = lower_train_model(model_path, options, stages, progress)
-    began = time.perf_counter()
-    memory = plan_memory(low, options)
-    stages["plan"] = time.perf_counter() - began
-    began = time.perf_counter()
-    executable = build_with_swaps(low, memory)
-    stages["build"] = time.perf_counter() - began
+    memory = timed("plan", plan_memory, low, options)
+    executable = timed("build", build_with_swaps, low, memory)
     from graphopt.build.pipeline import stock_bytes
 
     stock = stock_bytes(low.stock_lowered, low.target)
