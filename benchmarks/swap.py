@@ -23,7 +23,8 @@ from pathlib import Path
 from graphopt.passes.swap_registry import SWAP_PLANNERS, get_swap_planner
 from graphopt.passes.swap_singa import InfeasibleBudget
 
-from graphopt.plan.swap import SwapProblem, base_live_bytes, validate_swaps
+from graphopt.plan.swap import SwapProblem, base_live_bytes
+from graphopt.plan.swap_validator import validate_swaps
 
 RESULTS = Path(__file__).parent / "results"
 FRACTIONS = sorted({round(1.0 - 0.05 * k, 2) for k in range(0, 12)} | {0.66, 0.55}, reverse=True)

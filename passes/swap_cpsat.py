@@ -1,4 +1,4 @@
-"""Ours: joint choice and timing of swaps with OR-Tools CP-SAT, plus heuristics.
+"""Ours: joint choice and timing of swaps and recomputations with OR-Tools CP-SAT, plus heuristics.
 
 Design. Time is integer (a unit that puts the step near 10^6 units).
 * S_k: start of step k (k = 0..n, S_n the end); S_{k+1} >= S_k + c_k.
@@ -11,7 +11,13 @@ Design. Time is integer (a unit that puts the step near 10^6 units).
 * Memory: only steps whose no-swap load exceeds the budget constrain: for each
   such step k and each gap that could be absent there, a_{g,k} => x_g and
   o_g <= k < i_g; the absent bytes sum_g size_g a_{g,k} >= load_k - budget.
-* Objective: minimize S_n (the stall is S_n - sum c), then fewer swaps.
+* Recomputations: for each candidate r (a recomputable buffer idle across an
+  over-budget step, its producer's inputs live where it is rebuilt), y_r
+  (do it); it is absent on the fixed steps (after, before) and adds the
+  producer's time to step `before`: S_{before+1} >= S_before + c + sum y_r c_r.
+  One event per idle gap (x_g + y_r <= 1), and a recompute's input is not sent
+  away across the step where it is read again (x_g + y_r <= 1, y_r' + y_r <= 1).
+* Objective: minimize S_n (the overhead is S_n - sum c), then fewer events.
 Before and after the solver, a local search moves each chosen swap's free_at
 and load_at (the SINGA timings ignore that copies queue on one engine) while
 the simulated stall drops and the load stays within the budget.
@@ -28,10 +34,13 @@ import logging
 import time
 
 import numpy as np
+from graphopt.passes.recompute_greedy import RecomputeGreedy
+from graphopt.passes.swap_capuchin import Capuchin
 from graphopt.passes.swap_singa import MODES, RANKINGS, InfeasibleBudget, Singa
 from ortools.sat.python import cp_model
 
-from graphopt.plan.swap import Gap, Swap, SwapProblem, SwapSchedule, base_live_bytes, validate_swaps
+from graphopt.plan.swap import Gap, Recompute, Swap, SwapProblem, SwapSchedule, base_live_bytes
+from graphopt.plan.swap_validator import validate_swaps
 
 log = logging.getLogger(__name__)
 MAX_GAPS = 400
@@ -62,14 +71,15 @@ class SwapCpSat:
             raise InfeasibleBudget(f"ours: no schedule brings the peak under {sp.budget} bytes")
         chosen = best[0]
         return SwapSchedule(chosen.swaps, f"ours/{chosen.planner}", time.perf_counter() - began,
-                            {"stall": best[1]})
+                            {"stall": best[1]}, chosen.recomputes)
 
     def _solve(self, sp: SwapProblem, hint: SwapSchedule | None, time_limit: float) -> SwapSchedule | None:
         base = base_live_bytes(sp.problem, sp.num_steps)
         over = [k for k in range(sp.num_steps) if base[k] > sp.budget]
-        gaps = _candidates(sp, over)
+        gaps = _candidates(sp.gaps(), sp, over)
+        rgaps = _candidates(sp.recompute_gaps(), sp, over)
         unit = max(sum(sp.step_seconds), 1e-12) / UNITS
-        m = _Model(sp, gaps, unit)
+        m = _Model(sp, gaps, rgaps, unit)
         m.memory(over, base)
         m.hint(hint)
         solver = cp_model.CpSolver()
@@ -79,20 +89,21 @@ class SwapCpSat:
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             log.info("ours: CP-SAT found nothing in %.1fs (%s)", time_limit, solver.status_name(status))
             return None
-        return SwapSchedule(m.read(solver), "cpsat" + ("-optimal" if status == cp_model.OPTIMAL else ""))
+        swaps, recomputes = m.read(solver)
+        return SwapSchedule(swaps, "cpsat" + ("-optimal" if status == cp_model.OPTIMAL else ""), recomputes=recomputes)
 
 
 def _best_heuristic(sp: SwapProblem) -> tuple[SwapSchedule, float] | None:
+    """The best valid schedule of every baseline: SINGA's six, Capuchin, recompute-greedy."""
     best = None
-    for ranking in RANKINGS:
-        for mode in MODES:
-            try:
-                schedule = Singa(ranking, mode).plan(sp)
-            except InfeasibleBudget:
-                continue
-            report = validate_swaps(sp, schedule)
-            if report.valid and (best is None or report.stall < best[1]):
-                best = (schedule, report.stall)
+    for planner in [Singa(r, m) for r in RANKINGS for m in MODES] + [Capuchin(), RecomputeGreedy()]:
+        try:
+            schedule = planner.plan(sp)
+        except InfeasibleBudget:
+            continue
+        report = validate_swaps(sp, schedule)
+        if report.valid and (best is None or report.stall < best[1]):
+            best = (schedule, report.stall)
     return best
 
 
@@ -100,33 +111,36 @@ def _refine(sp: SwapProblem, schedule: SwapSchedule, rounds: int = 3, tries: int
     """First-improvement local search on the timing of each chosen swap."""
     from graphopt.plan.swap import live_bytes, simulate
 
-    swaps = list(schedule.swaps)
-    stall = simulate(sp, swaps).stall
+    swaps, recomputes = list(schedule.swaps), schedule.recomputes
+    stall = simulate(sp, swaps, recomputes).stall
     for _ in range(rounds):
         improved = False
         for n, s in enumerate(swaps):
             lo, hi = s.after + 1, s.before - 1
-            moves = {Swap(s.buffer, s.after, int(f), s.load_at, s.before) for f in np.linspace(lo, s.load_at - 1, tries).astype(int)}
-            moves |= {Swap(s.buffer, s.after, s.free_at, int(i), s.before) for i in np.linspace(s.free_at + 1, hi, tries).astype(int)}
+            frees = np.linspace(lo, s.load_at - 1, tries).astype(int)
+            loads = np.linspace(s.free_at + 1, hi, tries).astype(int)
+            moves = {Swap(s.buffer, s.after, int(f), s.load_at, s.before) for f in frees}
+            moves |= {Swap(s.buffer, s.after, s.free_at, int(i), s.before) for i in loads}
             for move in moves - {s}:
                 trial = swaps[:n] + [move] + swaps[n + 1:]
-                if live_bytes(sp, trial).max(initial=0) > sp.budget:
+                if live_bytes(sp, trial, recomputes).max(initial=0) > sp.budget:
                     continue
-                t = simulate(sp, trial).stall
+                t = simulate(sp, trial, recomputes).stall
                 if t < stall - 1e-12:
                     swaps, stall, s, improved = trial, t, move, True
         if not improved:
             break
     name = schedule.planner if "+refine" in schedule.planner else schedule.planner + "+refine"
-    return SwapSchedule(tuple(swaps), name), stall
+    return SwapSchedule(tuple(swaps), name, recomputes=recomputes), stall
 
 
-def _candidates(sp: SwapProblem, over: list[int]) -> list[Gap]:
+def _candidates(gaps: list[Gap], sp: SwapProblem, over: list[int]) -> list[Gap]:
+    """Gaps that cover an over-budget step, the largest idle time x size first."""
     if not over:
         return []
     over_arr = np.array(over)
     starts = sp.nominal_starts()
-    gaps = [g for g in sp.gaps() if np.any((over_arr > g.after) & (over_arr < g.before))]
+    gaps = [g for g in gaps if np.any((over_arr > g.after) & (over_arr < g.before))]
     gaps.sort(key=lambda g: -(starts[g.before] - starts[g.after + 1]) * g.size)
     return gaps[:MAX_GAPS]
 
@@ -134,36 +148,65 @@ def _candidates(sp: SwapProblem, over: list[int]) -> list[Gap]:
 class _Model:
     """The CP-SAT model of the module docstring, built piece by piece."""
 
-    def __init__(self, sp: SwapProblem, gaps: list[Gap], unit: float) -> None:
-        self.sp, self.gaps, self.model = sp, gaps, cp_model.CpModel()
+    def __init__(self, sp: SwapProblem, gaps: list[Gap], rgaps: list[Gap], unit: float) -> None:
+        self.sp, self.gaps, self.rgaps, self.model = sp, gaps, rgaps, cp_model.CpModel()
         md = self.model
-        cost = [int(round(c / unit)) for c in sp.step_seconds]
+        cost = [round(c / unit) for c in sp.step_seconds]
         dur = [max(1, int(np.ceil(sp.copy_seconds(g.buffer) / unit))) for g in gaps]
-        horizon = sum(cost) + 2 * sum(dur) + 1
+        rcost = [max(1, round(sp.recompute_seconds(g.buffer) / unit)) for g in rgaps]
+        horizon = sum(cost) + 2 * sum(dur) + sum(rcost) + 1
         self.S = [md.new_int_var(0, horizon, f"S{k}") for k in range(sp.num_steps + 1)]
+        self.y = [md.new_bool_var(f"y{n}") for n in range(len(rgaps))]
+        extra: dict[int, list] = {}
+        for n, (g, rc) in enumerate(zip(rgaps, rcost)):
+            extra.setdefault(g.before, []).append(rc * self.y[n])
         for k, c in enumerate(cost):
-            md.add(self.S[k + 1] >= self.S[k] + c)
+            md.add(self.S[k + 1] >= self.S[k] + c + sum(extra.get(k, [])))
         self.x, self.o, self.i, outs, ins = [], [], [], [], []
         for n, (g, d) in enumerate(zip(gaps, dur)):
-            x = md.new_bool_var(f"x{n}")
-            o = md.new_int_var(g.after + 1, g.before - 2, f"o{n}")
-            i = md.new_int_var(g.after + 2, g.before - 1, f"i{n}")
-            so, si = md.new_int_var(0, horizon, f"so{n}"), md.new_int_var(0, horizon, f"si{n}")
-            md.add_element(o, self.S, so)
-            md.add_element(i, self.S, si)
-            out_start, in_start = md.new_int_var(0, horizon, f"os{n}"), md.new_int_var(0, horizon, f"is{n}")
-            outs.append(md.new_optional_fixed_size_interval_var(out_start, d, x, f"out{n}"))
-            ins.append(md.new_optional_fixed_size_interval_var(in_start, d, x, f"in{n}"))
-            md.add(o < i).only_enforce_if(x)
-            md.add(out_start >= self.S[g.after] + cost[g.after]).only_enforce_if(x)
-            md.add(out_start + d <= so).only_enforce_if(x)
-            md.add(in_start >= si).only_enforce_if(x)
-            md.add(in_start >= out_start + d).only_enforce_if(x)
-            md.add(in_start + d <= self.S[g.before]).only_enforce_if(x)
-            self.x.append(x), self.o.append(o), self.i.append(i)
+            outs_n, ins_n = self._swap(n, g, d, cost, horizon)
+            outs.append(outs_n)
+            ins.append(ins_n)
         md.add_no_overlap(outs)
         md.add_no_overlap(ins)
-        md.minimize(self.S[-1] * (len(gaps) + 1) + sum(self.x))
+        self._exclusions()
+        md.minimize(self.S[-1] * (len(gaps) + len(rgaps) + 1) + sum(self.x) + sum(self.y))
+
+    def _swap(self, n: int, g: Gap, d: int, cost: list[int], horizon: int):
+        """x_n, free_at o_n and load_at i_n of one swap candidate, with its two copies."""
+        md = self.model
+        x = md.new_bool_var(f"x{n}")
+        o = md.new_int_var(g.after + 1, g.before - 2, f"o{n}")
+        i = md.new_int_var(g.after + 2, g.before - 1, f"i{n}")
+        so, si = md.new_int_var(0, horizon, f"so{n}"), md.new_int_var(0, horizon, f"si{n}")
+        md.add_element(o, self.S, so)
+        md.add_element(i, self.S, si)
+        out_start, in_start = md.new_int_var(0, horizon, f"os{n}"), md.new_int_var(0, horizon, f"is{n}")
+        out = md.new_optional_fixed_size_interval_var(out_start, d, x, f"out{n}")
+        inn = md.new_optional_fixed_size_interval_var(in_start, d, x, f"in{n}")
+        md.add(o < i).only_enforce_if(x)
+        md.add(out_start >= self.S[g.after] + cost[g.after]).only_enforce_if(x)
+        md.add(out_start + d <= so).only_enforce_if(x)
+        md.add(in_start >= si).only_enforce_if(x)
+        md.add(in_start >= out_start + d).only_enforce_if(x)
+        md.add(in_start + d <= self.S[g.before]).only_enforce_if(x)
+        self.x.append(x), self.o.append(o), self.i.append(i)
+        return out, inn
+
+    def _exclusions(self) -> None:
+        """One event per gap; a recompute's inputs stay on the device where it runs."""
+        md, inputs = self.model, self.sp.recompute_inputs
+        by_gap = {(g.buffer, g.after): n for n, g in enumerate(self.gaps)}
+        for r, g in enumerate(self.rgaps):
+            if (g.buffer, g.after) in by_gap:
+                md.add(self.x[by_gap[(g.buffer, g.after)]] + self.y[r] <= 1)
+            needs = set(inputs.get(g.buffer, ()))
+            for n, h in enumerate(self.gaps):
+                if h.buffer in needs and h.after < g.before < h.before:
+                    md.add(self.x[n] + self.y[r] <= 1)
+            for q, h in enumerate(self.rgaps):
+                if h.buffer in needs and h.after < g.before < h.before:
+                    md.add(self.y[q] + self.y[r] <= 1)
 
     def memory(self, over: list[int], base: np.ndarray) -> None:
         md = self.model
@@ -176,6 +219,7 @@ class _Model:
                     md.add(self.o[n] <= k).only_enforce_if(a)
                     md.add(self.i[n] >= k + 1).only_enforce_if(a)
                     terms.append(g.size * a)
+            terms += [g.size * self.y[r] for r, g in enumerate(self.rgaps) if g.after < k < g.before]
             md.add(sum(terms) >= int(base[k]) - self.sp.budget)
 
     def hint(self, schedule: SwapSchedule | None) -> None:
@@ -188,7 +232,13 @@ class _Model:
             if s is not None:
                 self.model.add_hint(self.o[n], s.free_at)
                 self.model.add_hint(self.i[n], s.load_at)
+        chosen = {(r.buffer, r.after) for r in schedule.recomputes}
+        for r, g in enumerate(self.rgaps):
+            self.model.add_hint(self.y[r], (g.buffer, g.after) in chosen)
 
-    def read(self, solver: cp_model.CpSolver) -> tuple[Swap, ...]:
-        return tuple(Swap(g.buffer, g.after, solver.value(self.o[n]), solver.value(self.i[n]), g.before)
-                     for n, g in enumerate(self.gaps) if solver.value(self.x[n]))
+    def read(self, solver: cp_model.CpSolver) -> tuple[tuple[Swap, ...], tuple[Recompute, ...]]:
+        swaps = tuple(Swap(g.buffer, g.after, solver.value(self.o[n]), solver.value(self.i[n]), g.before)
+                      for n, g in enumerate(self.gaps) if solver.value(self.x[n]))
+        recomputes = tuple(Recompute(g.buffer, g.after, g.before)
+                           for r, g in enumerate(self.rgaps) if solver.value(self.y[r]))
+        return swaps, recomputes

@@ -1,20 +1,27 @@
-"""Every swap planner by name: ours and the six SINGA baselines."""
+"""Every swap planner by name: ours, the six SINGA baselines, Capuchin's hybrid and
+recomputation alone."""
 
 from __future__ import annotations
 
+from graphopt.errors import InputError
+from graphopt.passes.recompute_greedy import RecomputeGreedy
+from graphopt.passes.swap_capuchin import Capuchin
 from graphopt.passes.swap_cpsat import SwapCpSat
 from graphopt.passes.swap_singa import MODES, RANKINGS, Singa
 
-from graphopt.errors import InputError
-
 SINGA_NAMES = tuple(Singa(r, m).name for r in RANKINGS for m in MODES)
-SWAP_PLANNERS = ("ours", *SINGA_NAMES)
+BASELINES = (*SINGA_NAMES, Capuchin.name, RecomputeGreedy.name)
+SWAP_PLANNERS = ("ours", *BASELINES)
 
 
 def get_swap_planner(name: str):
     """A fresh swap planner; unknown names list the known ones."""
     if name == "ours":
         return SwapCpSat()
+    if name == Capuchin.name:
+        return Capuchin()
+    if name == RecomputeGreedy.name:
+        return RecomputeGreedy()
     for r in RANKINGS:
         for m in MODES:
             if Singa(r, m).name == name:

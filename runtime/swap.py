@@ -4,11 +4,14 @@
     graphopt.swap_wait_out(slot)      the copy-out of slot is complete
     graphopt.swap_in(tensor, slot)    host -> device copy into a fresh arena view
     graphopt.swap_wait_in(slot)       the copy-in of slot is complete
+    graphopt.drop(tensor, slot)       the tensor is dropped, to be recomputed later
 
 On CPU the copies are real (numpy host buffers, separate from the arena) and
 synchronous, so the waits have nothing to wait for. With `poison(True)` a
 swapped-out device tensor is overwritten (NaN for floats) right after its copy:
-a program that read it again instead of the swapped-in copy would show it.
+a program that read it again instead of the swapped-in copy would show it;
+a dropped tensor (recomputation) is overwritten the same way. Without poison a
+drop only counts: the arena range is simply reused.
 The CUDA engine (cuda/swap_engine.cu) registers the same names with a copy
 stream per direction, events and pinned host memory.
 Imports only tvm's runtime and numpy, like the rest of runtime/.
@@ -20,7 +23,7 @@ import numpy as np
 import tvm_ffi
 
 _HOST: dict[int, np.ndarray] = {}
-_STATE = {"poison": False, "bytes_out": 0, "bytes_in": 0, "copies": 0}
+_STATE = {"poison": False, "bytes_out": 0, "bytes_in": 0, "copies": 0, "bytes_dropped": 0, "drops": 0}
 
 
 def poison(enabled: bool) -> None:
@@ -35,7 +38,7 @@ def stats() -> dict:
 
 def reset() -> None:
     _HOST.clear()
-    _STATE.update(bytes_out=0, bytes_in=0, copies=0)
+    _STATE.update(bytes_out=0, bytes_in=0, copies=0, bytes_dropped=0, drops=0)
 
 
 def _swap_out(tensor, slot: int) -> None:
@@ -44,8 +47,20 @@ def _swap_out(tensor, slot: int) -> None:
     _STATE["bytes_out"] += host.nbytes
     _STATE["copies"] += 1
     if _STATE["poison"]:
-        junk = np.full(host.shape, np.nan if host.dtype.kind == "f" else -1, dtype=host.dtype)
-        tensor.copyfrom(junk)
+        _overwrite(tensor, host.shape, host.dtype)
+
+
+def _overwrite(tensor, shape, dtype) -> None:
+    junk = np.full(shape, np.nan if np.dtype(dtype).kind == "f" else -1, dtype=dtype)
+    tensor.copyfrom(junk)
+
+
+def _drop(tensor, _slot: int) -> None:
+    shape, dtype = tuple(int(d) for d in tensor.shape), np.dtype(str(tensor.dtype))
+    _STATE["bytes_dropped"] += int(np.prod(shape)) * dtype.itemsize
+    _STATE["drops"] += 1
+    if _STATE["poison"]:
+        _overwrite(tensor, shape, dtype)
 
 
 def _swap_in(tensor, slot: int) -> None:
@@ -59,6 +74,6 @@ def _wait(_slot: int) -> None:
     """CPU copies are synchronous."""
 
 
-for _name, _fn in (("graphopt.swap_out", _swap_out), ("graphopt.swap_in", _swap_in),
+for _name, _fn in (("graphopt.swap_out", _swap_out), ("graphopt.swap_in", _swap_in), ("graphopt.drop", _drop),
                    ("graphopt.swap_wait_out", _wait), ("graphopt.swap_wait_in", _wait)):
     tvm_ffi.register_global_func(_name, _fn, override=True)

@@ -41,10 +41,14 @@ class Extraction:
     step_names: list[str] = field(default_factory=list)
     # For swap planning (training): every step that touches a buffer (its writer
     # included), the kernel call of each step, and the buffers whose every later
-    # reference goes through plain var bindings (so a swapped-in copy can stand in).
+    # reference goes through plain bindings, views or tuples (which the swap
+    # rewrite re-derives from a swapped-in copy).
     uses: dict[int, tuple[int, ...]] = field(default_factory=dict)
     step_calls: list = field(default_factory=list)
     swappable: frozenset = frozenset()
+    # For recomputation: buffer -> the arena buffers its producing kernel reads
+    # (only buffers that one PrimFunc call writes, alone, at its birth step).
+    recompute_inputs: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
 
 def _dtype_bytes(dtype) -> int:
@@ -111,6 +115,7 @@ def extract(func: relax.Function, alignment: int = DEFAULT_ALIGNMENT) -> Extract
     derived: set[relax.Var] = set()  # vars that alias a buffer other than by plain binding
     unswappable: set[relax.Var] = set()
     step, step_names, step_calls = 0, [], []
+    kernel_args: list[tuple[int, relax.Call]] = []
     for block in func.body.blocks:
         for binding in block.bindings:
             value = binding.value
@@ -125,11 +130,13 @@ def extract(func: relax.Function, alignment: int = DEFAULT_ALIGNMENT) -> Extract
                 if ref in derived:
                     unswappable.update(tracker.roots.get(ref, ()))
             if _is_kernel_call(value) and not _is_view_op(value):
+                kernel_args.append((step, value))
+            if _is_kernel_call(value) and not _is_view_op(value):
                 step_names.append(_call_name(value))
                 step_calls.append(value)
                 step += 1
             tracker.bind(binding.var, value)
-            if not isinstance(value, relax.Var) and tracker.roots[binding.var]:
+            if not _rederivable(value) and tracker.roots[binding.var]:
                 derived.add(binding.var)
     outputs = tracker.of_expr(func.body.body)
     extraction = _assemble(allocs, last_use, outputs, step, step_names, alignment)
@@ -137,7 +144,44 @@ def extract(func: relax.Function, alignment: int = DEFAULT_ALIGNMENT) -> Extract
     extraction.uses = {by_var[v]: tuple(sorted(s)) for v, s in uses.items() if v in by_var}
     extraction.step_calls = step_calls
     extraction.swappable = frozenset(bid for v, bid in by_var.items() if v not in unswappable)
+    extraction.recompute_inputs = _recompute_inputs(kernel_args, tracker, by_var, extraction.problem)
     return extraction
+
+
+def _rederivable(value) -> bool:
+    """Bindings the swap rewrite can repeat on a swapped-in copy: they do no work."""
+    if isinstance(value, (relax.Var, relax.Tuple, relax.TupleGetItem)):
+        return True
+    return isinstance(value, relax.Call) and _is_view_op(value)
+
+
+def _recompute_inputs(kernel_args, tracker: _AliasTracker, by_var: dict, problem: MemoryProblem) -> dict:
+    """Buffers a second call of their producing kernel can rebuild, with what it reads.
+
+    Conditions, why each: the producer is a PrimFunc (pure, deterministic); it
+    writes exactly one fresh allocation, this buffer, as its last argument (TVM's
+    destination-passing style); no other kernel writes the buffer or any of the
+    inputs in place (then the inputs still hold the same values later).
+    """
+    starts = {b.id: b.start for b in problem.buffers}
+    written: dict[relax.Var, int] = {}
+    for _step, call in kernel_args:
+        if call.args and isinstance(call.args[-1], relax.Var):
+            for root in tracker.roots.get(call.args[-1], ()):
+                written[root] = written.get(root, 0) + 1
+    out: dict[int, tuple[int, ...]] = {}
+    for step, call in kernel_args:
+        if not isinstance(call.op, tvm.ir.GlobalVar) or not call.args or not isinstance(call.args[-1], relax.Var):
+            continue
+        target = call.args[-1]
+        if target not in by_var or starts[by_var[target]] != step or written.get(target) != 1:
+            continue
+        reads = frozenset().union(*(tracker.of_expr(a) for a in call.args[:-1]))
+        fresh = [r for r in reads if r in by_var and starts[by_var[r]] == step]
+        if target in reads or fresh or any(written.get(r, 0) > 1 for r in reads):
+            continue
+        out[by_var[target]] = tuple(sorted(by_var[r] for r in reads if r in by_var))
+    return out
 
 
 def _is_view_op(call: relax.Call) -> bool:

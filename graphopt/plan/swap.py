@@ -18,6 +18,11 @@ Model (steps are the kernels of the execution order, 0..n-1):
   model; every planner is judged by it, never by its own estimate.
 * Placement runs on the split lifetimes (`split_problem`): a swapped buffer is
   one buffer per resident segment, and its later segments may land elsewhere.
+* A `Recompute` drops a buffer after its use `after` and rebuilds it just
+  before step `before` by running its producing kernel again (absent during
+  [after + 1, before)). It needs no copy engine, but the kernel's time is added
+  to step `before`, and every buffer the kernel reads must be resident then:
+  live at `before` and not inside any of its own swap or recompute gaps.
 """
 
 from __future__ import annotations
@@ -42,6 +47,23 @@ class Swap:
 
 
 @dataclass(frozen=True)
+class Recompute:
+    """Drop `buffer` after step `after`, rebuild it with its producer before step `before`."""
+
+    buffer: int
+    after: int
+    before: int
+
+    @property
+    def free_at(self) -> int:
+        return self.after + 1
+
+    @property
+    def load_at(self) -> int:
+        return self.before
+
+
+@dataclass(frozen=True)
 class Gap:
     """An idle interval of one buffer between two consecutive uses."""
 
@@ -61,6 +83,7 @@ class SwapProblem:
     budget: int
     link: LinkModel = LinkModel()
     swappable: frozenset = frozenset()  # empty: every buffer
+    recompute_inputs: dict = field(default_factory=dict)  # buffer -> arena buffers its producer reads
 
     def __post_init__(self) -> None:
         if len(self.step_seconds) < self.problem.num_steps:
@@ -86,6 +109,27 @@ class SwapProblem:
             out += [Gap(b.id, u, v, b.size) for u, v in zip(steps, steps[1:]) if v - u >= MIN_GAP]
         return out
 
+    def recompute_gaps(self) -> list[Gap]:
+        """Idle intervals of recomputable buffers, with a step inside, whose producer's
+        inputs are all still live where the buffer is rebuilt."""
+        bounds = {b.id: (b.start, b.end) for b in self.problem.buffers}
+        out = []
+        for b in self.problem.buffers:
+            inputs = self.recompute_inputs.get(b.id)
+            if inputs is None:
+                continue
+            steps = sorted(set(self.uses.get(b.id, ())) | {b.start})
+            out += [Gap(b.id, u, v, b.size) for u, v in zip(steps, steps[1:])
+                    if v - u >= 2 and all(bounds[i][0] <= v < bounds[i][1] for i in inputs)]
+        return out
+
+    def recompute_seconds(self, buffer: int) -> float:
+        """The producer's time: the step at which the buffer is born."""
+        return float(self.step_seconds[self._starts()[buffer]])
+
+    def _starts(self) -> dict[int, int]:
+        return {b.id: b.start for b in self.problem.buffers}
+
     def nominal_starts(self) -> np.ndarray:
         """Start time of every step without stalls; entry n is the step's end."""
         return np.concatenate([[0.0], np.cumsum(self.step_seconds)])
@@ -97,6 +141,7 @@ class SwapSchedule:
     planner: str
     seconds: float = 0.0
     meta: dict = field(default_factory=dict, compare=False, hash=False)
+    recomputes: tuple[Recompute, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,11 +155,11 @@ class Timeline:
     stall: float
 
 
-def absent_bytes(sp: SwapProblem, swaps) -> np.ndarray:
-    """Bytes absent from the device at each step because of `swaps`."""
+def absent_bytes(sp: SwapProblem, swaps, recomputes=()) -> np.ndarray:
+    """Bytes absent from the device at each step because of `swaps` and `recomputes`."""
     sizes = sp.sizes()
     out = np.zeros(sp.num_steps, dtype=np.int64)
-    for s in swaps:
+    for s in (*swaps, *recomputes):
         out[s.free_at:s.load_at] += sizes[s.buffer]
     return out
 
@@ -128,13 +173,22 @@ def base_live_bytes(problem: MemoryProblem, num_steps: int) -> np.ndarray:
     return np.cumsum(delta)[:num_steps]
 
 
-def live_bytes(sp: SwapProblem, swaps) -> np.ndarray:
-    return base_live_bytes(sp.problem, sp.num_steps) - absent_bytes(sp, swaps)
+def live_bytes(sp: SwapProblem, swaps, recomputes=()) -> np.ndarray:
+    return base_live_bytes(sp.problem, sp.num_steps) - absent_bytes(sp, swaps, recomputes)
 
 
-def simulate(sp: SwapProblem, swaps) -> Timeline:
-    """Runs the step/copy model of the module docstring; FIFO per copy engine."""
-    c = sp.step_seconds
+def step_durations(sp: SwapProblem, recomputes=()) -> np.ndarray:
+    """Each step's time with the recompute kernels that run just before it."""
+    c = np.asarray(sp.step_seconds, dtype=float).copy()
+    for r in recomputes:
+        c[r.before] += sp.recompute_seconds(r.buffer)
+    return c
+
+
+def simulate(sp: SwapProblem, swaps, recomputes=()) -> Timeline:
+    """Runs the step/copy model of the module docstring; FIFO per copy engine.
+    The stall reported is the whole overhead: copy waits plus recompute time."""
+    c = step_durations(sp, recomputes)
     outs = sorted(swaps, key=lambda s: (s.after, s.buffer))
     ins = sorted(swaps, key=lambda s: (s.load_at, s.before, s.buffer))
     due_free: dict[int, list[Swap]] = {}
@@ -166,16 +220,16 @@ def simulate(sp: SwapProblem, swaps) -> Timeline:
             ii += 1
         ends.append(ready + c[k])
     total = ends[-1] if ends else 0.0
-    return Timeline(tuple(starts), out_copy, in_copy, total, total - float(np.sum(c)))
+    return Timeline(tuple(starts), out_copy, in_copy, total, total - float(np.sum(sp.step_seconds)))
 
 
-def split_problem(sp: SwapProblem, swaps) -> tuple[MemoryProblem, dict[int, tuple[int, int]]]:
+def split_problem(sp: SwapProblem, swaps, recomputes=()) -> tuple[MemoryProblem, dict[int, tuple[int, int]]]:
     """The resident segments of every buffer as buffers; id -> (original id, segment index).
 
     Segment 0 keeps the original id; later segments get fresh ids after the largest one.
     """
-    by_buffer: dict[int, list[Swap]] = {}
-    for s in swaps:
+    by_buffer: dict[int, list] = {}
+    for s in (*swaps, *recomputes):
         by_buffer.setdefault(s.buffer, []).append(s)
     next_id = max((b.id for b in sp.problem.buffers), default=-1) + 1
     buffers, origin = [], {}
@@ -191,70 +245,18 @@ def split_problem(sp: SwapProblem, swaps) -> tuple[MemoryProblem, dict[int, tupl
     return MemoryProblem(tuple(buffers), sp.problem.num_steps, sp.problem.name), origin
 
 
-@dataclass(frozen=True)
-class SwapReport:
-    valid: bool
-    errors: tuple[str, ...]
-    peak_bytes: int
-    stall: float
-    total: float
-
-
-def _swap_errors(sp: SwapProblem, swaps) -> list[str]:
-    """Per-swap shape: a known swappable buffer, a real idle gap, ordered steps, no overlap."""
-    errors, sizes = [], sp.sizes()
-    starts = {b.id: b.start for b in sp.problem.buffers}
-    seen: dict[int, list[Swap]] = {}
-    for s in swaps:
-        if s.buffer not in sizes:
-            errors.append(f"swap of unknown buffer {s.buffer}")
-            continue
-        if sp.swappable and s.buffer not in sp.swappable:
-            errors.append(f"buffer {s.buffer} is not swappable (a view of it is used)")
-        if not s.after < s.free_at < s.load_at < s.before <= sp.num_steps - 1:
-            errors.append(f"swap {s}: needs after < free_at < load_at < before < {sp.num_steps}")
-        uses = set(sp.uses.get(s.buffer, ())) | {starts[s.buffer]}
-        if s.after not in uses or s.before not in uses:
-            errors.append(f"swap {s}: after and before must be uses of buffer {s.buffer}")
-        if any(s.after < u < s.before for u in uses):
-            errors.append(f"swap {s}: buffer {s.buffer} is used inside its gap")
-        for other in seen.get(s.buffer, ()):
-            if s.after < other.before and other.after < s.before:
-                errors.append(f"swaps {s} and {other} of one buffer overlap")
-        seen.setdefault(s.buffer, []).append(s)
-    return errors
-
-
-def _timeline_errors(sp: SwapProblem, swaps, tl: Timeline) -> list[str]:
-    """Re-checks the timeline: copies in order, in before use, one copy at a time per engine."""
-    errors, eps = [], 1e-12
-    for s in swaps:
-        out, inn = tl.out_copy[s], tl.in_copy[s]
-        if out[1] > tl.step_start[s.free_at] + eps:
-            errors.append(f"swap {s}: copy-out ends after step {s.free_at} reuses its range")
-        if inn[0] + eps < max(out[1], tl.step_start[s.load_at]):
-            errors.append(f"swap {s}: copy-in starts before its data is on host or its range is taken")
-        if inn[1] > tl.step_start[s.before] + eps:
-            errors.append(f"swap {s}: copy-in ends after step {s.before} needs it")
-    for name, copies in (("device-to-host", tl.out_copy), ("host-to-device", tl.in_copy)):
-        spans = sorted(copies.values())
-        for (a0, a1), (b0, _b1) in zip(spans, spans[1:]):
-            if b0 + eps < a1:
-                errors.append(f"{name} copies overlap on its single engine at t={b0:.3e}")
-    return errors
-
-
-def validate_swaps(sp: SwapProblem, schedule: SwapSchedule, arena_bytes: int | None = None) -> SwapReport:
-    """Judges a schedule: shape, simulated timing, peak (and arena) within the budget."""
-    swaps = schedule.swaps
-    errors = _swap_errors(sp, swaps)
-    if errors:
-        return SwapReport(False, tuple(errors[:20]), -1, float("inf"), float("inf"))
-    tl = simulate(sp, swaps)
-    errors += _timeline_errors(sp, swaps, tl)
-    peak = int(live_bytes(sp, swaps).max(initial=0))
-    if peak > sp.budget:
-        errors.append(f"{peak} bytes live at the peak exceed the budget of {sp.budget}")
-    if arena_bytes is not None and arena_bytes > sp.budget:
-        errors.append(f"arena of {arena_bytes} bytes exceeds the budget of {sp.budget}")
-    return SwapReport(not errors, tuple(errors[:20]), peak, tl.stall, tl.total)
+def compatible(sp: SwapProblem, swaps, recomputes, event) -> bool:
+    """Can `event` (a Swap or Recompute) join the chosen ones? Planners use it to
+    stay inside the rules the validator enforces: one event per idle gap, and a
+    recompute's inputs neither away when it runs nor sent away while it needs them."""
+    chosen = (*swaps, *recomputes)
+    if any(c.buffer == event.buffer and c.after < event.before and event.after < c.before for c in chosen):
+        return False
+    if isinstance(event, Recompute):
+        for i in sp.recompute_inputs.get(event.buffer, ()):
+            if any(c.buffer == i and c.after < event.before < c.before for c in chosen):
+                return False
+    for r in recomputes:
+        if event.buffer in sp.recompute_inputs.get(r.buffer, ()) and event.after < r.before < event.before:
+            return False
+    return True

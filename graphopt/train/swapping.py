@@ -22,7 +22,8 @@ from graphopt.analysis.cost import DeviceModel, LinkModel, StepCosts, StepWork, 
 from graphopt.errors import InputError, PlanError
 from graphopt.plan.placement import Placement
 from graphopt.plan.problem import MemoryProblem
-from graphopt.plan.swap import SwapProblem, SwapSchedule, simulate, split_problem, validate_swaps
+from graphopt.plan.swap import SwapProblem, SwapSchedule, simulate, split_problem
+from graphopt.plan.swap_validator import validate_swaps
 from graphopt.plan.validator import ValidationReport, validate
 
 REFIT_ROUNDS = 4
@@ -80,7 +81,7 @@ def swap_problem(low, budget: int, link: LinkModel, device: DeviceModel = Device
     ex = low.extraction
     costs = analytic_costs(step_work(low.lowered, ex.step_calls), device)
     seconds = tuple(costs.seconds) + (0.0,) * max(0, ex.problem.num_steps - len(costs.seconds))
-    return SwapProblem(ex.problem, ex.uses, seconds, budget, link, ex.swappable), costs
+    return SwapProblem(ex.problem, ex.uses, seconds, budget, link, ex.swappable, ex.recompute_inputs), costs
 
 
 def plan_memory(low, options) -> MemoryPlan:
@@ -108,7 +109,7 @@ def _fit(sp: SwapProblem, costs: StepCosts, base: Placement, planner, options, v
     target = sp.budget
     for _ in range(REFIT_ROUNDS):
         schedule = swapper.plan(replace(sp, budget=target), time_limit=options.time_limit)
-        split, origin = split_problem(sp, schedule.swaps)
+        split, origin = split_problem(sp, schedule.swaps, schedule.recomputes)
         placement = planner.plan(split, time_limit=options.time_limit)
         if placement.arena_bytes <= sp.budget:
             break
@@ -123,7 +124,7 @@ def _fit(sp: SwapProblem, costs: StepCosts, base: Placement, planner, options, v
 
 def swap_record(sp: SwapProblem, schedule: SwapSchedule, cost_source: str, noswap_arena: int) -> dict:
     """What plan.json keeps about swaps; `swap_stats` reads it back for `inspect`."""
-    timeline = simulate(sp, schedule.swaps)
+    timeline = simulate(sp, schedule.swaps, schedule.recomputes)
     sizes = sp.sizes()
     return {
         "budget_bytes": int(sp.budget),
@@ -137,7 +138,8 @@ def swap_record(sp: SwapProblem, schedule: SwapSchedule, cost_source: str, noswa
         "predicted_step_seconds": float(timeline.total),
         "swaps": [{"buffer": s.buffer, "after": s.after, "free_at": s.free_at, "load_at": s.load_at,
                    "before": s.before, "bytes": int(sizes[s.buffer])} for s in schedule.swaps],
-        "recomputes": [],
+        "recomputes": [{"buffer": r.buffer, "after": r.after, "before": r.before, "bytes": int(sizes[r.buffer]),
+                        "seconds": sp.recompute_seconds(r.buffer)} for r in schedule.recomputes],
     }
 
 
@@ -154,8 +156,11 @@ def build_with_swaps(low, plan: MemoryPlan):
     from graphopt.train.swap_rewrite import insert_swaps
 
     mod, buffer_vars = low.lowered, low.extraction.buffer_vars
-    if plan.schedule is not None and plan.schedule.swaps:
+    if plan.schedule is not None and (plan.schedule.swaps or plan.schedule.recomputes):
         segment_ids = {seg: bid for bid, seg in plan.origin.items()}
-        mod, buffer_vars = insert_swaps(mod, buffer_vars, list(plan.schedule.swaps), segment_ids)
+        ex = low.extraction
+        producers = {b.id: (b.start, ex.step_calls[b.start]) for b in ex.problem.buffers if b.id in ex.recompute_inputs}
+        mod, buffer_vars = insert_swaps(mod, buffer_vars, list(plan.schedule.swaps), segment_ids,
+                                        list(plan.schedule.recomputes), producers)
     planned = apply_placement(mod, buffer_vars, plan.placement)
     return build(finalize(planned, low.target, stock=False), low.target)

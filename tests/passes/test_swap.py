@@ -1,9 +1,11 @@
-"""Swap planners on random training-like instances, judged by the one swap validator."""
+"""Swap and recompute planners on random training-like instances, judged by the one swap validator."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from graphopt.passes.recompute_greedy import RecomputeGreedy
+from graphopt.passes.swap_capuchin import Capuchin
 from graphopt.passes.swap_cpsat import SwapCpSat
 from graphopt.passes.swap_singa import MODES, RANKINGS, InfeasibleBudget, Singa
 from hypothesis import HealthCheck, given, settings
@@ -11,7 +13,8 @@ from hypothesis import strategies as st
 
 from graphopt.analysis.cost import LinkModel
 from graphopt.plan.problem import Buffer, MemoryProblem
-from graphopt.plan.swap import Swap, SwapProblem, SwapSchedule, live_bytes, simulate, split_problem, validate_swaps
+from graphopt.plan.swap import Recompute, Swap, SwapProblem, SwapSchedule, live_bytes, simulate, split_problem
+from graphopt.plan.swap_validator import validate_swaps
 
 
 def training_like(seed: int, layers: int = 6, fraction: float = 0.7, bandwidth: float = 50e9) -> SwapProblem:
@@ -32,10 +35,14 @@ def training_like(seed: int, layers: int = 6, fraction: float = 0.7, bandwidth: 
     problem = MemoryProblem(tuple(buffers), n)
     seconds = tuple(float(s) for s in rng.uniform(20e-6, 200e-6, size=n))
     peak = int(live_bytes(SwapProblem(problem, uses, seconds, 1 << 60), ()).max())
-    return SwapProblem(problem, uses, seconds, int(peak * fraction), LinkModel(bandwidth=bandwidth))
+    # activation k is made from activation k - 1 (k = 0 from the weights only), which
+    # is still live at k's mirror step: every activation can be recomputed there
+    inputs = {k: ((k - 1,) if k else ()) for k in range(layers)}
+    return SwapProblem(problem, uses, seconds, int(peak * fraction), LinkModel(bandwidth=bandwidth),
+                       recompute_inputs=inputs)
 
 
-PLANNERS = [Singa(r, m) for r in RANKINGS for m in MODES] + [SwapCpSat()]
+PLANNERS = [Singa(r, m) for r in RANKINGS for m in MODES] + [Capuchin(), RecomputeGreedy(), SwapCpSat()]
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -84,3 +91,36 @@ def test_simulator_without_swaps_has_no_stall() -> None:
     timeline = simulate(sp, ())
     assert timeline.stall == pytest.approx(0.0)
     assert timeline.total == pytest.approx(sum(sp.step_seconds))
+
+
+def test_recompute_frees_its_gap_and_costs_its_producer() -> None:
+    sp = training_like(4, fraction=1.0)
+    back = sp.uses[2][-1]
+    recompute = Recompute(2, 3, back)  # activation 2: used at 2, 3 and its mirror step
+    report = validate_swaps(sp, SwapSchedule((), "test", recomputes=(recompute,)))
+    assert report.valid, report.errors
+    assert report.stall == pytest.approx(sp.step_seconds[2])  # its producer runs again
+    assert live_bytes(sp, (), (recompute,))[back - 1] == live_bytes(sp, ())[back - 1] - sp.sizes()[2]
+    split, origin = split_problem(sp, (), (recompute,))
+    assert sorted((b.start, b.end) for b in split.buffers if origin[b.id][0] == 2) == [(2, 4), (back, back + 1)]
+
+
+def test_validator_rejects_a_recompute_whose_input_is_away() -> None:
+    sp = training_like(5, fraction=1.0)
+    back2 = sp.uses[2][-1]
+    recompute = Recompute(2, 3, back2)  # reads activation 1, which must be resident at back2
+    away = Swap(1, 2, 3, back2, sp.uses[1][-1])  # activation 1 may still be coming back at back2
+    report = validate_swaps(sp, SwapSchedule((away,), "test", recomputes=(recompute,)))
+    assert not report.valid and any("input buffer 1 is away" in e for e in report.errors)
+    gradient = len(sp.recompute_inputs)  # a gradient temporary: not recomputable
+    bad = Recompute(gradient, sp.problem.buffers[gradient].start, sp.problem.buffers[gradient].start + 2)
+    assert not validate_swaps(sp, SwapSchedule((), "test", recomputes=(bad,))).valid
+
+
+def test_ours_uses_recomputation_when_copies_cannot_hide() -> None:
+    """With a link far too slow for any copy to hide, recomputing is the cheap way down."""
+    sp = training_like(6, fraction=0.85, bandwidth=1e6)
+    schedule = SwapCpSat().plan(sp, time_limit=2.0)
+    report = validate_swaps(sp, schedule)
+    assert report.valid and schedule.recomputes
+    assert report.stall <= validate_swaps(sp, RecomputeGreedy().plan(sp)).stall + 1e-12

@@ -54,10 +54,11 @@ def test_gradients_match_finite_differences(tmp_path_factory, build) -> None:
 
 
 def test_swaps_change_nothing_but_memory(tmp_path_factory) -> None:
-    """Same losses with and without swaps, with swapped-out tensors poisoned."""
+    """Same losses with and without swaps, with swapped-out tensors poisoned. At 60% the
+    plan must also swap tensors that are read through reshape views (re-derived on swap-in)."""
     model = transformer()
     plain = _compiled(tmp_path_factory, model, "plain", optimizer="sgd:lr=0.01")
-    swapped = _compiled(tmp_path_factory, model, "swapped", optimizer="sgd:lr=0.01", memory_budget="80%")
+    swapped = _compiled(tmp_path_factory, model, "swapped", optimizer="sgd:lr=0.01", memory_budget="60%")
     plan = swapped.session.plan
     assert plan["swaps"] and plan["arena_bytes"] <= plan["budget_bytes"] < plan["noswap_arena_bytes"]
     feeds = _batch(plain)
@@ -71,6 +72,28 @@ def test_swaps_change_nothing_but_memory(tmp_path_factory) -> None:
     without = [plain.step(feeds) for _ in range(6)]
     np.testing.assert_allclose(with_swaps, without, rtol=1e-5)
     assert with_swaps[-1] < 0.5 * with_swaps[0]
+
+
+def test_recomputation_changes_nothing_but_memory(tmp_path_factory) -> None:
+    """Dropped tensors are poisoned; the producer's second run must rebuild them exactly."""
+    model = mlp(batch=64, hidden=(64, 64, 64, 64))
+    plain = _compiled(tmp_path_factory, model, "plain_mlp", optimizer="sgd:lr=0.1")
+    dropped = _compiled(tmp_path_factory, model, "recomputed", optimizer="sgd:lr=0.1", memory_budget="80%",
+                        swap_planner="recompute-greedy")
+    plan = dropped.session.plan
+    assert plan["recomputes"] and not plan["swaps"]
+    assert plan["arena_bytes"] <= plan["budget_bytes"] < plan["noswap_arena_bytes"]
+    assert plan["predicted_step_seconds"] > plan["predicted_noswap_step_seconds"]  # the producers run twice
+    feeds = _batch(plain)
+    swap_runtime.reset()
+    swap_runtime.poison(True)
+    try:
+        with_recompute = [dropped.step(feeds) for _ in range(4)]
+    finally:
+        swap_runtime.poison(False)
+    assert swap_runtime.stats()["bytes_dropped"] == 4 * sum(r["bytes"] for r in plan["recomputes"])
+    without = [plain.step(feeds) for _ in range(4)]
+    np.testing.assert_array_equal(with_recompute, without)
 
 
 def test_adam_decreases_the_loss(tmp_path_factory) -> None:
