@@ -25,7 +25,11 @@ def add_compile_train_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--memory-budget", default=None, metavar="BYTES|PCT%",
                        help="arena budget; tensors are swapped to host to meet it")
     group.add_argument("--swap-planner", default="ours", metavar="NAME",
-                       help="ours (CP-SAT + local search) or a SINGA baseline, e.g. singa-doa-no-overhead")
+                       help="ours (CP-SAT on swaps and recomputes, + local search) or a baseline: "
+                            "singa-doa-no-overhead (and the other SINGA strategies), capuchin, recompute-greedy")
+    group.add_argument("--step-costs", choices=("analytic", "measured"), default="analytic",
+                       help="kernel times for swap planning: roofline estimate, or measured by running a "
+                            "no-swap build on this machine first")
     group.add_argument("--link-bandwidth", type=float, default=None, metavar="BYTES/S", help="host link (PCIe 5 x16)")
     group.add_argument("--link-latency", type=float, default=None, metavar="SECONDS", help="per-copy latency")
 
@@ -44,7 +48,8 @@ def cmd_compile_train(args) -> int:
     options = TrainOptions(loss=args.loss, optimizer=args.optimizer, target=args.target, planner=args.planner,
                            input_shapes=dict(args.input_shape), time_limit=args.time_limit, reorder=args.reorder,
                            memory_budget=args.memory_budget, swap_planner=args.swap_planner,
-                           link_bandwidth=args.link_bandwidth, link_latency=args.link_latency)
+                           link_bandwidth=args.link_bandwidth, link_latency=args.link_latency,
+                           step_costs=args.step_costs)
     result = compile_train_model(args.model, args.output, options)
     print(f"wrote {result.artifact} (id {result.manifest['id'][:12]})")
     for key, value in swap_stats(result.plan).items():

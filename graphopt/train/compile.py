@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from graphopt.compiler import CompileResult, _versions
-from graphopt.errors import PlanError
+from graphopt.errors import InputError, PlanError
 from graphopt.stages import Progress, StageTimer
 
 DEFAULT_OPTIMIZER = "sgd:lr=0.1"
@@ -43,13 +43,15 @@ class TrainOptions:
     swap_planner: str = "ours"
     link_bandwidth: float | None = None  # bytes/s; None: the cost model's PCIe 5 x16 default
     link_latency: float | None = None  # seconds
+    step_costs: str = "analytic"  # or "measured": profile a no-swap build on this machine first
 
     def as_manifest(self) -> dict:
         shapes = {k: list(v) for k, v in sorted(self.input_shapes.items())}
         return {"train": True, "loss": self.loss, "optimizer": self.optimizer, "planner": self.planner,
                 "input_shapes": shapes, "time_limit": self.time_limit, "reorder": self.reorder,
                 "fold": self.fold, "memory_budget": self.memory_budget, "swap_planner": self.swap_planner,
-                "link_bandwidth": self.link_bandwidth, "link_latency": self.link_latency}
+                "link_bandwidth": self.link_bandwidth, "link_latency": self.link_latency,
+                "step_costs": self.step_costs}
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,13 @@ def _lower(mod, target):
         return pipeline.lower_to_explicit_memory(mod, target, schedules=False)
 
 
-def compile_train_model(model_path, out_dir, options: TrainOptions, progress: Progress | None = None) -> CompileResult:
-    """Compiles the training step of an ONNX forward model into an artifact directory."""
+def compile_train_model(model_path, out_dir, options: TrainOptions, progress: Progress | None = None,
+                        after_plan=None) -> CompileResult:
+    """Compiles the training step of an ONNX forward model into an artifact directory.
+
+    `after_plan(placement)` runs once the memory plan is checked, before the TVM build;
+    it may raise to stop there (the tuner prunes a configuration whose peak is too high).
+    """
     from graphopt.artifact import refuse_foreign_target, write_artifact
     from graphopt.build.plan_record import plan_record
     from graphopt.train.swapping import build_with_swaps, plan_memory
@@ -120,7 +127,10 @@ def compile_train_model(model_path, out_dir, options: TrainOptions, progress: Pr
     timed = StageTimer(progress)
     stages = timed.seconds
     low = lower_train_model(model_path, options, stages, progress)
-    memory = timed("plan", plan_memory, low, options)
+    measured = timed("profile", _measured_step_costs, low, options) if _wants_profile(options) else None
+    memory = timed("plan", plan_memory, low, options, measured)
+    if after_plan is not None:
+        after_plan(memory.placement)
     executable = timed("build", build_with_swaps, low, memory)
     from graphopt.build.pipeline import stock_bytes
 
@@ -131,6 +141,33 @@ def compile_train_model(model_path, out_dir, options: TrainOptions, progress: Pr
     params = list(low.imported.params) + list(low.states)
     written = write_artifact(Path(out_dir), manifest, plan, lambda tmp: _payload(tmp, executable, params))
     return CompileResult(Path(out_dir), written, plan, stages, low.lowered, params)
+
+
+def _wants_profile(options: TrainOptions) -> bool:
+    if options.step_costs not in ("analytic", "measured"):
+        raise InputError(f"--step-costs {options.step_costs!r}: choose analytic or measured")
+    return options.step_costs == "measured" and options.memory_budget is not None
+
+
+def _measured_step_costs(low: Lowered, options: TrainOptions) -> list[float]:
+    """Builds the step without swaps in a scratch directory and times its kernels there."""
+    import tempfile
+
+    from graphopt.train.profile import profile_steps
+    from graphopt.train.swapping import build_with_swaps, plan_memory
+
+    plain = replace(options, memory_budget=None)
+    memory = plan_memory(low, plain)
+    executable = build_with_swaps(low, memory)
+    with tempfile.TemporaryDirectory(prefix="graphopt-profile-") as scratch:
+        from graphopt.artifact import write_artifact
+        from graphopt.build.plan_record import plan_record
+
+        plan = plan_record(memory.extraction_view, memory.placement, memory.report, 0, low.imported.params, {})
+        params = list(low.imported.params) + list(low.states)
+        art = Path(scratch) / "art"
+        write_artifact(art, _manifest(low, plain), plan, lambda tmp: _payload(tmp, executable, params))
+        return profile_steps(art)
 
 
 def _manifest(low: Lowered, options: TrainOptions) -> dict:

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import tvm
 from tvm import relax
 
-from graphopt.analysis.cost import DeviceModel, LinkModel, StepCosts, StepWork, analytic_costs
+from graphopt.analysis.cost import DeviceModel, LinkModel, StepCosts, StepWork, analytic_costs, measured_costs
 from graphopt.errors import InputError, PlanError
 from graphopt.plan.placement import Placement
 from graphopt.plan.problem import MemoryProblem
@@ -77,14 +77,21 @@ def _tensor_bytes(arg) -> int:
     return count * ((tvm.DataType(str(ty.dtype)).bits + 7) // 8)
 
 
-def swap_problem(low, budget: int, link: LinkModel, device: DeviceModel = DeviceModel()) -> tuple[SwapProblem, StepCosts]:
+def swap_problem(low, budget: int, link: LinkModel, device: DeviceModel | None = None,
+                 measured: list[float] | None = None) -> tuple[SwapProblem, StepCosts]:
+    """The swap problem of a lowered step: measured step times when given, else the roofline."""
     ex = low.extraction
-    costs = analytic_costs(step_work(low.lowered, ex.step_calls), device)
+    if measured is not None:
+        if len(measured) != ex.problem.num_steps:
+            raise PlanError(f"{len(measured)} measured step times for {ex.problem.num_steps} steps")
+        costs = measured_costs(measured)
+    else:
+        costs = analytic_costs(step_work(low.lowered, ex.step_calls), device or DeviceModel())
     seconds = tuple(costs.seconds) + (0.0,) * max(0, ex.problem.num_steps - len(costs.seconds))
     return SwapProblem(ex.problem, ex.uses, seconds, budget, link, ex.swappable, ex.recompute_inputs), costs
 
 
-def plan_memory(low, options) -> MemoryPlan:
+def plan_memory(low, options, measured: list[float] | None = None) -> MemoryPlan:
     from graphopt.passes.registry import get_planner
 
     ex = low.extraction
@@ -98,7 +105,7 @@ def plan_memory(low, options) -> MemoryPlan:
         return _checked(MemoryPlan(ex.problem, base, validate(ex.problem, base), view, record=record))
     link = LinkModel(options.link_bandwidth or LinkModel().bandwidth, options.link_latency or LinkModel().latency)
     budget = parse_budget(options.memory_budget, base.arena_bytes)
-    sp, costs = swap_problem(low, budget, link)
+    sp, costs = swap_problem(low, budget, link, measured=measured)
     return _checked(_fit(sp, costs, base, planner, options, view))
 
 

@@ -96,6 +96,16 @@ def test_recomputation_changes_nothing_but_memory(tmp_path_factory) -> None:
     np.testing.assert_array_equal(with_recompute, without)
 
 
+def test_measured_step_costs_drive_the_plan(tmp_path_factory) -> None:
+    """--step-costs measured: every kernel timed on this machine, in plan order."""
+    model = mlp(batch=64, hidden=(64, 64, 64, 64))
+    runner = _compiled(tmp_path_factory, model, "measured", memory_budget="85%", step_costs="measured")
+    plan = runner.session.plan
+    assert plan["cost_source"] == "measured"
+    assert len(plan["step_seconds"]) == plan["num_steps"] and all(s > 0 for s in plan["step_seconds"])
+    assert plan["predicted_noswap_step_seconds"] == pytest.approx(sum(plan["step_seconds"]))
+
+
 def test_adam_decreases_the_loss(tmp_path_factory) -> None:
     runner = _compiled(tmp_path_factory, mlp(), "adam", optimizer="adam:lr=1e-2")
     losses = runner.run(_batch(runner), 8).losses
