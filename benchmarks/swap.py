@@ -1,13 +1,16 @@
 """Swap benchmark: training steps of real architectures under shrinking memory budgets.
 
-For each model (SqueezeNet from the onnx package's light models, a transformer
-encoder, an MLP) the training step is lowered and extracted once; the cost
-model gives step times (analytic roofline, H100 fp32 effective figures) and
-the PCIe 5 x16 link. Budgets sweep from 100% of the no-swap peak (max live
+For each model (SqueezeNet from the onnx package's light models at 224x224,
+batch 32; a 4-layer transformer encoder, batch 32 x 256 tokens x 512; a
+6-layer MLP, batch 8192 x 2048) the training step is lowered and extracted once
+(sizes of real training runs: the memory is activations, not weights); the
+cost model gives step times (analytic roofline, H100 fp32 effective figures)
+and the PCIe 5 x16 link. Budgets sweep from 100% of the no-swap peak (max live
 bytes) down in 5% steps, plus 66% and 55%, until no strategy fits. Every
-strategy's schedule goes through the swap validator; the overhead is its
-simulated stall over the no-swap step time. Output: a markdown table, JSON,
-and a plot of memory vs overhead.
+strategy's schedule (ours, SINGA's six, Capuchin's hybrid, recomputation
+alone) goes through the swap validator; the overhead is its simulated time
+over the no-swap step time (copy stalls plus recompute kernels). Output: a
+markdown table, JSON, and a plot of memory vs overhead.
 
     python -m benchmarks.swap [--json FILE] [--plot FILE] [--time-limit S] [--models a,b]
 """
@@ -34,9 +37,9 @@ def models() -> dict:
     from graphopt.train import models as m
 
     return {
-        "squeezenet": lambda: (m.light_cnn("squeezenet", size=64, batch=8), {}),
-        "transformer": lambda: (m.transformer(batch=8, seq=128, dim=256, heads=4, layers=4, classes=10), {}),
-        "mlp": lambda: (m.mlp(batch=256, features=1024, hidden=(2048, 2048, 2048), classes=10), {}),
+        "squeezenet": lambda: (m.light_cnn("squeezenet", size=224, batch=32), {}),
+        "transformer": lambda: (m.transformer(batch=32, seq=256, dim=512, heads=8, layers=4, classes=10), {}),
+        "mlp": lambda: (m.mlp(batch=8192, features=1024, hidden=(2048,) * 6, classes=10), {}),
     }
 
 

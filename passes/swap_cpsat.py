@@ -36,6 +36,7 @@ import time
 import numpy as np
 from graphopt.passes.recompute_greedy import RecomputeGreedy
 from graphopt.passes.swap_capuchin import Capuchin
+from graphopt.passes.swap_cover import cover_schedules
 from graphopt.passes.swap_singa import MODES, RANKINGS, InfeasibleBudget, Singa
 from ortools.sat.python import cp_model
 
@@ -58,6 +59,8 @@ class SwapCpSat:
     def plan(self, sp: SwapProblem, time_limit: float = 10.0) -> SwapSchedule:
         began = time.perf_counter()
         best = _best_heuristic(sp)
+        if best is None or best[1] > 0:
+            best = _better(sp, best, cover_schedules(sp, 0.3 * time_limit, self.workers))
         if best is not None and best[1] > 0:
             best = _refine(sp, best[0])
         left = time_limit - (time.perf_counter() - began)
@@ -91,6 +94,15 @@ class SwapCpSat:
             return None
         swaps, recomputes = m.read(solver)
         return SwapSchedule(swaps, "cpsat" + ("-optimal" if status == cp_model.OPTIMAL else ""), recomputes=recomputes)
+
+
+def _better(sp: SwapProblem, best, schedules: list[SwapSchedule]):
+    """The least simulated overhead among `best` and `schedules` (invalid ones ignored)."""
+    for schedule in schedules:
+        report = validate_swaps(sp, schedule)
+        if report.valid and (best is None or report.stall < best[1] - 1e-12):
+            best = (schedule, report.stall)
+    return best
 
 
 def _best_heuristic(sp: SwapProblem) -> tuple[SwapSchedule, float] | None:
@@ -151,9 +163,11 @@ class _Model:
     def __init__(self, sp: SwapProblem, gaps: list[Gap], rgaps: list[Gap], unit: float) -> None:
         self.sp, self.gaps, self.rgaps, self.model = sp, gaps, rgaps, cp_model.CpModel()
         md = self.model
-        cost = [round(c / unit) for c in sp.step_seconds]
-        dur = [max(1, int(np.ceil(sp.copy_seconds(g.buffer) / unit))) for g in gaps]
-        rcost = [max(1, round(sp.recompute_seconds(g.buffer) / unit)) for g in rgaps]
+        self.cost = cost = [round(c / unit) for c in sp.step_seconds]
+        self.dur = dur = [max(1, int(np.ceil(sp.copy_seconds(g.buffer) / unit))) for g in gaps]
+        self.rcost = rcost = [max(1, round(sp.recompute_seconds(g.buffer) / unit)) for g in rgaps]
+        self.starts: list[tuple] = []  # per swap candidate: (so, si, out_start, in_start)
+        self.absent: dict[tuple[int, int], object] = {}  # (candidate, step) -> a
         horizon = sum(cost) + 2 * sum(dur) + sum(rcost) + 1
         self.S = [md.new_int_var(0, horizon, f"S{k}") for k in range(sp.num_steps + 1)]
         self.y = [md.new_bool_var(f"y{n}") for n in range(len(rgaps))]
@@ -191,6 +205,7 @@ class _Model:
         md.add(in_start >= out_start + d).only_enforce_if(x)
         md.add(in_start + d <= self.S[g.before]).only_enforce_if(x)
         self.x.append(x), self.o.append(o), self.i.append(i)
+        self.starts.append((so, si, out_start, in_start))
         return out, inn
 
     def _exclusions(self) -> None:
@@ -218,23 +233,55 @@ class _Model:
                     md.add_implication(a, self.x[n])
                     md.add(self.o[n] <= k).only_enforce_if(a)
                     md.add(self.i[n] >= k + 1).only_enforce_if(a)
+                    self.absent[(n, k)] = a
                     terms.append(g.size * a)
             terms += [g.size * self.y[r] for r, g in enumerate(self.rgaps) if g.after < k < g.before]
             md.add(sum(terms) >= int(base[k]) - self.sp.budget)
 
     def hint(self, schedule: SwapSchedule | None) -> None:
+        """A complete hint (every variable) when the schedule uses only candidate gaps:
+        CP-SAT then starts from a feasible point instead of searching for one."""
         if schedule is None:
             return
-        by_gap = {(s.buffer, s.after): s for s in schedule.swaps}
+        swap_at = {(g.buffer, g.after): n for n, g in enumerate(self.gaps)}
+        rec_at = {(g.buffer, g.after): r for r, g in enumerate(self.rgaps)}
+        chosen_s = {swap_at.get((s.buffer, s.after)): s for s in schedule.swaps}
+        chosen_r = {rec_at.get((r.buffer, r.after)) for r in schedule.recomputes}
         for n, g in enumerate(self.gaps):
-            s = by_gap.get((g.buffer, g.after))
+            s = chosen_s.get(n)
             self.model.add_hint(self.x[n], s is not None)
             if s is not None:
                 self.model.add_hint(self.o[n], s.free_at)
                 self.model.add_hint(self.i[n], s.load_at)
-        chosen = {(r.buffer, r.after) for r in schedule.recomputes}
-        for r, g in enumerate(self.rgaps):
-            self.model.add_hint(self.y[r], (g.buffer, g.after) in chosen)
+        for r in range(len(self.rgaps)):
+            self.model.add_hint(self.y[r], r in chosen_r)
+        if None in chosen_s or None in chosen_r:
+            return  # a heuristic event outside the candidates: leave the times to the solver
+        self._hint_times(schedule, chosen_s, chosen_r)
+
+    def _hint_times(self, schedule: SwapSchedule, chosen_s: dict, chosen_r: set) -> None:
+        """Step starts and copy starts from the simulator run in the model's integer units."""
+        from graphopt.plan.swap import simulate
+
+        durations = np.array(self.cost, dtype=float)
+        for r in chosen_r:
+            durations[self.rgaps[r].before] += self.rcost[r]
+        copy = {g.buffer: float(d) for g, d in zip(self.gaps, self.dur)}
+        tl = simulate(self.sp, schedule.swaps, schedule.recomputes, durations, copy.__getitem__)
+        starts = list(tl.step_start) + [tl.total]
+        for k, var in enumerate(self.S):
+            self.model.add_hint(var, int(round(starts[k])))
+        for n, (so, si, out_start, in_start) in enumerate(self.starts):
+            s = chosen_s.get(n)
+            if s is None:
+                continue
+            self.model.add_hint(so, int(round(starts[s.free_at])))
+            self.model.add_hint(si, int(round(starts[s.load_at])))
+            self.model.add_hint(out_start, int(round(tl.out_copy[s][0])))
+            self.model.add_hint(in_start, int(round(tl.in_copy[s][0])))
+        for (n, k), a in self.absent.items():
+            s = chosen_s.get(n)
+            self.model.add_hint(a, s is not None and s.free_at <= k < s.load_at)
 
     def read(self, solver: cp_model.CpSolver) -> tuple[tuple[Swap, ...], tuple[Recompute, ...]]:
         swaps = tuple(Swap(g.buffer, g.after, solver.value(self.o[n]), solver.value(self.i[n]), g.before)

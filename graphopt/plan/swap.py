@@ -185,10 +185,13 @@ def step_durations(sp: SwapProblem, recomputes=()) -> np.ndarray:
     return c
 
 
-def simulate(sp: SwapProblem, swaps, recomputes=()) -> Timeline:
+def simulate(sp: SwapProblem, swaps, recomputes=(), durations=None, copy_time=None) -> Timeline:
     """Runs the step/copy model of the module docstring; FIFO per copy engine.
-    The stall reported is the whole overhead: copy waits plus recompute time."""
-    c = step_durations(sp, recomputes)
+    The stall reported is the whole overhead: copy waits plus recompute time.
+    `durations` (per step, recomputes included) and `copy_time(buffer)` replace
+    the problem's own figures: CP-SAT re-runs it in its integer time units."""
+    c = step_durations(sp, recomputes) if durations is None else durations
+    copy_seconds = copy_time or sp.copy_seconds
     outs = sorted(swaps, key=lambda s: (s.after, s.buffer))
     ins = sorted(swaps, key=lambda s: (s.load_at, s.before, s.buffer))
     due_free: dict[int, list[Swap]] = {}
@@ -205,7 +208,7 @@ def simulate(sp: SwapProblem, swaps, recomputes=()) -> Timeline:
         while oi < len(outs) and outs[oi].after < k:  # issued when step `after` ended
             s = outs[oi]
             begin = max(ends[s.after], d2h)
-            d2h = begin + sp.copy_seconds(s.buffer)
+            d2h = begin + copy_seconds(s.buffer)
             out_copy[s] = (begin, d2h)
             oi += 1
         ready = ends[-1] if ends else 0.0
@@ -215,12 +218,13 @@ def simulate(sp: SwapProblem, swaps, recomputes=()) -> Timeline:
         while ii < len(ins) and ins[ii].load_at <= k:
             s = ins[ii]
             begin = max(ready, h2d, out_copy[s][1] if s in out_copy else ready)
-            h2d = begin + sp.copy_seconds(s.buffer)
+            h2d = begin + copy_seconds(s.buffer)
             in_copy[s] = (begin, h2d)
             ii += 1
         ends.append(ready + c[k])
     total = ends[-1] if ends else 0.0
-    return Timeline(tuple(starts), out_copy, in_copy, total, total - float(np.sum(sp.step_seconds)))
+    nominal = float(np.sum(sp.step_seconds)) if durations is None else float(np.sum(durations))
+    return Timeline(tuple(starts), out_copy, in_copy, total, total - nominal)
 
 
 def split_problem(sp: SwapProblem, swaps, recomputes=()) -> tuple[MemoryProblem, dict[int, tuple[int, int]]]:

@@ -124,3 +124,21 @@ def test_ours_uses_recomputation_when_copies_cannot_hide() -> None:
     report = validate_swaps(sp, schedule)
     assert report.valid and schedule.recomputes
     assert report.stall <= validate_swaps(sp, RecomputeGreedy().plan(sp)).stall + 1e-12
+
+
+def test_ours_finds_the_cheapest_recompute_set_where_greedy_does_not() -> None:
+    """120 B budget, 100 B over it at steps 3-4. B (100 B, made at 0 in 2 ms), A (60 B, at 1 in
+    1 ms), C (15 B, at 2 in 1.2 ms) can be rebuilt before their uses at 6, 5, 7. Greedy by bytes
+    per second takes A, then B (3 ms); B alone (2 ms) is enough. Copies are hopeless (1 B/s)."""
+    spans = {0: (1, 6, 60), 1: (0, 7, 100), 2: (2, 8, 15), 3: (3, 5, 45)}  # id: (start, end, bytes)
+    buffers = tuple(Buffer(k, start, end, size) for k, (start, end, size) in spans.items())
+    uses = {0: (1, 5), 1: (0, 6), 2: (2, 7), 3: (3, 4)}
+    seconds = (2e-3, 1e-3, 1.2e-3, 1e-5, 1e-5, 1e-5, 1e-5, 1e-5)
+    sp = SwapProblem(MemoryProblem(buffers, 8), uses, seconds, 120, LinkModel(bandwidth=1.0),
+                     recompute_inputs={0: (), 1: (), 2: ()})
+    greedy = validate_swaps(sp, RecomputeGreedy().plan(sp))
+    ours_schedule = SwapCpSat().plan(sp, time_limit=2.0)
+    ours = validate_swaps(sp, ours_schedule)
+    assert greedy.valid and greedy.stall == pytest.approx(3e-3)
+    assert ours.valid and ours.stall == pytest.approx(2e-3)
+    assert [r.buffer for r in ours_schedule.recomputes] == [1] and not ours_schedule.swaps

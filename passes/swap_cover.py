@@ -1,0 +1,102 @@
+"""A covering model for the joint choice of swaps and recomputations (part of "ours").
+
+Why: the full timing model (swap_cpsat) is exact but large; on a few hundred
+steps CP-SAT may not improve on the heuristics in seconds. This model fixes the
+timing instead and keeps only the choice, which CP-SAT solves to optimality fast:
+* a swap candidate is an idle gap whose copies hide on the nominal timeline (out
+  as early, in as late as possible, as SINGA times them); it is absent on those
+  fixed steps and costs `weight` x its copy time (a price for engine contention:
+  copies serialize, which only the simulator sees);
+* a recompute candidate is absent on (after, before) and costs its producer's time;
+* every over-budget step must lose at least its excess; one event per gap; a
+  recompute's inputs are not away where it runs.
+Minimize the total cost. Each weight gives one schedule; the caller judges them
+all with the exact simulator and keeps the best.
+"""
+
+from __future__ import annotations
+
+from ortools.sat.python import cp_model
+
+from graphopt.passes.swap_singa import early_late
+from graphopt.plan.swap import Recompute, Swap, SwapProblem, SwapSchedule, base_live_bytes
+
+WEIGHTS = (0.05, 0.3, 1.0, 3.0)
+
+
+def cover_schedules(sp: SwapProblem, time_limit: float, workers: int = 2) -> list[SwapSchedule]:
+    """One optimal covering schedule per contention weight (those CP-SAT solved in time)."""
+    base = base_live_bytes(sp.problem, sp.num_steps)
+    over = [k for k in range(sp.num_steps) if base[k] > sp.budget]
+    if not over:
+        return []
+    events = _swap_events(sp, over) + _recompute_events(sp, over)
+    out = []
+    for weight in WEIGHTS:
+        chosen = _solve(sp, events, over, base, weight, time_limit / len(WEIGHTS), workers)
+        if chosen is not None:
+            swaps = tuple(e for e in chosen if isinstance(e, Swap))
+            recomputes = tuple(e for e in chosen if isinstance(e, Recompute))
+            out.append(SwapSchedule(swaps, f"cover-w{weight}", recomputes=recomputes))
+    return out
+
+
+def _covers(event, over: list[int]) -> bool:
+    return any(event.free_at <= k < event.load_at for k in over)
+
+
+def _swap_events(sp: SwapProblem, over: list[int]) -> list[tuple[Swap, float]]:
+    starts = sp.nominal_starts()
+    out = []
+    for gap in sp.gaps():
+        free_at, load_at = early_late(sp, gap, starts)
+        swap = Swap(gap.buffer, gap.after, free_at, load_at, gap.before)
+        if free_at < load_at and _covers(swap, over):
+            out.append((swap, sp.copy_seconds(gap.buffer)))
+    return out
+
+
+def _recompute_events(sp: SwapProblem, over: list[int]) -> list[tuple[Recompute, float]]:
+    events = [Recompute(g.buffer, g.after, g.before) for g in sp.recompute_gaps()]
+    return [(r, sp.recompute_seconds(r.buffer)) for r in events if _covers(r, over)]
+
+
+def _solve(sp, events, over, base, weight, time_limit, workers):
+    md = cp_model.CpModel()
+    use = [md.new_bool_var(f"e{n}") for n in range(len(events))]
+    scale = 1e6 / max(sum(sp.step_seconds), 1e-12)
+    cost = [max(1, round(sec * scale * (weight if isinstance(e, Swap) else 1.0))) for e, sec in events]
+    sizes = sp.sizes()
+    for k in over:
+        terms = [sizes[e.buffer] * u for (e, _), u in zip(events, use) if e.free_at <= k < e.load_at]
+        md.add(sum(terms) >= int(base[k]) - sp.budget)
+    _exclusions(md, sp, events, use)
+    md.minimize(sum(c * u for c, u in zip(cost, use)))
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(time_limit, 0.1)
+    solver.parameters.num_workers = workers
+    status = solver.solve(md)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    return [e for (e, _), u in zip(events, use) if solver.value(u)]
+
+
+def _exclusions(md, sp: SwapProblem, events, use) -> None:
+    """One event per idle gap; a recompute's inputs stay where it runs."""
+    for a in range(len(events)):
+        ea = events[a][0]
+        for b in range(a + 1, len(events)):
+            eb = events[b][0]
+            if _conflict(sp, ea, eb) or _conflict(sp, eb, ea):
+                md.add(use[a] + use[b] <= 1)
+
+
+def _conflict(sp: SwapProblem, first, second) -> bool:
+    if first.buffer == second.buffer and first.after < second.before and second.after < first.before:
+        return True
+    if isinstance(second, Recompute):
+        return first.buffer in sp.recompute_inputs.get(second.buffer, ()) and first.after < second.before < first.before
+    return False
+
+
+__all__ = ["WEIGHTS", "cover_schedules"]
