@@ -113,6 +113,25 @@ def plot(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def _header(args) -> str:
+    """Date, machine, command and cost model: what a reader needs to rerun and compare."""
+    import datetime
+    import platform
+    import sys
+
+    from graphopt.analysis.cost import DeviceModel, LinkModel
+
+    device, link = DeviceModel(), LinkModel()
+    return (f"# Swap and recompute benchmark, {datetime.date.today()}\n\n"
+            f"Command: `python -m benchmarks.{Path(__file__).stem} {' '.join(sys.argv[1:])}` on {platform.node()} "
+            f"({platform.processor() or platform.machine()}); planner time limit {args.time_limit} s per budget.\n"
+            f"Cost model (predicted, analytic): {device.name}: {device.flops / 1e12:.0f} TFLOP/s, "
+            f"{device.memory_bandwidth / 1e12:.1f} TB/s, {device.launch * 1e6:.0f} us per kernel; host link "
+            f"{link.bandwidth / 1e9:.0f} GB/s per direction, {link.latency * 1e6:.0f} us per copy, one engine each way.\n"
+            "Cells: predicted overhead (copy stalls + recompute kernels) over the no-swap step; every schedule "
+            "passed the swap validator.\n\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, default=None)
@@ -128,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         text.append(table(name, sp, results[name]))
         print(text[-1], flush=True)
     args.markdown.parent.mkdir(parents=True, exist_ok=True)
-    args.markdown.write_text("\n".join(text))
+    args.markdown.write_text(_header(args) + "\n".join(text))
     plot(results, args.plot)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1))

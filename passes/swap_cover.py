@@ -12,6 +12,13 @@ timing instead and keeps only the choice, which CP-SAT solves to optimality fast
   recompute's inputs are not away where it runs.
 Minimize the total cost. Each weight gives one schedule; the caller judges them
 all with the exact simulator and keeps the best.
+
+A last variant prices contention exactly instead of by a weight: every swap
+candidate comes in a few timings (tightest, then with more slack for its
+copies), its copy-out must fit between its use and the step that reuses its
+range, its copy-in between the step that takes the range and its next use, on
+the no-swap timeline, and the copies of one direction may not overlap (one
+engine each). Its swaps then hide by construction, so only recomputes cost.
 """
 
 from __future__ import annotations
@@ -22,22 +29,46 @@ from graphopt.passes.swap_singa import early_late
 from graphopt.plan.swap import Recompute, Swap, SwapProblem, SwapSchedule, base_live_bytes
 
 WEIGHTS = (0.05, 0.3, 1.0, 3.0)
+SLACK_VARIANTS = 3
 
 
 def cover_schedules(sp: SwapProblem, time_limit: float, workers: int = 2) -> list[SwapSchedule]:
-    """One optimal covering schedule per contention weight (those CP-SAT solved in time)."""
+    """One optimal covering schedule per contention weight, and one with the engines
+    modelled (those CP-SAT solved in time)."""
     base = base_live_bytes(sp.problem, sp.num_steps)
     over = [k for k in range(sp.num_steps) if base[k] > sp.budget]
     if not over:
         return []
     events = _swap_events(sp, over) + _recompute_events(sp, over)
+    share = 0.25 * time_limit / len(WEIGHTS)  # a quarter to the weights (they solve fast), the rest to engines
     out = []
+    engine_events = _swap_variants(sp, over) + _recompute_events(sp, over)
+    chosen = _solve(sp, engine_events, over, base, 0.0, 0.75 * time_limit, workers, engines=True)
+    if chosen is not None:
+        out.append(_schedule(chosen, "cover-engines"))
     for weight in WEIGHTS:
-        chosen = _solve(sp, events, over, base, weight, time_limit / len(WEIGHTS), workers)
+        chosen = _solve(sp, events, over, base, weight, share, workers)
         if chosen is not None:
-            swaps = tuple(e for e in chosen if isinstance(e, Swap))
-            recomputes = tuple(e for e in chosen if isinstance(e, Recompute))
-            out.append(SwapSchedule(swaps, f"cover-w{weight}", recomputes=recomputes))
+            out.append(_schedule(chosen, f"cover-w{weight}"))
+    return out
+
+
+def _schedule(chosen: list, name: str) -> SwapSchedule:
+    swaps = tuple(e for e in chosen if isinstance(e, Swap))
+    return SwapSchedule(swaps, name, recomputes=tuple(e for e in chosen if isinstance(e, Recompute)))
+
+
+def _swap_variants(sp: SwapProblem, over: list[int]) -> list[tuple[Swap, float]]:
+    """Each hideable gap in a few timings: the tightest, then with more room for the copies."""
+    starts = sp.nominal_starts()
+    out = []
+    for gap in sp.gaps():
+        free_at, load_at = early_late(sp, gap, starts)
+        step = max(1, (load_at - free_at) // (2 * SLACK_VARIANTS))
+        for k in range(SLACK_VARIANTS):
+            swap = Swap(gap.buffer, gap.after, free_at + k * step, load_at - k * step, gap.before)
+            if swap.free_at < swap.load_at and _covers(swap, over):
+                out.append((swap, sp.copy_seconds(gap.buffer)))
     return out
 
 
@@ -61,11 +92,13 @@ def _recompute_events(sp: SwapProblem, over: list[int]) -> list[tuple[Recompute,
     return [(r, sp.recompute_seconds(r.buffer)) for r in events if _covers(r, over)]
 
 
-def _solve(sp, events, over, base, weight, time_limit, workers):
+def _solve(sp, events, over, base, weight, time_limit, workers, engines: bool = False):
     md = cp_model.CpModel()
     use = [md.new_bool_var(f"e{n}") for n in range(len(events))]
     scale = 1e6 / max(sum(sp.step_seconds), 1e-12)
     cost = [max(1, round(sec * scale * (weight if isinstance(e, Swap) else 1.0))) for e, sec in events]
+    if engines:
+        _engines(md, sp, events, use, scale)
     sizes = sp.sizes()
     for k in over:
         terms = [sizes[e.buffer] * u for (e, _), u in zip(events, use) if e.free_at <= k < e.load_at]
@@ -79,6 +112,30 @@ def _solve(sp, events, over, base, weight, time_limit, workers):
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     return [e for (e, _), u in zip(events, use) if solver.value(u)]
+
+
+def _engines(md, sp: SwapProblem, events, use, scale: float) -> None:
+    """Copy windows on the no-swap timeline; each engine runs its copies one at a time
+    in issue order (copy-outs by their use, copy-ins by the step that loads them), as
+    the runtime issues them and the simulator replays them."""
+    starts = [round(t * scale) for t in sp.nominal_starts()]
+    outs, ins = [], []
+    for (e, sec), u in zip(events, use):
+        if not isinstance(e, Swap):
+            continue
+        d = max(1, int(-(-sec * scale // 1)))
+        out_lo, out_hi = starts[e.after + 1], starts[e.free_at]
+        in_lo, in_hi = starts[e.load_at], starts[e.before]
+        if out_hi - out_lo < d or in_hi - in_lo < d:
+            md.add(u == 0)
+            continue
+        outs.append(((e.after, e.buffer), md.new_int_var(out_lo, out_hi - d, ""), d, u))
+        ins.append(((e.load_at, e.before, e.buffer), md.new_int_var(in_lo, in_hi - d, ""), d, u))
+    for copies in (outs, ins):
+        copies.sort(key=lambda c: c[0])
+        for n, (_key, start, d, u) in enumerate(copies):
+            for _key2, later, _d2, v in copies[n + 1:]:
+                md.add(later >= start + d).only_enforce_if([u, v])
 
 
 def _exclusions(md, sp: SwapProblem, events, use) -> None:

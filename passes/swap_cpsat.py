@@ -60,7 +60,7 @@ class SwapCpSat:
         began = time.perf_counter()
         best = _best_heuristic(sp)
         if best is None or best[1] > 0:
-            best = _better(sp, best, cover_schedules(sp, 0.3 * time_limit, self.workers))
+            best = _better(sp, best, cover_schedules(sp, 0.8 * time_limit, self.workers))
         if best is not None and best[1] > 0:
             best = _refine(sp, best[0])
         left = time_limit - (time.perf_counter() - began)
@@ -93,7 +93,8 @@ class SwapCpSat:
             log.info("ours: CP-SAT found nothing in %.1fs (%s)", time_limit, solver.status_name(status))
             return None
         swaps, recomputes = m.read(solver)
-        return SwapSchedule(swaps, "cpsat" + ("-optimal" if status == cp_model.OPTIMAL else ""), recomputes=recomputes)
+        name = "cpsat" + ("-optimal" if status == cp_model.OPTIMAL else "")
+        return SwapSchedule(swaps, name, recomputes=recomputes)
 
 
 def _better(sp: SwapProblem, best, schedules: list[SwapSchedule]):
