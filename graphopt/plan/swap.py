@@ -264,3 +264,16 @@ def compatible(sp: SwapProblem, swaps, recomputes, event) -> bool:
         if event.buffer in sp.recompute_inputs.get(r.buffer, ()) and event.after < r.before < event.before:
             return False
     return True
+
+
+def hidden_swap_floor(sp: SwapProblem) -> int:
+    """The least budget swaps alone could reach with no stall: at step k, the bytes away
+    must have been copied out since the step began (one engine, from time 0 at best)
+    and must be copied back after it ends, so at most bandwidth x min(time before k,
+    time after k) bytes can be away. A necessary condition, not a plan: below this
+    floor any schedule without recomputation stalls."""
+    base = base_live_bytes(sp.problem, sp.num_steps)
+    starts = sp.nominal_starts()
+    total = starts[-1]
+    room = np.minimum(starts[:-1], total - starts[1:]) * sp.link.bandwidth
+    return int(np.max(base - np.floor(room)).clip(min=0))

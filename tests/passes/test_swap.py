@@ -142,3 +142,20 @@ def test_ours_finds_the_cheapest_recompute_set_where_greedy_does_not() -> None:
     assert greedy.valid and greedy.stall == pytest.approx(3e-3)
     assert ours.valid and ours.stall == pytest.approx(2e-3)
     assert [r.buffer for r in ours_schedule.recomputes] == [1] and not ours_schedule.swaps
+
+
+def test_no_stall_free_swap_schedule_goes_below_the_hidden_swap_floor() -> None:
+    """The floor is a necessary condition: swap-only schedules under it must stall."""
+    from graphopt.plan.swap import hidden_swap_floor
+
+    sp = training_like(7, fraction=1.0, bandwidth=2e9)
+    floor = hidden_swap_floor(sp)
+    peak = int(live_bytes(sp, ()).max())
+    assert 0 < floor <= peak
+    below = SwapProblem(sp.problem, sp.uses, sp.step_seconds, floor - 1, sp.link)  # no recomputation
+    for planner in [Singa(r, m) for r in RANKINGS for m in MODES] + [SwapCpSat()]:
+        try:
+            report = validate_swaps(below, planner.plan(below, time_limit=1.0))
+        except InfeasibleBudget:
+            continue
+        assert report.valid and report.stall > 0, planner.name
