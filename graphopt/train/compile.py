@@ -108,7 +108,8 @@ def _lower(mod, target):
     except Exception as exc:  # TVM raises InternalError/TVMError from schedule rules
         import logging
 
-        logging.getLogger(__name__).warning("CPU schedules failed (%s); using stock kernels", str(exc).splitlines()[0])
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        logging.getLogger(__name__).warning("CPU schedules failed (%s); using stock kernels", first)
         return pipeline.lower_to_explicit_memory(mod, target, schedules=False)
 
 
