@@ -111,6 +111,7 @@ def plot(results: dict, path: Path) -> None:
         ax.set_ylabel("predicted overhead (%)")
         ax.invert_xaxis()
         ax.set_yscale("symlog", linthresh=0.1)
+        ax.set_ylim(bottom=0)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
