@@ -2,11 +2,14 @@
 
 Per model, in one process and on the same inputs and thread count: TVM as it comes
 (no schedules, its own memory plan), the graphopt artifact `graphopt compile`
-writes (default CPU schedules, planned arena, run through graphopt's runtime), and
-ONNX Runtime's CPU provider. After a warm-up the three run in rotated order each
-round (A B C, B C A, ...); medians over rounds; ratios are to ONNX Runtime.
+writes (default CPU schedules, planned arena, run through graphopt's runtime),
+with --tuning-db also the artifact `graphopt compile --tuning-db DIR` writes
+("graphopt tuned": the same plan, tuned kernels; its arena must equal the
+untuned one's, and its outputs are checked too), and ONNX Runtime's CPU
+provider. After a warm-up all run in rotated order each round (A B C, B C A,
+...); medians over rounds; ratios are to ONNX Runtime.
 
-    python -m benchmarks.latency [--models a,b,...] [--threads N] [--json FILE] [--skip-stock]
+    python -m benchmarks.latency [--models a,b,...] [--threads N] [--json FILE] [--skip-stock] [--tuning-db DIR]
 
 Prints a markdown table; writes JSON (default benchmarks/results/latency-DATE.json)
 with the date, machine and command.
@@ -29,6 +32,7 @@ from benchmarks.model_zoo import ZOO, materialize
 DEFAULT_MODELS = ("light_squeezenet", "light_shufflenet", "light_resnet50", "light_densenet121",
                   "light_inception_v1", "ocr_det", "ocr_cls", "ocr_rec")
 COLUMNS = ("model", "stock_ms", "ours_ms", "ort_ms", "stock/ort", "ours/ort", "ours_compile_s", "max_rel_err")
+TUNED_COLUMNS = ("tuned_ms", "tuned/ort", "tuned_kernels", "tuned_max_rel_err")
 
 
 def _ort_runner(path: Path, feeds: dict, threads: int):
@@ -50,11 +54,11 @@ def _ort_runner(path: Path, feeds: dict, threads: int):
 def _stock_runner(model_path: Path, shapes: dict, feeds: dict, session):
     """TVM with its stock kernels and stock memory plan, fed like graphopt's session."""
     import tvm
-    from graphopt.runtime.signature import check_inputs
     from tvm.runtime.vm import VirtualMachine
 
     from graphopt.build import pipeline
     from graphopt.frontend import prepare
+    from graphopt.runtime.signature import check_inputs
 
     imported = pipeline.import_model(prepare(model_path, shapes).model)
     target = pipeline.make_target("llvm")
@@ -84,32 +88,57 @@ def _rotated_medians(runners: dict, rounds: int, per_round: int) -> dict[str, fl
     return {n: statistics.median(v) for n, v in samples.items()}
 
 
-def bench_model(name: str, work: Path, threads: int, rounds: int, skip_stock: bool) -> dict:
+def _max_rel_err(expected: dict, actual: dict) -> float:
     import numpy as np
+
+    return max(float(np.abs(actual[k] - v).max() / max(np.abs(v).max(), 1e-12)) for k, v in expected.items())
+
+
+def _tuned_session(model_path: Path, shapes: dict, work: Path, name: str, tuning_db: Path, untuned_plan: dict):
+    """The artifact compiled with the tuning db; its plan must be the untuned one's."""
+    from graphopt.compiler import CompileOptions, compile_model
     from graphopt.runtime import load
 
+    result = compile_model(model_path, work / f"{name}.tuned.art",
+                           CompileOptions(input_shapes=shapes, time_limit=10.0, tuning_db=tuning_db))
+    if result.plan["arena_bytes"] != untuned_plan["arena_bytes"]:
+        raise SystemExit(f"{name}: the tuning db changed the arena ({result.plan['arena_bytes']} != "
+                         f"{untuned_plan['arena_bytes']} bytes): kernels and plan must stay independent")
+    return load(work / f"{name}.tuned.art"), result.plan["schedules"]["tuned"]
+
+
+def bench_model(name: str, work: Path, threads: int, rounds: int, skip_stock: bool,
+                tuning_db: Path | None = None) -> dict:
     from graphopt.compiler import CompileOptions, compile_model
+    from graphopt.runtime import load
 
     model_path, shapes, feeds = materialize(name, work)
     start = time.perf_counter()
-    compile_model(model_path, work / f"{name}.art", CompileOptions(input_shapes=shapes, time_limit=10.0))
+    untuned = compile_model(model_path, work / f"{name}.art", CompileOptions(input_shapes=shapes, time_limit=10.0))
     compile_s = time.perf_counter() - start
     ours = load(work / f"{name}.art")
     ort_run, ort_session = _ort_runner(model_path, feeds, threads)
     expected = dict(zip([o.name for o in ort_session.get_outputs()], ort_session.run(None, feeds)))
-    actual = ours.run(feeds)
-    err = max(float(np.abs(actual[k] - v).max() / max(np.abs(v).max(), 1e-12)) for k, v in expected.items())
+    err = _max_rel_err(expected, ours.run(feeds))
     runners = {"ours": lambda: ours.run_timed(feeds).seconds, "ort": ort_run}
+    extra = {}
+    if tuning_db is not None:
+        tuned, tuned_kernels = _tuned_session(model_path, shapes, work, name, tuning_db, untuned.plan)
+        runners["tuned"] = lambda: tuned.run_timed(feeds).seconds
+        extra = {"tuned_kernels": tuned_kernels, "tuned_max_rel_err": _max_rel_err(expected, tuned.run(feeds))}
     if not skip_stock:
         runners["stock"] = _stock_runner(model_path, shapes, feeds, ours)
     slowest = max(f() for f in runners.values())
     per_round = 1 if slowest > 0.2 else 5
     medians = _rotated_medians(runners, rounds, per_round)
     stock = medians.get("stock", float("nan"))
-    return {"model": name, "stock_ms": stock * 1e3, "ours_ms": medians["ours"] * 1e3,
-            "ort_ms": medians["ort"] * 1e3, "stock/ort": stock / medians["ort"],
-            "ours/ort": medians["ours"] / medians["ort"], "ours_compile_s": compile_s,
-            "max_rel_err": err, "rounds": f"{rounds}x{per_round}"}
+    row = {"model": name, "stock_ms": stock * 1e3, "ours_ms": medians["ours"] * 1e3,
+           "ort_ms": medians["ort"] * 1e3, "stock/ort": stock / medians["ort"],
+           "ours/ort": medians["ours"] / medians["ort"], "ours_compile_s": compile_s,
+           "max_rel_err": err, "rounds": f"{rounds}x{per_round}"}
+    if "tuned" in medians:
+        row |= {"tuned_ms": medians["tuned"] * 1e3, "tuned/ort": medians["tuned"] / medians["ort"], **extra}
+    return row
 
 
 def _fmt(value) -> str:
@@ -119,10 +148,13 @@ def _fmt(value) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |" for r in rows]
-    ratios = sorted(r["ours/ort"] for r in rows)
-    lines.append(f"\nours/ort: median {statistics.median(ratios):.2f}, worst {ratios[-1]:.2f}")
+    columns = COLUMNS + (TUNED_COLUMNS if rows and "tuned_ms" in rows[0] else ())
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(r[c]) for c in columns) + " |" for r in rows]
+    for key in ("ours/ort", "tuned/ort"):
+        ratios = sorted(r[key] for r in rows if key in r)
+        if ratios:
+            lines.append(f"\n{key}: median {statistics.median(ratios):.2f}, worst {ratios[-1]:.2f}")
     return "\n".join(lines)
 
 
@@ -148,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--skip-stock", action="store_true", help="no TVM-stock column (it is 10-80x slower)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--tuning-db", type=Path, default=None, metavar="DIR",
+                        help="add a 'graphopt tuned' column: compile with this `graphopt tune-kernels` database")
     args = parser.parse_args(argv)
     # TVM reads its pool size once, at first use: set it before anything runs
     os.environ["TVM_NUM_THREADS"] = str(args.threads)
@@ -156,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             print(f"[{name}] compiling and timing...", file=sys.stderr, flush=True)
-            rows.append(bench_model(name, Path(tmp), args.threads, args.rounds, args.skip_stock))
+            rows.append(bench_model(name, Path(tmp), args.threads, args.rounds, args.skip_stock, args.tuning_db))
             print(markdown(rows[-1:]).splitlines()[2], file=sys.stderr, flush=True)
     print(markdown(rows))
     out = args.json or Path(__file__).parent / "results" / f"latency-{meta['date']}.json"

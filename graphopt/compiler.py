@@ -14,8 +14,10 @@ them, reports progress and assembles the manifest and plan record.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +39,7 @@ class CompileOptions:
     time_limit: float = DEFAULT_TIME_LIMIT
     reorder: bool = True
     schedules: bool = True
+    tuning_db: Path | None = None  # a `graphopt tune-kernels` database; kernels only, never the plan
 
     def as_manifest(self) -> dict:
         shapes = {k: list(v) for k, v in sorted(self.input_shapes.items())}
@@ -64,8 +67,12 @@ def _versions() -> dict:
 
 
 def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileOptions,
-                  progress: Progress | None = None) -> CompileResult:
-    """Compiles one ONNX model into an artifact directory; raises GraphoptError subclasses on bad input."""
+                  progress: Progress | None = None, after_plan: Callable[[Any], None] | None = None) -> CompileResult:
+    """Compiles one ONNX model into an artifact directory; raises GraphoptError subclasses on bad input.
+
+    `after_plan(placement)` runs once the plan is validated, before the TVM build: it may
+    raise to stop there (the tuner prunes a configuration whose peak is over a limit).
+    """
     timed = StageTimer(progress)
     stages = timed.seconds
 
@@ -75,7 +82,8 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
     prepared = timed("prepare", _prepare, model_path, options.input_shapes)
     imported = timed("import", pipeline.import_model, prepared.model)
     target = pipeline.make_target(options.target)
-    stock_lowered = timed("lower", pipeline.lower_to_explicit_memory, imported.mod, target, options.schedules)
+    stock_lowered = timed("lower", pipeline.lower_to_explicit_memory, imported.mod, target, options.schedules,
+                          options.tuning_db)
     lowered, reorder_record = stock_lowered, {"method": "off"}
     if options.reorder:
         lowered, reorder_record = timed("reorder", pipeline.reorder_program, stock_lowered)
@@ -84,15 +92,24 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
     report = validate(extraction.problem, placement)
     if not report.valid:
         raise PlanError(f"planner {placement.planner} produced an invalid plan: {report.errors[0]}")
+    if after_plan is not None:
+        after_plan(placement)
     # the baseline is TVM as it comes: its own order, its own planner
     stock_bytes = timed("stock", pipeline.stock_bytes, stock_lowered, target)
     executable = timed("build", pipeline.build_planned, lowered, extraction, placement, target)
     plan = plan_record(extraction, placement, report, stock_bytes, imported.params, stages)
     plan["reorder"] = reorder_record
+    plan["schedules"] = _applied_schedules(stock_lowered)
     manifest = _manifest(prepared, imported, options, target)
     written = timed("write", write_artifact, Path(out_dir), manifest, plan,
                     lambda tmp: _write_payload(tmp, executable, imported.params))
     return CompileResult(Path(out_dir), written, plan, stages, stock_lowered, imported.params)
+
+
+def _applied_schedules(lowered) -> dict:
+    from graphopt.build.tuning.apply import applied_schedules
+
+    return applied_schedules(lowered)
 
 
 def _prepare(model_path, input_shapes):

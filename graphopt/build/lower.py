@@ -49,32 +49,54 @@ def _backend(target: tvm.target.Target):
     return backend
 
 
+def _pre_schedule_passes(target: tvm.target.Target) -> list:
+    """Everything before kernel scheduling: what the schedule rules (and the tuner) see."""
+    backend = _backend(target)
+    if target.kind.name == "cuda":
+        from graphopt.build.gpu_rules import cuda_legalize_passes
+
+        legalize_passes = cuda_legalize_passes(target)
+    else:
+        legalize_passes = backend.legalize_passes(target)
+    return [relax.transform.DecomposeOpsForInference()] + backend.library_dispatch_passes(target) + legalize_passes
+
+
+def legalize(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
+    """The module as the schedule pass receives it: kernels legalized and fused, unscheduled."""
+    with target:
+        return tvm.transform.Sequential(_pre_schedule_passes(target))(mod)
+
+
 def lower_to_explicit_memory(mod: tvm.IRModule, target: tvm.target.Target,
-                             schedules: bool = True) -> tvm.IRModule:
+                             schedules: bool = True, tuning_db=None) -> tvm.IRModule:
     """Legalize, fuse, schedule and rewrite call_tir until every intermediate is an
     explicit allocation; the result is what both graphopt and the stock planner see.
 
     `schedules` applies graphopt's default CPU schedules (graphopt.build.schedules)
     on llvm targets; they change only kernel bodies, never the Relax program, so
-    the memory plan is the same either way. False gives TVM's stock kernels."""
+    the memory plan is the same either way. False gives TVM's stock kernels.
+    `tuning_db` (a directory) applies the choices `graphopt tune-kernels` recorded."""
     backend = _backend(target)
     passes = (
-        [relax.transform.DecomposeOpsForInference()]
-        + backend.library_dispatch_passes(target)
-        + backend.legalize_passes(target)
-        + _cpu_schedule_passes(target, schedules)
+        _pre_schedule_passes(target)
+        + _cpu_schedule_passes(target, schedules, tuning_db)
         + backend.dataflow_lower_passes(target)
     )
     with target:
         return tvm.transform.Sequential(passes)(mod)
 
 
-def _cpu_schedule_passes(target: tvm.target.Target, schedules: bool) -> list:
+def _cpu_schedule_passes(target: tvm.target.Target, schedules: bool, tuning_db=None) -> list:
+    if tuning_db is not None and (not schedules or target.kind.name != "llvm"):
+        from graphopt.errors import InputError
+
+        raise InputError("a tuning db applies to the default CPU schedules: it needs --target llvm "
+                         "without --no-schedules")
     if not schedules or target.kind.name != "llvm":
         return []
-    from graphopt.build.schedules import apply_cpu_schedules
+    from graphopt.build.tuning.apply import apply_schedules
 
-    return [apply_cpu_schedules()]
+    return [apply_schedules(tuning_db)]
 
 
 def finalize_passes(target: tvm.target.Target, stock: bool) -> list:

@@ -31,4 +31,24 @@ def apply_cpu_schedules() -> tvm.transform.Pass:
     return dlight.ApplyDefaultSchedule(*cpu_rules())
 
 
-__all__ = ["GEMM", "Depthwise", "Fallback", "GroupedConv", "apply_cpu_schedules", "cpu_rules"]
+def schedule_kernel(func, target, rule: str | None = None, knobs: dict | None = None):
+    """(schedule or None, name of the rule that took the kernel or "none").
+
+    With `rule` and `knobs` (a tuned choice), that rule is asked first with those
+    knobs; when it declines, the caller learns it from the returned name (it is
+    then the default rule's) and must say so: a tuned choice is never dropped silently."""
+    rules = cpu_rules()
+    if rule is not None:
+        chosen = [r for r in rules if r.name == rule]
+        for r in chosen:
+            sch = r.schedule(func, target, dict(knobs or {}))
+            if sch is not None:
+                return sch, r.name
+    for r in rules:
+        sch = r.schedule(func, target, {})
+        if sch is not None:
+            return sch, r.name
+    return None, "none"
+
+
+__all__ = ["GEMM", "Depthwise", "Fallback", "GroupedConv", "apply_cpu_schedules", "cpu_rules", "schedule_kernel"]

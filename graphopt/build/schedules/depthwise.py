@@ -43,7 +43,14 @@ def is_depthwise(block: s_tir.SBlock) -> bool:
 class Depthwise(ScheduleRule):
     """Depthwise convolutions: parallel channels, row-vectorized window taps."""
 
+    name = "depthwise"
+
     def apply(self, func: tirx.PrimFunc, target: Target, _tunable: bool) -> s_tir.Schedule | None:
+        return self.schedule(func, target, {})
+
+    def schedule(self, func: tirx.PrimFunc, target: Target, knobs: dict) -> s_tir.Schedule | None:
+        """Knobs (KNOBS): `unroll` the window taps or not, `pad_at_channel` (build the
+        padded channel inside the channel loop) or pad as a stage of its own."""
         started = common.start(func, target)
         if started is None:
             return None
@@ -52,7 +59,7 @@ class Depthwise(ScheduleRule):
         if main is None or not is_depthwise(sch.get(main)):
             return None
         try:
-            _schedule(sch, main, common.vector_lanes(target))
+            _schedule(sch, main, common.vector_lanes(target), knobs)
         except Exception:  # noqa: BLE001  (a shape the primitives refuse: the fallback takes it)
             return None
         return sch
@@ -70,7 +77,10 @@ def _split_loops(sch: s_tir.Schedule, main) -> tuple[list, list]:
     return spatial, reduce
 
 
-def _schedule(sch: s_tir.Schedule, main, lanes: int) -> None:
+KNOBS = ("unroll", "pad_at_channel")
+
+
+def _schedule(sch: s_tir.Schedule, main, lanes: int, knobs: dict) -> None:
     spatial, reduce = _split_loops(sch, main)
     if len(spatial) < 3:
         raise ValueError("expects (..., channel, row, column) outputs")
@@ -81,13 +91,16 @@ def _schedule(sch: s_tir.Schedule, main, lanes: int) -> None:
     taps = 1
     for loop in reduce:
         taps *= common.extent(sch, loop) or MAX_UNROLLED_TAPS + 1
-    if taps <= MAX_UNROLLED_TAPS:
+    if knobs.get("unroll", taps <= MAX_UNROLLED_TAPS):
         for loop in reduce:
             sch.unroll(loop)
     _epilogue_per_row(sch, main, row, lanes)
     for producer in sch.get_producers(main):
-        sch.compute_at(producer, channel, preserve_unit_loops=True)
-        _vectorize_rows(sch, producer, lanes)
+        if knobs.get("pad_at_channel", True):
+            sch.compute_at(producer, channel, preserve_unit_loops=True)
+            _vectorize_rows(sch, producer, lanes)
+        else:
+            _parallel_stage(sch, producer, lanes)
     sch.decompose_reduction(main, reduce[0])
 
 
@@ -108,3 +121,11 @@ def _vectorize_rows(sch: s_tir.Schedule, block, lanes: int) -> None:
     loops = sch.get_loops(block)
     if loops:
         common.vectorize_inner(sch, loops[-1], lanes)
+
+
+def _parallel_stage(sch: s_tir.Schedule, block, lanes: int) -> None:
+    """A padding stage left on its own: parallel outer loops, vector rows."""
+    loops = sch.get_loops(block)
+    if len(loops) >= 2:
+        common.parallel_outer(sch, loops[:-1], common.extent(sch, loops[-1]) or 1)
+    _vectorize_rows(sch, block, lanes)

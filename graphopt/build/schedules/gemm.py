@@ -170,13 +170,19 @@ def _packing_blowup(block: s_tir.SBlock) -> float:
 class GEMM(ScheduleRule):
     """Matmul-like kernels (dense, batched matmul, conv2d via im2col) on CPU."""
 
+    name = "gemm"
+
     def apply(self, func: tirx.PrimFunc, target: Target, _tunable: bool) -> s_tir.Schedule | None:
+        return self.schedule(func, target, {})
+
+    def schedule(self, func: tirx.PrimFunc, target: Target, knobs: dict) -> s_tir.Schedule | None:
+        """The rule with its tunable choices (see KNOBS) overridden by `knobs`."""
         started = common.start(func, target)
         if started is None:
             return None
         sch, infos = started
         main = single_reduction(sch, infos)
-        if main is None or not try_schedule(sch, main, target):
+        if main is None or not try_schedule(sch, main, target, knobs):
             return None
         return sch
 
@@ -191,13 +197,13 @@ def single_reduction(sch: s_tir.Schedule, infos: list):
     return reductions[0].block_rv
 
 
-def try_schedule(sch: s_tir.Schedule, main, target: Target) -> bool:
+def try_schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict | None = None) -> bool:
     """Schedules `main` as a GEMM when it has that form and packing stays cheap;
     False (the schedule possibly half-changed: discard it) otherwise."""
     if iter_traits(sch.get(main)) is None or _packing_blowup(sch.get(main)) > MAX_PACKING_BLOWUP:
         return False
     try:
-        _schedule(sch, main, target)
+        _schedule(sch, main, target, knobs or {})
     except Exception:  # noqa: BLE001  (a shape the primitives refuse: leave it to the next rule)
         return False
     return True
@@ -290,20 +296,30 @@ def _schedule_packing(sch: s_tir.Schedule, stage, lanes: int) -> None:
     common.vectorize_inner(sch, loops[-1], lanes)
 
 
-def _schedule(sch: s_tir.Schedule, main, target: Target) -> None:
+# The choices a tuner may override (graphopt.build.tuning searches them); absent
+# keys keep the rule's own choice, so {} is the default schedule.
+KNOBS = ("rows", "vectors", "block_bytes", "swap_axes", "pack_u")
+
+
+def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
     lanes = common.vector_lanes(target)
     _, _, c_tr, blk_tr = iter_traits(sch.get(main))
-    vec_i = _vector_axis_is_i(blk_tr, c_tr, lanes)
+    vec_i = _vector_axis_is_i(blk_tr, c_tr, lanes) != bool(knobs.get("swap_axes", False))
     u_size = _extent_of(blk_tr, J_ if vec_i else I_)
     v_size = _extent_of(blk_tr, I_ if vec_i else J_)
     tile = choose_tile(target, u_size, v_size)
-    rows = _rows_for(u_size, tile.rows)
+    if "vectors" in knobs:
+        tile = Tile(tile.rows, int(knobs["vectors"]), tile.lanes)
+    rows = min(int(knobs["rows"]), u_size) if "rows" in knobs else _rows_for(u_size, tile.rows)
+    if knobs and v_size < tile.lanes:
+        # a tuned tile padding a missing (unit) axis wrote every padded row to index 0
+        raise ValueError("the vector axis is shorter than a vector")
     u_stage, v_stage = _normalize(sch, main, vec_i, rows, tile.width)
     # operands: the broadcast one is read in place; the vector one stays packed
     for stage in (u_stage, v_stage):
         if stage is not None:
             epilogue.inline_producers(sch, stage)
-    if u_stage is not None and _is_identity_copy(sch, u_stage):
+    if u_stage is not None and (_is_identity_copy(sch, u_stage) or knobs.get("pack_u") is False):
         sch.compute_inline(u_stage)
         u_stage = None
     if v_stage is not None and _is_identity_copy(sch, v_stage):
@@ -316,7 +332,7 @@ def _schedule(sch: s_tir.Schedule, main, target: Target) -> None:
     vo, vi = sch.split(v, factors=[None, tile.width])
     vio, vii = sch.split(vi, factors=[None, tile.lanes])
     tiles = common.extent(sch, vo)
-    block = _block_tiles(tiles, common.extent(sch, k) * tile.width * 4)
+    block = _block_tiles(tiles, common.extent(sch, k) * tile.width * 4, int(knobs.get("block_bytes", BLOCK_BYTES)))
     vb, vo = sch.split(vo, factors=[tiles // block, block])
     sch.reorder(s, vb, uo, vo, k, ui, vio, vii)
     sch.parallel(sch.fuse(s, vb, uo))
@@ -338,12 +354,12 @@ def _schedule(sch: s_tir.Schedule, main, target: Target) -> None:
 BLOCK_BYTES = 1 << 18
 
 
-def _block_tiles(tiles: int, bytes_per_tile: int) -> int:
+def _block_tiles(tiles: int, bytes_per_tile: int, block_bytes: int = BLOCK_BYTES) -> int:
     """Tiles per V block: under one block the U tiles sweep the same operand slice
     (kept in L2) and each output row is written as one run of the block's width.
     Sweeping all of U per single tile wrote every output plane 64 bytes at a time
     (96 interleaved write streams in a 1x1 conv: slower than the naive loops)."""
-    limit = max(1, BLOCK_BYTES // max(bytes_per_tile, 1))
+    limit = max(1, block_bytes // max(bytes_per_tile, 1))
     return max(d for d in range(1, min(tiles, limit) + 1) if tiles % d == 0)
 
 

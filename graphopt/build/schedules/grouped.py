@@ -65,7 +65,13 @@ def split_groups(sch: s_tir.Schedule, block) -> bool:
 class GroupedConv(ScheduleRule):
     """Grouped convolutions: split by group, then scheduled by the GEMM rule."""
 
+    name = "grouped"
+
     def apply(self, func: tirx.PrimFunc, target: Target, _tunable: bool) -> s_tir.Schedule | None:
+        return self.schedule(func, target, {})
+
+    def schedule(self, func: tirx.PrimFunc, target: Target, knobs: dict) -> s_tir.Schedule | None:
+        """Knobs are the GEMM rule's (gemm.KNOBS): each group is one batch of its GEMM."""
         started = common.start(func, target)
         if started is None:
             return None
@@ -76,4 +82,4 @@ class GroupedConv(ScheduleRule):
                 return None
         except Exception:  # noqa: BLE001  (the split is refused: not this rule's kernel)
             return None
-        return sch if gemm.try_schedule(sch, main, target) else None
+        return sch if gemm.try_schedule(sch, main, target, knobs) else None

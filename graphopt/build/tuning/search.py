@@ -1,0 +1,249 @@
+"""The tuning loop over one model's kernels.
+
+    legalize the model (the kernels exactly as compile's schedule pass sees them)
+    -> one task per workload not yet in the db (a kernel tuned once, in any model,
+       is never tuned again)
+    -> most expensive first (loop iterations x calls: no build needed to rank),
+       until the time budget is spent: time the default schedule (trial 1), then
+       up to --trials - 1 candidates: draw knobs (space.Sampler), build, check the
+       output against the default's, time; keep the fastest
+    -> confirm: default and best timed again, interleaved; the best is recorded
+       only if its median beats the default's by CONFIRM_MARGIN, else the default
+       is (the kernel still counts as tuned)
+    -> commit each kernel's record as soon as it is done (an interrupted run keeps
+       what it finished).
+
+Kernels with non-float or symbolic arguments, or that no rule with knobs
+takes, are recorded with the default after no trials, and reported as such.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import tvm
+from tqdm import tqdm
+
+from graphopt.build.tuning import measure, space
+from graphopt.build.tuning.db import Record, TuningDB
+from graphopt.build.tuning.workload import target_key, workload_key
+
+CONFIRM_ROUNDS = 3
+CONFIRM_MARGIN = 0.97  # a candidate must be at least 3% faster than the default to replace it
+MIN_TUNED_SECONDS = 20e-6  # kernels faster than this by default (reshapes, copies) are not worth trials
+
+
+@dataclass
+class Task:
+    name: str
+    func: tvm.tirx.PrimFunc
+    workload: str
+    calls: int = 1
+    rule: str = "none"
+    default_seconds: float | None = None
+    skip: str | None = None
+
+
+@dataclass
+class Summary:
+    kernels: int = 0
+    already: int = 0
+    trials: int = 0
+    tuned: list[dict] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def tasks_of(mod: tvm.IRModule) -> list[Task]:
+    """One task per distinct workload among the module's unscheduled PrimFuncs,
+    with the number of times the Relax program calls it."""
+    calls = _call_counts(mod)
+    tasks: dict[str, Task] = {}
+    for gvar, func in mod.functions_items():
+        if isinstance(func, tvm.tirx.PrimFunc):
+            key = workload_key(func)
+            if key in tasks:
+                tasks[key].calls += calls.get(gvar.name_hint, 1)
+            else:
+                tasks[key] = Task(gvar.name_hint, func, key, calls.get(gvar.name_hint, 1))
+    return list(tasks.values())
+
+
+def _call_counts(mod: tvm.IRModule) -> dict[str, int]:
+    counts: dict[str, int] = {}
+
+    def visit(node) -> None:
+        if isinstance(node, tvm.relax.Call):
+            for arg in node.args:
+                if isinstance(arg, tvm.ir.GlobalVar):
+                    counts[arg.name_hint] = counts.get(arg.name_hint, 0) + 1
+
+    for _, func in mod.functions_items():
+        if isinstance(func, tvm.relax.Function):
+            tvm.relax.analysis.post_order_visit(func, visit)
+    return counts
+
+
+def tune(mod: tvm.IRModule, target: tvm.target.Target, db: TuningDB, trials: int,
+         time_budget: float | None = None, threads: int | None = None, progress: bool = True) -> Summary:
+    """Tunes every kernel of a legalized `mod` that `db` does not know yet."""
+    from graphopt.build.schedules import common
+
+    start = time.perf_counter()
+    tkey = target_key(target)
+    tasks = tasks_of(mod)
+    summary = Summary(kernels=len(tasks))
+    todo = [t for t in tasks if db.get(t.workload, tkey) is None]
+    summary.already = len(tasks) - len(todo)
+    registers = common.vector_registers(target)
+    if not todo:
+        summary.seconds = time.perf_counter() - start
+        return summary
+    with tqdm(total=len(todo) * max(trials, 1), desc="tune", unit="trial", disable=not progress) as bar:
+        _tune_tasks(todo, target, db, trials, time_budget, threads, registers, bar, summary, start)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _tune_tasks(todo: list[Task], target, db: TuningDB, trials: int, time_budget, threads, registers: int,
+                bar, summary: Summary, start: float) -> None:
+    """Most expensive first by a static estimate (loop iterations x calls), so a
+    budget goes to the kernels that dominate run time; each kernel is profiled
+    (its default timed: trial 1), searched, confirmed and committed in turn."""
+    from graphopt.build.schedules import schedule_kernel
+
+    tkey = target_key(target)
+    todo = sorted(todo, key=lambda t: -static_cost(t.func, target) * t.calls)
+    for n, task in enumerate(todo):
+        if time_budget is not None and time.perf_counter() - start > time_budget:
+            summary.left = [t.name for t in todo[n:]]
+            return
+        sch, task.rule = schedule_kernel(task.func, target)
+        task.skip = _skip_reason(task, sch, registers)
+        kernel = None
+        if task.skip is None:
+            kernel = _Kernel(task, sch, target)
+            task.default_seconds = kernel.default_seconds
+            summary.trials += 1
+            task.skip = _skip_reason(task, sch, registers)
+        bar.update(1)
+        if task.skip is not None:
+            db.commit(_record(task, tkey, {}, None, 1 if kernel else 0, threads, task.skip))
+            bar.update(max(trials - 1, 0))
+            continue
+        done, best = kernel.search(trials - 1, registers, bar, start, time_budget)
+        summary.trials += done
+        knobs, seconds, default = kernel.confirm(best)
+        task.default_seconds = default
+        db.commit(_record(task, tkey, knobs, seconds, done + 1, threads, None))
+        summary.tuned.append({"kernel": task.name, "rule": task.rule, "calls": task.calls,
+                              "default_ms": default * 1e3, "best_ms": seconds * 1e3, "knobs": knobs})
+        bar.write(f"{task.name} ({task.rule}, x{task.calls}): default {default * 1e3:.3f} ms, "
+                  + (f"tuned {seconds * 1e3:.3f} ms" if knobs else "kept (no candidate beat it)")
+                  + f" after {done + 1} trials ({kernel.rejected} rejected)")
+
+
+def static_cost(func: tvm.tirx.PrimFunc, target) -> int:
+    """Loop iterations over all blocks: a cheap proxy for run time that needs no build."""
+    from graphopt.build.schedules import common
+
+    started = common.start(func, target)
+    if started is None:
+        return 0
+    total = 0
+    for info in started[1]:
+        size = 1
+        for it in info.iters:
+            extent = it.dom.extent if hasattr(it.dom, "extent") else it.dom
+            size *= int(extent) if isinstance(extent, (int, tvm.tirx.IntImm)) else 1
+        total += size
+    return total
+
+
+def _skip_reason(task: Task, sch, registers: int) -> str | None:
+    if sch is None:
+        return "no schedule rule takes it"
+    if not space.grid(task.rule, registers):
+        return f"rule {task.rule} has no knobs"
+    if task.default_seconds is not None and task.default_seconds < MIN_TUNED_SECONDS:
+        return f"default takes under {MIN_TUNED_SECONDS * 1e6:.0f} us"
+    for param in task.func.params:
+        ty = param.ty
+        if not all(isinstance(d, tvm.tirx.IntImm) for d in ty.shape):
+            return "symbolic shape"
+        if np.dtype(str(ty.dtype)).kind != "f":
+            return "non-float arguments"
+    return None
+
+
+class _Kernel:
+    """One kernel's search state: its bench, the default's build, outputs and time."""
+
+    def __init__(self, task: Task, default_sch, target: tvm.target.Target) -> None:
+        self.task, self.target = task, target
+        self.bench = measure.KernelBench(task.func, target)
+        self.default_lib = self.bench.build(default_sch.mod["main"])
+        self.reference = self.bench.outputs(self.default_lib)
+        self.default_seconds = self.bench.seconds(self.default_lib)
+        self.rejected = 0
+
+    def search(self, trials: int, registers: int, bar, start: float, budget: float | None):
+        """(trials done, (seconds, knobs, lib) of the fastest correct candidate or None)."""
+        from graphopt.build.schedules import schedule_kernel
+
+        sampler = space.Sampler(self.task.rule, registers, self.task.workload, explore=max(2, trials // 2))
+        best, done = None, 0
+        while done < trials and (budget is None or time.perf_counter() - start <= budget):
+            knobs = sampler.next()
+            if knobs is None:
+                break
+            done += 1
+            measured = self._try(knobs, schedule_kernel)
+            if measured is not None:
+                sampler.report(knobs, measured[0])
+                if best is None or measured[0] < best[0]:
+                    best = (measured[0], knobs, measured[1])
+            if bar is not None:
+                shown = min(self.default_seconds, best[0]) if best else self.default_seconds
+                bar.set_postfix_str(f"{self.task.name[:28]} best {shown * 1e3:.3f} ms")
+                bar.update(1)
+        return done, best
+
+    def _try(self, knobs: dict, schedule_kernel) -> tuple[float, object] | None:
+        sch, taken = schedule_kernel(self.task.func, self.target, self.task.rule, knobs)
+        if sch is None or taken != self.task.rule:
+            self.rejected += 1
+            return None
+        try:
+            lib = self.bench.build(sch.mod["main"])
+        except Exception:  # noqa: BLE001  (a knob setting codegen refuses: not a candidate)
+            self.rejected += 1
+            return None
+        if measure.same_outputs(self.reference, self.bench.outputs(lib)) is not None:
+            self.rejected += 1
+            return None
+        return self.bench.seconds(lib), lib
+
+    def confirm(self, best) -> tuple[dict, float, float]:
+        """(knobs, their seconds, default seconds): the best only if it still wins
+        when timed again interleaved with the default (the machine may be shared:
+        a candidate timed in a quiet moment must not win by luck)."""
+        if best is None:
+            return {}, self.default_seconds, self.default_seconds
+        default, chosen = [], []
+        for _ in range(CONFIRM_ROUNDS):
+            default.append(self.bench.seconds(self.default_lib))
+            chosen.append(self.bench.seconds(best[2]))
+        d, c = statistics.median(default), statistics.median(chosen)
+        return (best[1], c, d) if c < d * CONFIRM_MARGIN else ({}, d, d)
+
+
+def _record(task: Task, tkey: str, knobs: dict, seconds, trials: int, threads, skip: str | None) -> Record:
+    extra = {"calls": task.calls} | ({"skipped": skip} if skip else {})
+    return Record(workload=task.workload, target=tkey, rule=task.rule, knobs=knobs, seconds=seconds,
+                  default_seconds=task.default_seconds, trials=trials, kernel=task.name, threads=threads,
+                  tuned_at=datetime.now(UTC).isoformat(timespec="seconds"), extra=extra)
