@@ -38,8 +38,10 @@ def compile_options(params: dict):
 
     merged = {**COMPILE_DEFAULTS, **params}
     shapes = {k: tuple(v) for k, v in merged["input_shapes"].items()}
+    # reorder/schedules are optional so that specs without them keep their artifact ids
     return CompileOptions(target=merged["target"], planner=merged["planner"],
-                          time_limit=float(merged["time_limit"]), input_shapes=shapes)
+                          time_limit=float(merged["time_limit"]), input_shapes=shapes,
+                          reorder=bool(merged.get("reorder", True)), schedules=bool(merged.get("schedules", True)))
 
 
 def predicted_artifact_id(model_file: Path, params: dict) -> str:

@@ -1,0 +1,93 @@
+"""The tuner's artifact cache: one directory per artifact id, plus its measured result.
+
+    CACHE/<id>/               the artifact (written atomically by the compiler)
+    CACHE/<id>.result.json    what a trial measured on it (or the plan's peak when pruned)
+    CACHE/.locks/<id>         flock held while one worker compiles/measures that id
+    CACHE/compiles.jsonl      one line per compile: the audit that recompilations are zero
+
+Why a lock per id: two workers (or two machines on a shared disk) may draw the
+same configuration at once; the second waits and then reuses the first's
+artifact instead of compiling it again. The compile log is written by every
+worker and read by the report, so "zero recompilations" is counted, not assumed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from graphopt.artifact import MANIFEST
+
+COMPILE_LOG = "compiles.jsonl"
+
+
+class ArtifactCache:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / ".locks").mkdir(exist_ok=True)
+
+    def artifact(self, artifact_id: str) -> Path:
+        return self.root / artifact_id
+
+    def has_artifact(self, artifact_id: str) -> bool:
+        return (self.artifact(artifact_id) / MANIFEST).is_file()
+
+    @contextmanager
+    def lock(self, artifact_id: str) -> Iterator[None]:
+        """Exclusive per-id lock across processes (released by the OS if the holder is killed)."""
+        with open(self.root / ".locks" / artifact_id, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def load_result(self, artifact_id: str) -> dict | None:
+        try:
+            return json.loads((self.root / f"{artifact_id}.result.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return None  # absent, or torn by a kill before os.replace: measure again
+
+    def save_result(self, artifact_id: str, result: dict) -> None:
+        final = self.root / f"{artifact_id}.result.json"
+        tmp = final.with_name(f".{final.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(result, indent=1, sort_keys=True))
+        os.replace(tmp, final)
+
+    def log_compile(self, artifact_id: str, existed: bool, seconds: float, outcome: str) -> None:
+        """Appends one line (O_APPEND: whole lines from concurrent writers)."""
+        line = json.dumps({"id": artifact_id, "existed": existed, "seconds": round(seconds, 3), "outcome": outcome,
+                           "worker": worker_name(), "time": time.time()}) + "\n"
+        fd = os.open(self.root / COMPILE_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+    def compile_log(self) -> list[dict]:
+        path = self.root / COMPILE_LOG
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def recompilations(self) -> int:
+        """Builds of an id that already had an artifact, or built more than once."""
+        seen: set[str] = set()
+        count = 0
+        for entry in self.compile_log():
+            if entry["outcome"] != "built":
+                continue
+            count += entry["existed"] or entry["id"] in seen
+            seen.add(entry["id"])
+        return count
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -1,0 +1,90 @@
+"""A trial's configuration -> compile options -> the artifact id it will produce.
+
+The artifact id hashes only what determines the build (source hash, options,
+target, versions; see graphopt.artifact), so it is known before compiling: that
+is the key under which the tuner's cache dedups trials. Inference compiles hash
+the model file; training compiles hash the loaded model's deterministic
+serialization (that is what graphopt.train stamps), so both are computed here
+the same way their drivers do it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TIME_LIMIT = 2.0
+
+
+def model_inputs(model_path: Path) -> list[tuple[str, list]]:
+    """(name, dims) of the graph inputs that are not initializers; a dim is int or a symbol string."""
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    inits = {i.name for i in model.graph.initializer}
+    out = []
+    for value in model.graph.input:
+        if value.name in inits:
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                for d in value.type.tensor_type.shape.dim]
+        out.append((value.name, dims))
+    return out
+
+
+def _input_shapes(model_path: Path, config: dict) -> dict[str, tuple[int, ...]]:
+    """`batch_size` fixes the first dimension of every model input (the others must be static)."""
+    if "batch_size" not in config:
+        return {}
+    shapes = {}
+    for name, dims in model_inputs(model_path):
+        rest = dims[1:]
+        if any(not isinstance(d, int) or d <= 0 for d in rest):
+            from graphopt.tune.errors import TuneError
+
+            raise TuneError(f"batch_size: input {name!r} has dynamic dims after the first ({dims})")
+        shapes[name] = (int(config["batch_size"]), *rest)
+    return shapes
+
+
+def options_for(model_path: Path, config: dict[str, Any], train: bool, target: str = "llvm"):
+    """CompileOptions (or TrainOptions with --train) for one configuration."""
+    common = {"target": target, "planner": config.get("planner", "auto"),
+              "time_limit": float(config.get("time_limit", DEFAULT_TIME_LIMIT)),
+              "reorder": bool(config.get("reorder", True)), "input_shapes": _input_shapes(model_path, config)}
+    if not train:
+        from graphopt.compiler import CompileOptions
+
+        return CompileOptions(schedules=bool(config.get("schedules", True)), **common)
+    from graphopt.train import TrainOptions
+
+    budget = config.get("memory_budget")
+    optimizer = f"{config.get('optimizer', 'sgd')}:lr={float(config.get('lr', 0.1)):g}"
+    return TrainOptions(optimizer=optimizer, memory_budget=None if budget is None else str(budget),
+                        swap_planner=config.get("swap_planner", "ours"), **common)
+
+
+@lru_cache(maxsize=8)
+def _source_sha256(model_path: str, train: bool, mtime_ns: int) -> str:
+    from graphopt.artifact import sha256_file
+
+    if not train:
+        return sha256_file(Path(model_path))
+    from graphopt.frontend.load import load_model
+
+    return hashlib.sha256(load_model(model_path).SerializeToString(deterministic=True)).hexdigest()
+
+
+def predicted_id(model_path: Path, options, train: bool) -> str:
+    """The id compile_model / compile_train_model will stamp on this build, without building."""
+    from graphopt.artifact import content_id
+    from graphopt.build.pipeline import make_target, target_record
+    from graphopt.compiler import _versions
+
+    path = Path(model_path).resolve()
+    record = {"source_sha256": _source_sha256(str(path), train, path.stat().st_mtime_ns),
+              "options": options.as_manifest(), "target": target_record(make_target(options.target)),
+              "versions": _versions()}
+    return content_id(record)

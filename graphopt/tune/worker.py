@@ -1,0 +1,182 @@
+"""A worker: loads the study from the shared storage and runs trials until the budget is spent.
+
+Any number of workers, in any processes or machines, may run this on one study:
+the storage hands out trial numbers; a trial is inside the budget when fewer
+than `trials` live trials (done, pruned, running, or failed by their own
+configuration) precede it, so concurrent
+workers never run more than asked (a surplus trial is closed as failed with
+`surplus` set and the worker stops). Each finished trial is committed to the
+storage when it ends, so killing a worker loses only the trial it was running.
+
+    python -m graphopt.tune.worker --storage URL --study NAME   (what `--workers K` starts)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import warnings
+from dataclasses import dataclass
+
+from graphopt.errors import GraphoptError, first_line
+from graphopt.tune import study_config
+from graphopt.tune.cache import ArtifactCache, worker_name
+from graphopt.tune.errors import StorageError
+from graphopt.tune.sampler import make_sampler
+from graphopt.tune.space import from_dict
+from graphopt.tune.storage import open_storage
+
+LIVE = ("COMPLETE", "PRUNED", "RUNNING")
+
+
+class _Surplus(Exception):
+    """This trial is past the budget: other workers already hold the last ones."""
+
+
+@dataclass
+class WorkerReport:
+    ran: int = 0
+    surplus: bool = False
+
+
+def load_study(url: str, name: str, cache_dir: str | None = None):
+    """(study, config, cache) of an existing study; StorageError when absent or not ours."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(url)
+    try:
+        probe = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise StorageError(f"no study {name!r} in {url}") from None
+    config = study_config.read(probe)
+    study_config.check_model(config)
+    space = from_dict(config.space, config.train)
+    sampler = make_sampler(config.sampler, space, config.trials, config.seed)
+    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+    return study, config, ArtifactCache(cache_dir or config.cache_dir)
+
+
+def run_worker(url: str, name: str, cache_dir: str | None = None) -> WorkerReport:
+    import optuna
+
+    study, config, cache = load_study(url, name, cache_dir)
+    space = from_dict(config.space, config.train)
+    report = WorkerReport()
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+    def objective(trial: optuna.Trial):
+        from graphopt.tune.trial import evaluate
+
+        trial.set_user_attr("worker", worker_name())
+        if _budget_taken(study, trial.number, config.trials):
+            trial.set_user_attr("surplus", True)
+            raise _Surplus()
+        params = {**space.fixed_values(), **{n: _suggest(trial, n, d) for n, d in space.distributions().items()}}
+        try:
+            outcome = evaluate(config, params, cache)
+        except GraphoptError as exc:
+            trial.set_user_attr("error", str(exc))
+            raise
+        for key, value in outcome.attrs.items():
+            trial.set_user_attr(key, value)
+        if outcome.pruned:
+            raise optuna.TrialPruned(outcome.attrs.get("pruned_reason", ""))
+        return tuple(outcome.values[o] for o in config.objectives)
+
+    while not _budget_reached(study, config.trials):
+        fail_dead_local_trials(study)
+        try:
+            study.optimize(objective, n_trials=1, catch=(GraphoptError,))
+        except _Surplus:
+            report.surplus = True
+            break
+        report.ran += 1
+    return report
+
+
+def _suggest(trial, name: str, dist):
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, log=dist.log)
+    return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
+
+
+def _live(study) -> list:
+    """Trials that use up the budget: done, pruned, running, or failed by their configuration
+    (an `error` attr); a trial failed because its worker died does not."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    return [t for t in trials if t.state.name in LIVE or (t.state == TrialState.FAIL and "error" in t.user_attrs)]
+
+
+def _budget_reached(study, trials: int) -> bool:
+    return len(_live(study)) >= trials
+
+
+def _budget_taken(study, number: int, trials: int) -> bool:
+    return sum(1 for t in _live(study) if t.number < number) >= trials
+
+
+def fail_dead_local_trials(study) -> int:
+    """Marks failed the RUNNING trials of workers on this host whose process is gone.
+
+    Why: a killed worker's trial stays RUNNING until the heartbeat grace period ends
+    (journal storages have no heartbeat at all), and it would hold a slot of the
+    budget; on the same host we can tell for sure that its process is dead.
+    """
+    from optuna.trial import TrialState
+
+    host = socket.gethostname()
+    failed = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        who = str(t.user_attrs.get("worker", ""))
+        name, _, pid = who.rpartition(":")
+        if name == host and pid.isdigit() and not _alive(int(pid)):
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            failed += 1
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m graphopt.tune.worker")
+    parser.add_argument("--storage", required=True)
+    parser.add_argument("--study", required=True)
+    parser.add_argument("--cache", default=None)
+    args = parser.parse_args(argv)
+    try:
+        report = run_worker(args.storage, args.study, args.cache)
+    except GraphoptError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if os.environ.get("GRAPHOPT_DEBUG"):
+            raise
+        print(f"error: internal error ({type(exc).__name__}: {first_line(exc)})", file=sys.stderr)
+        return 1
+    print(f"worker {worker_name()}: ran {report.ran} trials{' (stopped: budget taken)' if report.surplus else ''}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
