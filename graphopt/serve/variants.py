@@ -1,0 +1,145 @@
+"""The variants a service holds: verified artifacts, how a request's rows reach each one, and
+each one's service time measured at start.
+
+A variant is one single-input artifact. Its input's first axis is the batch axis: its
+size is the variant's capacity in rows (1 means no batching), and every output must
+carry the same axis so a batch's results can be handed back row by row. Requests carry
+rows of the service's sample shape: that of the largest variant. A variant with a
+smaller spatial size (an input-resolution variant of a CNN, NCHW) gets the rows resized
+(area average down, bilinear up), so every variant answers the same request.
+
+Loading goes through graphopt.runtime.load, which re-hashes every file of the artifact
+against its manifest and refuses a mismatch: an artifact holds native code, so nothing
+unverified is ever loaded.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from graphopt.errors import ArtifactError, InputError
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """`NAME=ART[:quality]` from the command line; quality defaults to 1.0 (all equal)."""
+
+    name: str
+    path: Path
+    quality: float = 1.0
+
+    @staticmethod
+    def parse(text: str) -> VariantSpec:
+        name, sep, rest = text.partition("=")
+        if not sep or not name or not rest:
+            raise InputError(f"--variant expects NAME=ART[:QUALITY], got {text!r}")
+        path, colon, tail = rest.rpartition(":")
+        if colon and path:
+            try:
+                return VariantSpec(name, Path(path), float(tail))
+            except ValueError:
+                pass  # a colon inside the path itself
+        return VariantSpec(name, Path(rest))
+
+
+def _resize_matrix(src: int, dst: int) -> np.ndarray:
+    """[dst, src] weights: area average when shrinking, bilinear (half-pixel centres) when growing."""
+    m = np.zeros((dst, src), np.float32)
+    scale = src / dst
+    for i in range(dst):
+        if dst <= src:
+            lo, hi = i * scale, (i + 1) * scale
+            for j in range(int(np.floor(lo)), min(int(np.ceil(hi)), src)):
+                m[i, j] = min(hi, j + 1) - max(lo, j)
+        else:
+            x = min(max((i + 0.5) * scale - 0.5, 0.0), src - 1.0)
+            j = int(np.floor(x))
+            m[i, j] += 1.0 - (x - j)
+            m[i, min(j + 1, src - 1)] += x - j
+    return m / m.sum(axis=1, keepdims=True)
+
+
+def resize_rows(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Resizes the last two axes of `rows` [N, ..., H, W] to shape[-2:]."""
+    h = _resize_matrix(rows.shape[-2], shape[-2])
+    w = _resize_matrix(rows.shape[-1], shape[-1])
+    out = np.einsum("ih,...hw,jw->...ij", h, rows.astype(np.float32), w)
+    return out.astype(rows.dtype)
+
+
+class Variant:
+    """One loaded artifact; `run(rows)` pads to the batch size and returns per-row outputs."""
+
+    def __init__(self, spec: VariantSpec, max_batch: int | None = None) -> None:
+        from graphopt.runtime import load
+
+        self.name, self.quality, self.path = spec.name, spec.quality, spec.path
+        self.session = load(spec.path)  # verifies every file's sha-256 (ArtifactError if not)
+        if len(self.session.inputs) != 1:
+            raise ArtifactError(f"{spec.path}: serve needs single-input artifacts, this one has "
+                                f"{len(self.session.inputs)}")
+        sig = self.session.inputs[0]
+        if not sig["shape"]:
+            raise ArtifactError(f"{spec.path}: input {sig['name']} is a scalar; serve needs a batch axis")
+        self.input_name, self.dtype = sig["name"], np.dtype(sig["dtype"])
+        self.batch_size = int(sig["shape"][0])
+        self.sample_shape = tuple(int(d) for d in sig["shape"][1:])
+        self.capacity = min(self.batch_size, max_batch) if max_batch else self.batch_size
+        for out in self.session.outputs:
+            if not out["shape"] or int(out["shape"][0]) != self.batch_size:
+                raise ArtifactError(f"{spec.path}: output {out['name']} lacks the batch axis of size {self.batch_size}")
+
+    def prepare(self, rows: np.ndarray) -> np.ndarray:
+        """Rows of the service's sample shape -> this variant's sample shape (resized if it differs)."""
+        if rows.shape[1:] != self.sample_shape:
+            rows = resize_rows(rows, self.sample_shape)
+        return rows
+
+    def run(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], float]:
+        """(outputs cut to len(rows), seconds of the run); rows beyond len(rows) are zero padding."""
+        if len(rows) > self.batch_size:
+            raise InputError(f"variant {self.name}: {len(rows)} rows exceed its batch size {self.batch_size}")
+        padded = np.zeros((self.batch_size, *self.sample_shape), self.dtype)
+        padded[:len(rows)] = self.prepare(rows)
+        result = self.session.run_timed({self.input_name: padded})
+        return {k: v[:len(rows)] for k, v in result.outputs.items()}, result.seconds
+
+    def measure(self, min_runs: int = 5, max_runs: int = 30, min_seconds: float = 0.3) -> tuple[float, float]:
+        """(median, median absolute deviation) of full-batch runs after two warm-up runs."""
+        rows = np.zeros((self.batch_size, *self.sample_shape), self.dtype)
+        for _ in range(2):
+            self.run(rows)
+        times: list[float] = []
+        began = time.perf_counter()
+        while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() - began < min_seconds):
+            times.append(self.run(rows)[1])
+        median = statistics.median(times)
+        return median, statistics.median(abs(t - median) for t in times)
+
+
+def sample_shape_of(variants: list[Variant]) -> tuple[int, ...]:
+    """The request's sample shape (the largest variant's); checks every variant can take it."""
+    native = max(variants, key=lambda v: int(np.prod(v.sample_shape)))
+    for v in variants:
+        if v.dtype != native.dtype:
+            raise ArtifactError(f"variants {native.name} and {v.name} disagree on the input dtype "
+                                f"({native.dtype} vs {v.dtype})")
+        same_lead = v.sample_shape[:-2] == native.sample_shape[:-2] and len(v.sample_shape) >= 3
+        if v.sample_shape != native.sample_shape and not same_lead:
+            raise ArtifactError(f"variants {native.name} {list(native.sample_shape)} and {v.name} "
+                                f"{list(v.sample_shape)} take different inputs (only H, W of CHW may differ)")
+    return native.sample_shape
+
+
+def load_variants(specs: list[VariantSpec], max_batch: int | None = None) -> list[Variant]:
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise InputError(f"variant names must be distinct, got {names}")
+    variants = [Variant(s, max_batch) for s in specs]
+    sample_shape_of(variants)
+    return variants
