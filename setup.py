@@ -3,7 +3,17 @@
 Everything else (metadata, packages, the package-dir mapping) lives in
 pyproject.toml. The extension is optional: without a C++ compiler the build
 carries on and graphopt uses the pure-Python search (with a loud warning).
+
+The CUDA swap engine (cuda/, loaded by graphopt.runtime.cuda_swap for CUDA
+artifacts with swaps) is built beside it when nvcc exists, with cuda/Makefile
+(ARCH from $GRAPHOPT_CUDA_ARCH, default sm_90), into the graphopt.runtime
+package directory; without nvcc the install says so in one line and goes on.
 """
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -17,12 +27,38 @@ class OptionalBuildExt(build_ext):
             super().run()
         except Exception as exc:  # noqa: BLE001 - any compiler failure
             print(f"warning: graphopt's native placement search was not built ({exc}); using pure Python")
+        build_swap_engine(Path(self.get_ext_fullpath("graphopt.runtime._probe")).parent)
 
     def build_extension(self, ext) -> None:
         try:
             super().build_extension(ext)
         except Exception as exc:  # noqa: BLE001
             print(f"warning: could not build {ext.name} ({exc}); using pure Python")
+
+
+def build_swap_engine(package_dir: Path) -> None:
+    """nvcc present: build cuda/ into package_dir (a failure is a loud warning, like
+    the C++ extension's: CPU use must still install); absent: one note, no error."""
+    nvcc = shutil.which(os.environ.get("NVCC", "nvcc"))
+    if nvcc is None:
+        print("note: nvcc not found: the CUDA swap engine (libgraphopt_swap.so) was not built; "
+              "CPU artifacts are unaffected, CUDA artifacts with swaps will not load")
+        return
+    package_dir.mkdir(parents=True, exist_ok=True)
+    out = package_dir.resolve() / "libgraphopt_swap.so"
+    arch = os.environ.get("GRAPHOPT_CUDA_ARCH", "sm_90")
+    cuda_dir = Path(__file__).resolve().parent / "cuda"
+    command = ["make", "-s", "-B", "-C", str(cuda_dir), f"NVCC={nvcc}", f"ARCH={arch}", f"OUT={out}"]
+    try:
+        done = subprocess.run(command, check=False, capture_output=True, text=True)
+    except OSError as exc:  # no make
+        print(f"warning: the CUDA swap engine was not built ({exc}); CUDA artifacts with swaps will not load")
+        return
+    if done.returncode != 0:
+        tail = " ".join(done.stderr.split())[-400:]
+        print(f"warning: the CUDA swap engine failed to build ({tail}); CUDA artifacts with swaps will not load")
+        return
+    print(f"built the CUDA swap engine {out} ({arch})")
 
 
 setup(

@@ -71,7 +71,7 @@ def write_artifact(out_dir: Path, manifest: dict, plan: dict, write_payload: Cal
         full = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest, "files": files}
         full["id"] = content_id(full)
         (tmp / MANIFEST).write_text(json.dumps(full, indent=1, sort_keys=True))
-        _swap_into_place(tmp, out_dir)
+        swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -86,7 +86,9 @@ def refuse_foreign_target(out_dir: Path) -> None:
         raise ArtifactError(f"{out_dir} is a non-empty directory that is not a graphopt artifact; refusing to overwrite it")
 
 
-def _swap_into_place(tmp: Path, out_dir: Path) -> None:
+def swap_into_place(tmp: Path, out_dir: Path) -> None:
+    """Replaces `out_dir` by the finished `tmp` with renames: a reader sees the old
+    directory or the new one, never a half-written one."""
     old = None
     if out_dir.exists():
         old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")

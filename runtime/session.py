@@ -34,11 +34,24 @@ def _device(target: dict):
     if kind == "llvm":
         return tvm.runtime.cpu(0)
     if kind == "cuda":
+        from graphopt.runtime.cuda_swap import ensure_tvm_cuda_runtime
+
+        ensure_tvm_cuda_runtime()  # runtime-only TVM (a bundle) does not autoload it
         dev = tvm.runtime.cuda(0)
         if not dev.exist:
             raise ArtifactError("artifact targets CUDA but no CUDA device is available here")
         return dev
     raise ArtifactError(f"artifact target {kind!r} is not supported by this runtime")
+
+
+def _register_swaps(target: dict, device) -> None:
+    """CPU: synchronous numpy copies; CUDA: the copy-stream engine (cuda/swap_engine.cu)."""
+    if target.get("kind") == "cuda":
+        from graphopt.runtime.cuda_swap import install
+
+        install(device.index)
+    else:
+        import graphopt.runtime.swap  # noqa: F401
 
 
 def _load_params(path: Path, names: list[str], device) -> list:
@@ -69,9 +82,9 @@ class Session:
         self.manifest = load_manifest(self.path)
         _check_tvm_version(self.manifest, self.path)
         self.plan = load_plan(self.path)
-        if self.plan.get("swaps"):  # the program calls graphopt.swap_* (R.call_packed): register them
-            import graphopt.runtime.swap  # noqa: F401
         self.device = _device(self.manifest["target"])
+        if self.plan.get("swaps") or self.plan.get("recomputes"):  # the program calls graphopt.swap_*/drop
+            _register_swaps(self.manifest["target"], self.device)
         try:
             library = tvm.runtime.load_module(str(self.path / LIBRARY))
         except Exception as exc:  # TVM raises many types; report one line
