@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="keep TVM's kernel order (by default a lower-peak order is used when one exists)")
     comp.add_argument("--no-schedules", dest="schedules", action="store_false",
                       help="TVM's stock CPU kernels instead of graphopt's default schedules (llvm only)")
+    comp.add_argument("--tuning-db", type=Path, default=None, metavar="DIR", help="apply `tune-kernels` results")
     comp.add_argument("--quiet", action="store_true", help="no progress bar")
     cli_train.add_compile_train_args(comp)
     run = sub.add_parser("run", help="run an artifact on its target")
@@ -70,6 +71,21 @@ def _parser() -> argparse.ArgumentParser:
     cli_train.register(sub)
     COMMANDS["train"] = cli_train.cmd_train
     COMMANDS["pipeline"] = register_pipeline(sub)
+    from graphopt.cli_explain import register as register_explain
+
+    COMMANDS["explain"] = register_explain(sub)
+    from graphopt.cli_kernels import register as register_kernels
+
+    COMMANDS["tune-kernels"] = register_kernels(sub)
+    from graphopt.cli_serve import register as register_serve
+
+    COMMANDS["serve"] = register_serve(sub)
+    from graphopt.cli_bundle import register as register_bundle
+
+    COMMANDS["bundle"] = register_bundle(sub)
+    from graphopt.cli_tune import register as register_tune
+
+    COMMANDS["tune"] = register_tune(sub)
     return parser
 
 
@@ -82,7 +98,8 @@ def cmd_compile(args) -> int:
     from graphopt.report import summary_lines
 
     options = CompileOptions(target=args.target, planner=args.planner, time_limit=args.time_limit,
-                             input_shapes=dict(args.input_shape), reorder=args.reorder, schedules=args.schedules)
+                             input_shapes=dict(args.input_shape), reorder=args.reorder, schedules=args.schedules,
+                             tuning_db=args.tuning_db)
     with tqdm(total=len(STAGES), desc="compile", unit="stage", disable=True if args.quiet else None, leave=False) as bar:
         def progress(stage: str) -> None:
             bar.set_postfix_str(stage)

@@ -53,6 +53,17 @@ def test_gradients_match_finite_differences(tmp_path_factory, build) -> None:
     assert 0 < plan["lower_bound_bytes"] <= plan["arena_bytes"] <= plan["tvm_stock_bytes"]
 
 
+def _poisoned_steps(runner: TrainRunner, feeds: dict, steps: int) -> tuple[list[float], dict]:
+    """Losses of `steps` steps with every swapped-out or dropped tensor overwritten (NaN)."""
+    swap_runtime.reset()
+    swap_runtime.poison(True)
+    try:
+        losses = [runner.step(feeds) for _ in range(steps)]
+    finally:
+        swap_runtime.poison(False)
+    return losses, swap_runtime.stats()
+
+
 def test_swaps_change_nothing_but_memory(tmp_path_factory) -> None:
     """Same losses with and without swaps, with swapped-out tensors poisoned. At 60% the
     plan must also swap tensors that are read through reshape views (re-derived on swap-in)."""
@@ -62,13 +73,8 @@ def test_swaps_change_nothing_but_memory(tmp_path_factory) -> None:
     plan = swapped.session.plan
     assert plan["swaps"] and plan["arena_bytes"] <= plan["budget_bytes"] < plan["noswap_arena_bytes"]
     feeds = _batch(plain)
-    swap_runtime.reset()
-    swap_runtime.poison(True)
-    try:
-        with_swaps = [swapped.step(feeds) for _ in range(6)]
-    finally:
-        swap_runtime.poison(False)
-    assert swap_runtime.stats()["bytes_out"] == 6 * sum(s["bytes"] for s in plan["swaps"])
+    with_swaps, stats = _poisoned_steps(swapped, feeds, 6)
+    assert stats["bytes_out"] == 6 * sum(s["bytes"] for s in plan["swaps"])
     without = [plain.step(feeds) for _ in range(6)]
     np.testing.assert_allclose(with_swaps, without, rtol=1e-5)
     assert with_swaps[-1] < 0.5 * with_swaps[0]
@@ -85,13 +91,8 @@ def test_recomputation_changes_nothing_but_memory(tmp_path_factory) -> None:
     assert plan["arena_bytes"] <= plan["budget_bytes"] < plan["noswap_arena_bytes"]
     assert plan["predicted_step_seconds"] > plan["predicted_noswap_step_seconds"]  # the producers run twice
     feeds = _batch(plain)
-    swap_runtime.reset()
-    swap_runtime.poison(True)
-    try:
-        with_recompute = [dropped.step(feeds) for _ in range(4)]
-    finally:
-        swap_runtime.poison(False)
-    assert swap_runtime.stats()["bytes_dropped"] == 4 * sum(r["bytes"] for r in plan["recomputes"])
+    with_recompute, stats = _poisoned_steps(dropped, feeds, 4)
+    assert stats["bytes_dropped"] == 4 * sum(r["bytes"] for r in plan["recomputes"])
     without = [plain.step(feeds) for _ in range(4)]
     np.testing.assert_array_equal(with_recompute, without)
 
