@@ -131,11 +131,16 @@ def _engines(md, sp: SwapProblem, events, use, scale: float) -> None:
             continue
         outs.append(((e.after, e.buffer), md.new_int_var(out_lo, out_hi - d, ""), d, u))
         ins.append(((e.load_at, e.before, e.buffer), md.new_int_var(in_lo, in_hi - d, ""), d, u))
+    horizon = starts[-1]
     for copies in (outs, ins):
         copies.sort(key=lambda c: c[0])
-        for n, (_key, start, d, u) in enumerate(copies):
-            for _key2, later, _d2, v in copies[n + 1:]:
-                md.add(later >= start + d).only_enforce_if([u, v])
+        free = 0  # when the engine is free after the copies before this one (a chain: O(n) constraints)
+        for _key, start, d, u in copies:
+            after = md.new_int_var(0, horizon, "")
+            md.add(start >= free).only_enforce_if(u)
+            md.add(after >= start + d).only_enforce_if(u)
+            md.add(after >= free)
+            free = after
 
 
 def _exclusions(md, sp: SwapProblem, events, use) -> None:
