@@ -20,7 +20,7 @@ import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.model_zoo import ZOO, materialize
@@ -110,7 +110,7 @@ def _cpu_name() -> str:
 def _meta(argv: list[str]) -> dict:
     import tvm
 
-    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.node(),
+    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.node(),
             "cpu": _cpu_name(), "cores": os.cpu_count(), "load_average_at_start": os.getloadavg(),
             "python": platform.python_version(),
             "tvm": tvm.__version__, "command": "python -m benchmarks.memory " + " ".join(argv)}

@@ -20,11 +20,12 @@ import sys
 import time
 from pathlib import Path
 
+from graphopt.passes.cpsat import CpSat
+from graphopt.passes.registry import get_planner
+
 from benchmarks.memory import _meta
 from benchmarks.synthetic_traces import synthetic_trace
 from graphopt.analysis.lower_bound import lower_bound
-from graphopt.passes.cpsat import CpSat
-from graphopt.passes.registry import get_planner
 from graphopt.plan.csv_io import read_problem
 from graphopt.plan.problem import MemoryProblem
 from graphopt.plan.validator import assert_valid

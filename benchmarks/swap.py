@@ -30,7 +30,7 @@ from graphopt.plan.swap import SwapProblem, base_live_bytes, hidden_swap_floor
 from graphopt.plan.swap_validator import validate_swaps
 
 RESULTS = Path(__file__).parent / "results"
-FRACTIONS = sorted({round(1.0 - 0.05 * k, 2) for k in range(0, 12)} | {0.66, 0.55}, reverse=True)
+FRACTIONS = sorted({round(1.0 - 0.05 * k, 2) for k in range(12)} | {0.66, 0.55}, reverse=True)
 
 
 def models() -> dict:

@@ -4,7 +4,7 @@ medians, report the spread of the per-round ratios."""
 from __future__ import annotations
 
 import statistics
-from typing import Callable
+from collections.abc import Callable
 
 
 def _quartiles(values: list[float]) -> tuple[float, float]:

@@ -8,7 +8,8 @@ wall time (plan.json's `stage_seconds`).
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Progress = Callable[[str], None]
 

@@ -38,7 +38,7 @@ class ProblemArrays:
     aligns: np.ndarray
 
     @staticmethod
-    def of(problem: MemoryProblem) -> "ProblemArrays":
+    def of(problem: MemoryProblem) -> ProblemArrays:
         columns = [np.array([getattr(b, a) for b in problem.buffers], dtype=np.int64)
                    for a in ("start", "end", "size", "alignment")]
         return ProblemArrays(tuple(b.id for b in problem.buffers), *columns)

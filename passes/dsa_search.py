@@ -75,7 +75,7 @@ class Instance:
     def __len__(self) -> int:
         return len(self.sizes)
 
-    def subset(self, index: np.ndarray) -> "Instance":
+    def subset(self, index: np.ndarray) -> Instance:
         return Instance(self.starts[index], self.ends[index], self.sizes[index], self.aligns[index])
 
 

@@ -14,7 +14,7 @@ peaks made of many medium tensors), and a pass costs only O(n log n + overlaps).
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from graphopt.passes.base import DEFAULT_TIME_LIMIT

@@ -18,8 +18,8 @@ Pure Python: the planners and the benchmark import it without TVM.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 PCIE5_X16_BANDWIDTH = 50e9  # B/s achieved per direction (64 GB/s raw)
 PCIE5_X16_LATENCY = 10e-6  # s per copy: launch + DMA setup

@@ -49,8 +49,8 @@ class _Block:
     offset: int
     size: int
     free: bool = False
-    prev: "_Block | None" = None
-    next: "_Block | None" = None
+    prev: _Block | None = None
+    next: _Block | None = None
 
     @property
     def key(self) -> tuple[int, int, int]:

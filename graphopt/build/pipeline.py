@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import tvm
 
-from graphopt.build.extract import Extraction, extract  # noqa: F401  (re-exported)
+from graphopt.build.extract import Extraction, extract
 from graphopt.build.lower import build, finalize, lower_to_explicit_memory, make_target  # noqa: F401
 from graphopt.build.rewrite import apply_placement
 from graphopt.build.stock import stock_plan, storage_bytes

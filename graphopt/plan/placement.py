@@ -21,7 +21,7 @@ class Placement:
     seconds: float = 0.0
 
     @staticmethod
-    def from_offsets(problem, offsets: dict[int, int], planner: str, **kw) -> "Placement":
+    def from_offsets(problem, offsets: dict[int, int], planner: str, **kw) -> Placement:
         """Builds a placement and computes its height from the problem's sizes."""
         sizes = {b.id: b.size for b in problem.buffers}
         height = max((offsets[i] + sizes[i] for i in sizes), default=0)

@@ -33,7 +33,7 @@ class Buffer:
         if self.alignment <= 0:
             raise ValueError(f"buffer {self.id}: alignment must be positive")
 
-    def overlaps_in_time(self, other: "Buffer") -> bool:
+    def overlaps_in_time(self, other: Buffer) -> bool:
         return self.start < other.end and other.start < self.end
 
 

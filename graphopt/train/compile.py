@@ -204,4 +204,4 @@ def _payload(tmp: Path, executable, params: list[np.ndarray]) -> None:
     np.savez(tmp / PARAMS, **{f"p{i:05d}": p for i, p in enumerate(params)})
 
 
-__all__ = ["TrainOptions", "compile_train_model", "lower_train_model", "replace", "PlanError"]
+__all__ = ["PlanError", "TrainOptions", "compile_train_model", "lower_train_model", "replace"]

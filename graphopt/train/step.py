@@ -53,7 +53,7 @@ class OptimizerSpec:
     extra: tuple[tuple[str, float], ...] = ()
 
     @staticmethod
-    def parse(text: str) -> "OptimizerSpec":
+    def parse(text: str) -> OptimizerSpec:
         name, _, rest = text.partition(":")
         values = {}
         for item in filter(None, rest.split(",")):

@@ -97,8 +97,9 @@ def test_runtime_wrapper_raises_one_clear_error_without_a_device(engine_lib, mon
 
 
 def test_missing_engine_is_an_artifact_error(monkeypatch, tmp_path):
-    from graphopt.errors import ArtifactError
     from graphopt.runtime import cuda_swap
+
+    from graphopt.errors import ArtifactError
 
     monkeypatch.setenv("GRAPHOPT_SWAP_LIB", str(tmp_path / "absent.so"))
     monkeypatch.setattr(cuda_swap, "__file__", str(tmp_path / "cuda_swap.py"))
@@ -111,7 +112,6 @@ def test_cpu_swaps_still_reach_the_cpu_functions_after_a_cuda_install(monkeypatc
     import numpy as np
     import tvm
     import tvm_ffi
-
     from graphopt.runtime import cuda_swap
     from graphopt.runtime import swap as cpu_swap
 
