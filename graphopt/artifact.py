@@ -79,12 +79,13 @@ def write_artifact(out_dir: Path, manifest: dict, plan: dict, write_payload: Cal
     return full
 
 
-def refuse_foreign_target(out_dir: Path) -> None:
-    """Raises unless out_dir is absent, empty, or an artifact (which may be replaced)."""
+def refuse_foreign_target(out_dir: Path, marker: str = MANIFEST, what: str = "artifact",
+                          error: type[Exception] = ArtifactError) -> None:
+    """Raises unless out_dir is absent, empty, or a graphopt `what` (holding `marker`), which may be replaced."""
     if out_dir.exists() and not out_dir.is_dir():
-        raise ArtifactError(f"{out_dir} exists and is not a directory; refusing to overwrite it")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
-        raise ArtifactError(f"{out_dir} is a non-empty directory that is not a graphopt artifact; refusing to overwrite it")
+        raise error(f"{out_dir} exists and is not a directory; refusing to overwrite it")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / marker).is_file():
+        raise error(f"{out_dir} is a non-empty directory that is not a graphopt {what}; refusing to overwrite it")
 
 
 def swap_into_place(tmp: Path, out_dir: Path) -> None:

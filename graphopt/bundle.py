@@ -34,7 +34,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from graphopt.artifact import load_manifest, swap_into_place
+from graphopt.artifact import load_manifest, refuse_foreign_target, swap_into_place
 from graphopt.errors import ArtifactError, InputError
 
 FORMAT = "graphopt-bundle"
@@ -62,7 +62,7 @@ def make_bundle(artifacts: list[Path], out_dir: Path, python_versions: tuple[str
                 wheel_dir: Path | None = None) -> BundleResult:
     """Writes the bundle atomically (temp sibling, renamed into place)."""
     out_dir = Path(out_dir).resolve()
-    _refuse_foreign(out_dir)
+    refuse_foreign_target(out_dir, "bundle.json", "bundle", InputError)
     manifests = _check_artifacts(artifacts)
     needs_cuda = any(m["target"].get("kind") == "cuda" for m in manifests.values())
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -80,13 +80,6 @@ def make_bundle(artifacts: list[Path], out_dir: Path, python_versions: tuple[str
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return BundleResult(out_dir, info["total_bytes"], tags, info["artifacts"], notes)
-
-
-def _refuse_foreign(out_dir: Path) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir} exists and is not a directory; refusing to overwrite it")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "bundle.json").is_file():
-        raise InputError(f"{out_dir} is a non-empty directory that is not a graphopt bundle; refusing to overwrite it")
 
 
 def _check_artifacts(artifacts: list[Path]) -> dict[str, dict]:
@@ -316,16 +309,4 @@ def _describe(root: Path, manifests: dict[str, dict], tags: list[str], notes: li
     }
 
 
-def read_bundle(path: Path) -> dict:
-    """bundle.json of a bundle directory, or InputError."""
-    info_path = Path(path) / "bundle.json"
-    try:
-        info = json.loads(info_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not a graphopt bundle ({exc})") from None
-    if info.get("format") != FORMAT:
-        raise InputError(f"{path}: not a graphopt bundle")
-    return info
-
-
-__all__ = ["BundleResult", "make_bundle", "read_bundle", "traced_module_files"]
+__all__ = ["BundleResult", "make_bundle", "traced_module_files"]

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from graphopt import cli_train
-from graphopt.errors import GraphoptError, InputError
+from graphopt.errors import GraphoptError, InputError, first_line
 
 STAGES = ("prepare", "import", "lower", "reorder", "extract", "plan", "stock", "build", "write")
 
@@ -144,7 +144,7 @@ def _load_npy(path: str):
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read {path} as .npy ({str(exc).splitlines()[0]})") from None
+        raise InputError(f"cannot read {path} as .npy ({first_line(exc)})") from None
 
 
 def cmd_inspect(args) -> int:
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug, not a user error: say so loudly, keep one line unless asked
         if os.environ.get("GRAPHOPT_DEBUG"):
             raise
-        first = (str(exc).strip().splitlines() or [""])[0]
+        first = first_line(exc)
         print(f"error: internal error ({type(exc).__name__}: {first}); rerun with GRAPHOPT_DEBUG=1 for the traceback",
               file=sys.stderr)
         return 1

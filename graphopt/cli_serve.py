@@ -113,7 +113,7 @@ def _run(args, service, token, sock) -> int:
 
     from graphopt.serve.app import Limits, create_app
 
-    app = create_app(service, token, Limits(args.max_body_bytes, args.max_batch))
+    app = create_app(service, token, Limits(args.max_body_bytes))
     host, port = sock.getsockname()[:2]
     print(f"serving {len(service.variants)} variant(s) on http://{host}:{port} (SLO {args.slo_ms:g} ms)",
           flush=True)

@@ -94,12 +94,13 @@ def run(args) -> int:
     resumed, config = create_or_resume(url, name, config)
     print(f"{'resuming' if resumed else 'created'} study {name!r} in {url} ({config.trials} trials, "
           f"{args.workers} worker{'s' if args.workers > 1 else ''})")
-    started = pool.start_workers(url, name, args.workers, study_dir)
+    cache_dir = str(Path(args.cache).resolve()) if args.cache else config.cache_dir  # one cache for all processes
+    started = pool.start_workers(url, name, args.workers, study_dir, cache_dir)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a terminated parent takes its workers with it
     try:
         from graphopt.tune.worker import load_study
 
-        study, config, cache = load_study(url, name, args.cache)
+        study, config, cache = load_study(url, name, cache_dir)
         exits = pool.watch(started, study, config, args.quiet)
     except BaseException:
         pool.stop_all(started)
@@ -169,7 +170,7 @@ def _join(args) -> int:
 def _finish(args, study, config, cache) -> int:
     from graphopt.tune import report
 
-    summary = report.summarize(study, config)
+    summary = report.summarize(study)
     knobs = [k for k, v in config.space.items() if isinstance(v, (list, dict))]
     print(report.counts_line(summary) + f"; recompilations {cache.recompilations()}")
     print(report.best_line(summary, config))

@@ -26,7 +26,7 @@ from __future__ import annotations
 from graphopt.passes.swap_singa import early_late
 from ortools.sat.python import cp_model
 
-from graphopt.plan.swap import Recompute, Swap, SwapProblem, SwapSchedule, base_live_bytes
+from graphopt.plan.swap import Recompute, Swap, SwapProblem, SwapSchedule, base_live_bytes, conflict
 
 WEIGHTS = (0.05, 0.3, 1.0, 3.0)
 SLACK_VARIANTS = 3
@@ -146,19 +146,6 @@ def _engines(md, sp: SwapProblem, events, use, scale: float) -> None:
 def _exclusions(md, sp: SwapProblem, events, use) -> None:
     """One event per idle gap; a recompute's inputs stay where it runs."""
     for a in range(len(events)):
-        ea = events[a][0]
         for b in range(a + 1, len(events)):
-            eb = events[b][0]
-            if _conflict(sp, ea, eb) or _conflict(sp, eb, ea):
+            if conflict(sp, events[a][0], events[b][0]):
                 md.add(use[a] + use[b] <= 1)
-
-
-def _conflict(sp: SwapProblem, first, second) -> bool:
-    if first.buffer == second.buffer and first.after < second.before and second.after < first.before:
-        return True
-    if isinstance(second, Recompute):
-        return first.buffer in sp.recompute_inputs.get(second.buffer, ()) and first.after < second.before < first.before
-    return False
-
-
-__all__ = ["WEIGHTS", "cover_schedules"]

@@ -40,7 +40,7 @@ from graphopt.passes.swap_cover import cover_schedules
 from graphopt.passes.swap_singa import MODES, RANKINGS, InfeasibleBudget, Singa
 from ortools.sat.python import cp_model
 
-from graphopt.plan.swap import Gap, Recompute, Swap, SwapProblem, SwapSchedule, base_live_bytes
+from graphopt.plan.swap import Gap, Recompute, Swap, SwapProblem, SwapSchedule, base_live_bytes, conflict
 from graphopt.plan.swap_validator import validate_swaps
 
 log = logging.getLogger(__name__)
@@ -211,17 +211,14 @@ class _Model:
 
     def _exclusions(self) -> None:
         """One event per gap; a recompute's inputs stay on the device where it runs."""
-        md, inputs = self.model, self.sp.recompute_inputs
-        by_gap = {(g.buffer, g.after): n for n, g in enumerate(self.gaps)}
-        for r, g in enumerate(self.rgaps):
-            if (g.buffer, g.after) in by_gap:
-                md.add(self.x[by_gap[(g.buffer, g.after)]] + self.y[r] <= 1)
-            needs = set(inputs.get(g.buffer, ()))
-            for n, h in enumerate(self.gaps):
-                if h.buffer in needs and h.after < g.before < h.before:
+        md, sp = self.model, self.sp
+        rec = [Recompute(g.buffer, g.after, g.before) for g in self.rgaps]
+        for r, event in enumerate(rec):
+            for n, g in enumerate(self.gaps):
+                if conflict(sp, g, event):
                     md.add(self.x[n] + self.y[r] <= 1)
-            for q, h in enumerate(self.rgaps):
-                if h.buffer in needs and h.after < g.before < h.before:
+            for q in range(r + 1, len(rec)):
+                if conflict(sp, rec[q], event):
                     md.add(self.y[q] + self.y[r] <= 1)
 
     def memory(self, over: list[int], base: np.ndarray) -> None:

@@ -30,7 +30,7 @@ import ctypes
 import os
 from pathlib import Path
 
-from graphopt.errors import ArtifactError
+from graphopt.errors import ArtifactError, first_line
 
 LIBRARY_NAME = "libgraphopt_swap.so"
 NAMES = ("graphopt.swap_out", "graphopt.swap_in", "graphopt.swap_wait_out", "graphopt.swap_wait_in")
@@ -79,7 +79,7 @@ def ensure_tvm_cuda_runtime() -> None:
         loaded["tvm_runtime_cuda"] = load_lib_ctypes("tvm", "tvm_runtime_cuda", "RTLD_LOCAL",
                                                      extra_lib_paths=[runtime_dir])
     except (OSError, RuntimeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise ArtifactError(f"artifact targets CUDA but no CUDA device is available here "
                             f"(TVM's CUDA runtime did not load: {first})") from None
 
@@ -96,6 +96,9 @@ class CudaSwapEngine:
         self._declare()
         self.path = path
         self.device_id = device_id
+        import tvm_ffi
+
+        self._ffi_device = tvm_ffi.device("cuda", device_id)  # made once: the stream is read on every call
         self.stream = self._current_stream()
         self._check(self.lib.graphopt_swap_init(device_id, self.stream), "init")
         self.bytes_out = self.bytes_in = self.copies = 0
@@ -115,7 +118,7 @@ class CudaSwapEngine:
     def _current_stream(self) -> int | None:
         import tvm_ffi
 
-        return tvm_ffi.get_raw_stream(tvm_ffi.device(f"cuda:{self.device_id}")) or None
+        return tvm_ffi.get_raw_stream(self._ffi_device) or None
 
     def _check(self, status: int, what: str) -> None:
         if status != 0:

@@ -20,7 +20,7 @@ from graphopt.runtime.signature import check_inputs
 from tvm.runtime.vm import VirtualMachine
 
 from graphopt.artifact import LIBRARY, PARAMS, load_manifest, load_plan
-from graphopt.errors import ArtifactError
+from graphopt.errors import ArtifactError, first_line
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class Session:
         try:
             library = tvm.runtime.load_module(str(self.path / LIBRARY))
         except Exception as exc:  # TVM raises many types; report one line
-            raise ArtifactError(f"{self.path}: cannot load {LIBRARY} ({str(exc).splitlines()[0]})") from None
+            raise ArtifactError(f"{self.path}: cannot load {LIBRARY} ({first_line(exc)})") from None
         self.vm = VirtualMachine(library, self.device)
         self.params = _load_params(self.path / PARAMS, self.manifest["param_keys"], self.device)
         self.inputs = self.manifest["inputs"]

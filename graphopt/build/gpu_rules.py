@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 
+from graphopt.errors import first_line
+
 log = logging.getLogger(__name__)
 FAILURES: list[str] = []  # "Rule: first line of the error", for this process
 
@@ -30,7 +32,7 @@ def tolerant_gpu_schedule():
             try:
                 return self.inner.apply(func, target, tunable)
             except Exception as exc:  # dlight raises AssertionError, ValueError, TVMError alike
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                first = first_line(exc)
                 FAILURES.append(f"{type(self.inner).__name__}: {first}")
                 log.warning("dlight %s failed on a kernel (%s); trying the next rule", type(self.inner).__name__, first)
                 return None

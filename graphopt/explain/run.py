@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from graphopt.artifact import sha256_file
-from graphopt.errors import InputError
+from graphopt.errors import InputError, first_line
 from graphopt.explain.fidelity import Deletion, deletion_check, pearson
 from graphopt.explain.lime import lime_map
 from graphopt.explain.occlusion import occlusion_map
@@ -73,7 +73,7 @@ def load_input(path: str | Path, image_shape: tuple[int, ...], dtype) -> np.ndar
                 raise InputError(f"{path} is not a .npy file (save the image with numpy.save)")
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise InputError(f"cannot read {path} as .npy ({(str(exc).splitlines() or [type(exc).__name__])[0]})") from None
+        raise InputError(f"cannot read {path} as .npy ({first_line(exc)})") from None
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
         raise InputError(f"{path}: expected a numeric array, got dtype {getattr(array, 'dtype', type(array).__name__)}")
     if array.shape == (1, *image_shape):

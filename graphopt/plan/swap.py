@@ -28,6 +28,7 @@ Model (steps are the kernels of the execution order, 0..n-1):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -93,21 +94,30 @@ class SwapProblem:
     def num_steps(self) -> int:
         return len(self.step_seconds)
 
-    def sizes(self) -> dict[int, int]:
+    @cached_property
+    def _sizes(self) -> dict[int, int]:
         return {b.id: b.size for b in self.problem.buffers}
 
+    @cached_property
+    def _births(self) -> dict[int, int]:
+        return {b.id: b.start for b in self.problem.buffers}
+
+    def sizes(self) -> dict[int, int]:
+        """Buffer id -> bytes (built once per problem; callers must not modify it)."""
+        return self._sizes
+
     def copy_seconds(self, buffer: int) -> float:
-        return self.link.copy_seconds(self.sizes()[buffer])
+        return self.link.copy_seconds(self._sizes[buffer])
+
+    def _idle(self, b: Buffer, shortest: int) -> list[Gap]:
+        """The intervals between consecutive uses (birth included) of `b`, at least `shortest` steps long."""
+        steps = sorted(set(self.uses.get(b.id, ())) | {b.start})
+        return [Gap(b.id, u, v, b.size) for u, v in zip(steps, steps[1:]) if v - u >= shortest]
 
     def gaps(self) -> list[Gap]:
         """Every idle interval long enough to swap, of every swappable buffer."""
-        out = []
-        for b in self.problem.buffers:
-            if self.swappable and b.id not in self.swappable:
-                continue
-            steps = sorted(set(self.uses.get(b.id, ())) | {b.start})
-            out += [Gap(b.id, u, v, b.size) for u, v in zip(steps, steps[1:]) if v - u >= MIN_GAP]
-        return out
+        return [g for b in self.problem.buffers if not self.swappable or b.id in self.swappable
+                for g in self._idle(b, MIN_GAP)]
 
     def recompute_gaps(self) -> list[Gap]:
         """Idle intervals of recomputable buffers, with a step inside, whose producer's
@@ -116,19 +126,13 @@ class SwapProblem:
         out = []
         for b in self.problem.buffers:
             inputs = self.recompute_inputs.get(b.id)
-            if inputs is None:
-                continue
-            steps = sorted(set(self.uses.get(b.id, ())) | {b.start})
-            out += [Gap(b.id, u, v, b.size) for u, v in zip(steps, steps[1:])
-                    if v - u >= 2 and all(bounds[i][0] <= v < bounds[i][1] for i in inputs)]
+            if inputs is not None:
+                out += [g for g in self._idle(b, 2) if all(bounds[i][0] <= g.before < bounds[i][1] for i in inputs)]
         return out
 
     def recompute_seconds(self, buffer: int) -> float:
         """The producer's time: the step at which the buffer is born."""
-        return float(self.step_seconds[self._starts()[buffer]])
-
-    def _starts(self) -> dict[int, int]:
-        return {b.id: b.start for b in self.problem.buffers}
+        return float(self.step_seconds[self._births[buffer]])
 
     def nominal_starts(self) -> np.ndarray:
         """Start time of every step without stalls; entry n is the step's end."""
@@ -249,21 +253,22 @@ def split_problem(sp: SwapProblem, swaps, recomputes=()) -> tuple[MemoryProblem,
     return MemoryProblem(tuple(buffers), sp.problem.num_steps, sp.problem.name), origin
 
 
+def conflict(sp: SwapProblem, first, second) -> bool:
+    """Can these two events (Swap, Recompute or Gap) not both be chosen? The rules the
+    validator enforces: one event per idle gap of a buffer, and a recompute's inputs
+    neither away where it runs nor sent away across that step."""
+    if first.buffer == second.buffer and first.after < second.before and second.after < first.before:
+        return True
+    for a, b in ((first, second), (second, first)):
+        if isinstance(b, Recompute) and a.buffer in sp.recompute_inputs.get(b.buffer, ()) \
+                and a.after < b.before < a.before:
+            return True
+    return False
+
+
 def compatible(sp: SwapProblem, swaps, recomputes, event) -> bool:
-    """Can `event` (a Swap or Recompute) join the chosen ones? Planners use it to
-    stay inside the rules the validator enforces: one event per idle gap, and a
-    recompute's inputs neither away when it runs nor sent away while it needs them."""
-    chosen = (*swaps, *recomputes)
-    if any(c.buffer == event.buffer and c.after < event.before and event.after < c.before for c in chosen):
-        return False
-    if isinstance(event, Recompute):
-        for i in sp.recompute_inputs.get(event.buffer, ()):
-            if any(c.buffer == i and c.after < event.before < c.before for c in chosen):
-                return False
-    for r in recomputes:
-        if event.buffer in sp.recompute_inputs.get(r.buffer, ()) and event.after < r.before < event.before:
-            return False
-    return True
+    """Can `event` join the chosen swaps and recomputes? (Planners stay inside the validator's rules.)"""
+    return not any(conflict(sp, chosen, event) for chosen in (*swaps, *recomputes))
 
 
 def hidden_swap_floor(sp: SwapProblem) -> int:

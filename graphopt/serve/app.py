@@ -47,7 +47,6 @@ class BadRequest(Exception):
 @dataclass(frozen=True)
 class Limits:
     max_body_bytes: int = 8 << 20
-    max_rows: int | None = None  # per request; None: the largest variant's capacity
     body_timeout_s: float = 10.0  # a client that trickles its body is cut off (408)
 
 
@@ -79,7 +78,7 @@ def parse_rows(body: bytes, content_type: str, service: Service, max_rows: int) 
         try:
             array = np.load(io.BytesIO(body), allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
-            raise BadRequest(f"body is not a .npy array ({str(exc).splitlines()[0]})") from None
+            raise BadRequest(f"body is not a .npy array ({first_line(exc)})") from None
     else:
         array = _json_rows(body, {v.input_name for v in service.variants.values()})
     want = service.sample_shape
@@ -127,8 +126,6 @@ def _unauthorized() -> Response:
 
 
 def create_app(service: Service, token: str | None = None, limits: Limits = Limits()) -> Starlette:
-    max_rows = min(limits.max_rows or service.max_rows, service.max_rows)
-
     async def infer(request: Request) -> Response:
         received = time.perf_counter()
         if not _authorized(request, token):
@@ -139,9 +136,9 @@ def create_app(service: Service, token: str | None = None, limits: Limits = Limi
             if only is not None and only not in service.variants:
                 raise BadRequest(f"unknown variant {only!r}; loaded: {', '.join(service.variants)}")
             body = await _read_in_time(request, limits)
-            cap = service.variants[only].capacity if only is not None else max_rows
-            rows = parse_rows(body, request.headers.get("content-type", "application/json"), service,
-                              min(cap, max_rows))
+            # rows per request: a variant's batch, every one already capped by --max-batch at load
+            cap = service.variants[only].capacity if only is not None else service.max_rows
+            rows = parse_rows(body, request.headers.get("content-type", "application/json"), service, cap)
             served = await service.infer(rows, only, received)
         except BadRequest as exc:
             service.metrics.response(exc.status)

@@ -19,7 +19,6 @@ width's accuracy on the held-out split.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from graphopt.artifact import sha256_file
 from graphopt.errors import InputError
 
 IR_VERSION, OPSET = 10, 17
@@ -131,7 +131,7 @@ def width_schedule(widths: tuple[int, ...], steps: int, seed: int) -> list[int]:
 def save_weights(path: Path, weights: dict[str, np.ndarray]) -> str:
     """Writes the one shared weights file; returns its sha-256 (recorded with every slice)."""
     np.savez(path, **weights)
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return sha256_file(Path(path))
 
 
 def load_weights(path: Path) -> dict[str, np.ndarray]:

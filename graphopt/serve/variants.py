@@ -15,6 +15,8 @@ unverified is ever loaded.
 
 from __future__ import annotations
 
+import functools
+
 import statistics
 import time
 from dataclasses import dataclass
@@ -47,8 +49,10 @@ class VariantSpec:
         return VariantSpec(name, Path(rest))
 
 
+@functools.lru_cache(maxsize=None)
 def _resize_matrix(src: int, dst: int) -> np.ndarray:
-    """[dst, src] weights: area average when shrinking, bilinear (half-pixel centres) when growing."""
+    """[dst, src] weights: area average when shrinking, bilinear (half-pixel centres) when growing.
+    Cached (read-only): a variant resizes every batch between the same two sizes."""
     m = np.zeros((dst, src), np.float32)
     scale = src / dst
     for i in range(dst):
@@ -61,7 +65,9 @@ def _resize_matrix(src: int, dst: int) -> np.ndarray:
             j = int(np.floor(x))
             m[i, j] += 1.0 - (x - j)
             m[i, min(j + 1, src - 1)] += x - j
-    return m / m.sum(axis=1, keepdims=True)
+    m /= m.sum(axis=1, keepdims=True)
+    m.flags.writeable = False
+    return m
 
 
 def resize_rows(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -78,7 +84,7 @@ class Variant:
     def __init__(self, spec: VariantSpec, max_batch: int | None = None) -> None:
         from graphopt.runtime import load
 
-        self.name, self.quality, self.path = spec.name, spec.quality, spec.path
+        self.name, self.quality = spec.name, spec.quality
         self.session = load(spec.path)  # verifies every file's sha-256 (ArtifactError if not)
         if len(self.session.inputs) != 1:
             raise ArtifactError(f"{spec.path}: serve needs single-input artifacts, this one has "

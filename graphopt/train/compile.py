@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from graphopt.compiler import CompileResult, _versions
-from graphopt.errors import InputError, PlanError
+from graphopt.errors import InputError, PlanError, first_line
 from graphopt.stages import Progress, StageTimer
 
 DEFAULT_OPTIMIZER = "sgd:lr=0.1"
@@ -108,8 +108,7 @@ def _lower(mod, target):
     except Exception as exc:  # TVM raises InternalError/TVMError from schedule rules
         import logging
 
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        logging.getLogger(__name__).warning("CPU schedules failed (%s); using stock kernels", first)
+        logging.getLogger(__name__).warning("CPU schedules failed (%s); using stock kernels", first_line(exc))
         return pipeline.lower_to_explicit_memory(mod, target, schedules=False)
 
 
@@ -128,8 +127,8 @@ def compile_train_model(model_path, out_dir, options: TrainOptions, progress: Pr
     timed = StageTimer(progress)
     stages = timed.seconds
     low = lower_train_model(model_path, options, stages, progress)
-    measured = timed("profile", _measured_step_costs, low, options) if _wants_profile(options) else None
-    memory = timed("plan", plan_memory, low, options, measured)
+    measured, base = timed("profile", _measured_step_costs, low, options) if _wants_profile(options) else (None, None)
+    memory = timed("plan", plan_memory, low, options, measured, base)
     if after_plan is not None:
         after_plan(memory.placement)
     executable = timed("build", build_with_swaps, low, memory)
@@ -150,8 +149,9 @@ def _wants_profile(options: TrainOptions) -> bool:
     return options.step_costs == "measured" and options.memory_budget is not None
 
 
-def _measured_step_costs(low: Lowered, options: TrainOptions) -> list[float]:
-    """Builds the step without swaps in a scratch directory and times its kernels there."""
+def _measured_step_costs(low: Lowered, options: TrainOptions):
+    """Builds the step without swaps in a scratch directory and times its kernels there;
+    returns the times and the no-swap placement (the budgeted plan starts from it)."""
     import tempfile
 
     from graphopt.train.profile import profile_steps
@@ -168,7 +168,7 @@ def _measured_step_costs(low: Lowered, options: TrainOptions) -> list[float]:
         params = list(low.imported.params) + list(low.states)
         art = Path(scratch) / "art"
         write_artifact(art, _manifest(low, plain), plan, lambda tmp: _payload(tmp, executable, params))
-        return profile_steps(art)
+        return profile_steps(art), memory.placement
 
 
 def _manifest(low: Lowered, options: TrainOptions) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import tvm
 
-from graphopt.errors import InputError
+from graphopt.errors import InputError, first_line
 from graphopt.runtime.session import Session
 
 
@@ -90,4 +90,4 @@ def load_data(path: str | Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read {path} as .npz ({str(exc).splitlines()[0]})") from None
+        raise InputError(f"cannot read {path} as .npz ({first_line(exc)})") from None

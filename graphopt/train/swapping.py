@@ -91,12 +91,14 @@ def swap_problem(low, budget: int, link: LinkModel, device: DeviceModel | None =
     return SwapProblem(ex.problem, ex.uses, seconds, budget, link, ex.swappable, ex.recompute_inputs), costs
 
 
-def plan_memory(low, options, measured: list[float] | None = None) -> MemoryPlan:
+def plan_memory(low, options, measured: list[float] | None = None, base: Placement | None = None) -> MemoryPlan:
+    """The memory plan of a lowered step; `base` is the no-swap placement when already made."""
     from graphopt.passes.registry import get_planner
 
     ex = low.extraction
     planner = get_planner(options.planner)
-    base = planner.plan(ex.problem, time_limit=options.time_limit)
+    if base is None:
+        base = planner.plan(ex.problem, time_limit=options.time_limit)
     view = SimpleNamespace(problem=ex.problem, output_bytes=ex.output_bytes, step_names=ex.step_names)
     if options.memory_budget is None:
         seconds = analytic_costs(step_work(low.lowered, ex.step_calls)).total

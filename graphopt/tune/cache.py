@@ -61,9 +61,9 @@ class ArtifactCache:
         tmp.write_text(json.dumps(result, indent=1, sort_keys=True))
         os.replace(tmp, final)
 
-    def log_compile(self, artifact_id: str, existed: bool, seconds: float, outcome: str) -> None:
+    def log_compile(self, artifact_id: str, seconds: float, outcome: str) -> None:
         """Appends one line (O_APPEND: whole lines from concurrent writers)."""
-        line = json.dumps({"id": artifact_id, "existed": existed, "seconds": round(seconds, 3), "outcome": outcome,
+        line = json.dumps({"id": artifact_id, "seconds": round(seconds, 3), "outcome": outcome,
                            "worker": worker_name(), "time": time.time()}) + "\n"
         fd = os.open(self.root / COMPILE_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
@@ -78,13 +78,13 @@ class ArtifactCache:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def recompilations(self) -> int:
-        """Builds of an id that already had an artifact, or built more than once."""
+        """Builds of an id built before (a trial compiles only after finding no artifact for its id)."""
         seen: set[str] = set()
         count = 0
         for entry in self.compile_log():
             if entry["outcome"] != "built":
                 continue
-            count += entry["existed"] or entry["id"] in seen
+            count += entry["id"] in seen
             seen.add(entry["id"])
         return count
 

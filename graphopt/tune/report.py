@@ -25,7 +25,7 @@ class Summary:
     pareto: list  # the non-dominated ones, by trial number
 
 
-def summarize(study, config: StudyConfig) -> Summary:
+def summarize(study) -> Summary:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)

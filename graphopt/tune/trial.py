@@ -91,7 +91,6 @@ def _compile(cfg: StudyConfig, model: Path, options, cache: ArtifactCache, artif
         if cfg.memory_limit is not None and placement.arena_bytes > cfg.memory_limit:
             raise OverMemoryLimit(int(placement.arena_bytes))
 
-    existed = cache.has_artifact(artifact_id)
     began = time.perf_counter()
     try:
         if cfg.train:
@@ -103,12 +102,12 @@ def _compile(cfg: StudyConfig, model: Path, options, cache: ArtifactCache, artif
 
             result = compile_model(model, cache.artifact(artifact_id), options, stage, after_plan)
     except OverMemoryLimit as over:
-        cache.log_compile(artifact_id, existed, time.perf_counter() - began, "pruned")
+        cache.log_compile(artifact_id, time.perf_counter() - began, "pruned")
         attrs["stage_seconds"] = _durations(stages, marks)
         return over.peak
     seconds = time.perf_counter() - began
     attrs["stage_seconds"] = _durations(stages, marks)
-    cache.log_compile(artifact_id, existed, seconds, "built")
+    cache.log_compile(artifact_id, seconds, "built")
     attrs.update(compiled=True, compile_seconds=round(seconds, 3))
     if result.manifest["id"] != artifact_id:  # dedup would be silently broken: refuse loudly
         raise TuneError(f"artifact id {result.manifest['id'][:12]} differs from the predicted {artifact_id[:12]}; "

@@ -48,14 +48,12 @@ def load_study(url: str, name: str, cache_dir: str | None = None):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(url)
     try:
-        probe = optuna.load_study(study_name=name, storage=storage)
+        study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         raise StorageError(f"no study {name!r} in {url}") from None
-    config = study_config.read(probe)
+    config = study_config.read(study)  # the sampler needs the stored space: set it once that is read
     study_config.check_model(config)
-    space = from_dict(config.space, config.train)
-    sampler = make_sampler(config.sampler, space, config.trials, config.seed)
-    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+    study.sampler = make_sampler(config.sampler, from_dict(config.space, config.train), config.trials, config.seed)
     return study, config, ArtifactCache(cache_dir or config.cache_dir)
 
 

@@ -11,8 +11,6 @@ Order matters: the first rule that matches a kernel schedules it.
 
 from __future__ import annotations
 
-import tvm
-from tvm.s_tir import dlight
 
 from graphopt.build.schedules.depthwise import Depthwise
 from graphopt.build.schedules.fallback import Fallback
@@ -24,11 +22,6 @@ def cpu_rules() -> list:
     """The CPU rule list, most specific first."""
     # dlight.cpu.Reduction is left out: it ran a 1x1000 softmax 1000x slower here
     return [GEMM(), GroupedConv(), Depthwise(), Fallback()]
-
-
-def apply_cpu_schedules() -> tvm.transform.Pass:
-    """A module pass scheduling every unscheduled PrimFunc (needs `with target:`)."""
-    return dlight.ApplyDefaultSchedule(*cpu_rules())
 
 
 def schedule_kernel(func, target, rule: str | None = None, knobs: dict | None = None):
@@ -51,4 +44,4 @@ def schedule_kernel(func, target, rule: str | None = None, knobs: dict | None = 
     return None, "none"
 
 
-__all__ = ["GEMM", "Depthwise", "Fallback", "GroupedConv", "apply_cpu_schedules", "cpu_rules", "schedule_kernel"]
+__all__ = ["GEMM", "Depthwise", "Fallback", "GroupedConv", "cpu_rules", "schedule_kernel"]

@@ -104,19 +104,18 @@ def tune(mod: tvm.IRModule, target: tvm.target.Target, db: TuningDB, trials: int
         summary.seconds = time.perf_counter() - start
         return summary
     with tqdm(total=len(todo) * max(trials, 1), desc="tune", unit="trial", disable=not progress) as bar:
-        _tune_tasks(todo, target, db, trials, time_budget, threads, registers, bar, summary, start)
+        _tune_tasks(todo, target, tkey, db, trials, time_budget, threads, registers, bar, summary, start)
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _tune_tasks(todo: list[Task], target, db: TuningDB, trials: int, time_budget, threads, registers: int,
-                bar, summary: Summary, start: float) -> None:
+def _tune_tasks(todo: list[Task], target, tkey: str, db: TuningDB, trials: int, time_budget, threads,
+                registers: int, bar, summary: Summary, start: float) -> None:
     """Most expensive first by a static estimate (loop iterations x calls), so a
     budget goes to the kernels that dominate run time; each kernel is profiled
     (its default timed: trial 1), searched, confirmed and committed in turn."""
     from graphopt.build.schedules import schedule_kernel
 
-    tkey = target_key(target)
     todo = sorted(todo, key=lambda t: -static_cost(t.func, target) * t.calls)
     for n, task in enumerate(todo):
         if time_budget is not None and time.perf_counter() - start > time_budget:
