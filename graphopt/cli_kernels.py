@@ -58,14 +58,16 @@ def run(args: argparse.Namespace) -> int:
 def tune_model(model: Path, db, trials: int, input_shapes: dict, time_budget: float | None = None,
                threads: int | None = None, progress: bool = True):
     """Prepares and legalizes `model`, then tunes the kernels `db` lacks."""
-    from graphopt.build import pipeline
+    from graphopt.build import pipeline, prepack
     from graphopt.build.lower import legalize
     from graphopt.build.tuning.search import tune
     from graphopt.frontend import prepare
 
     imported = pipeline.import_model(prepare(model, input_shapes).model)
     target = pipeline.make_target("llvm")
-    return tune(legalize(imported.mod, target), target, db, trials, time_budget, threads, progress)
+    # weights marked as in compile: their packing is then left out of the kernel timings
+    kernels = prepack.mark_weights()(legalize(imported.mod, target))
+    return tune(kernels, target, db, trials, time_budget, threads, progress)
 
 
 def summary_lines(summary, db_dir: Path) -> list[str]:

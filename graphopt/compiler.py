@@ -82,8 +82,9 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
     prepared = timed("prepare", _prepare, model_path, options.input_shapes)
     imported = timed("import", pipeline.import_model, prepared.model)
     target = pipeline.make_target(options.target)
-    stock_lowered = timed("lower", pipeline.lower_to_explicit_memory, imported.mod, target, options.schedules,
-                          options.tuning_db)
+    as_imported = list(imported.param_names)
+    stock_lowered, imported = timed("lower", pipeline.lower_imported, imported, target, options.schedules,
+                                    options.tuning_db)
     lowered, reorder_record = stock_lowered, {"method": "off"}
     if options.reorder:
         lowered, reorder_record = timed("reorder", pipeline.reorder_program, stock_lowered)
@@ -100,10 +101,19 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
     plan = plan_record(extraction, placement, report, stock_bytes, imported.params, stages)
     plan["reorder"] = reorder_record
     plan["schedules"] = _applied_schedules(stock_lowered)
+    plan["weights"] = _weights_record(as_imported, imported.param_names)
     manifest = _manifest(prepared, imported, options, target)
     written = timed("write", write_artifact, Path(out_dir), manifest, plan,
                     lambda tmp: _write_payload(tmp, executable, imported.params))
     return CompileResult(Path(out_dir), written, plan, stages, stock_lowered, imported.params)
+
+
+def _weights_record(imported: list[str], stored: list[str]) -> dict:
+    """How many weights the artifact stores as computed at compile time (packed for
+    the kernels, reshaped, transposed: graphopt.build.prepack) rather than as imported."""
+    original = set(imported)
+    return {"imported": len(imported), "stored": len(stored),
+            "prepared_at_compile": sum(name not in original for name in stored)}
 
 
 def _applied_schedules(lowered) -> dict:

@@ -86,6 +86,28 @@ def lower_to_explicit_memory(mod: tvm.IRModule, target: tvm.target.Target,
         return tvm.transform.Sequential(passes)(mod)
 
 
+def lower_with_prepared_weights(mod: tvm.IRModule, target: tvm.target.Target, params: list, names: list[str],
+                                schedules: bool = True, tuning_db=None) -> tuple[tvm.IRModule, list, list[str]]:
+    """As lower_to_explicit_memory, with the weights prepared once at compile time
+    (graphopt.build.prepack): returns (lowered program, its weights, their names).
+
+    On llvm only: the weight transform runs here, on the host CPU (a CUDA build
+    would need the GPU at compile time; its weights stay as imported)."""
+    from graphopt.build import prepack
+
+    if target.kind.name != "llvm" or "num_input" not in (mod["main"].attrs or {}):
+        return lower_to_explicit_memory(mod, target, schedules, tuning_db), params, names
+    backend = _backend(target)
+    scheduled = (_pre_schedule_passes(target) + [prepack.mark_weights()]
+                 + _cpu_schedule_passes(target, schedules, tuning_db) + [prepack.lift_weight_work()])
+    with target:
+        program, transform = prepack.split_transform(tvm.transform.Sequential(scheduled)(mod))
+        if transform is not None:
+            params, names = prepack.prepare_weights(transform, params, target), prepack.weight_names(program)
+        lowered = tvm.transform.Sequential(backend.dataflow_lower_passes(target))(program)
+    return lowered, params, names
+
+
 def _cpu_schedule_passes(target: tvm.target.Target, schedules: bool, tuning_db=None) -> list:
     if tuning_db is not None and (not schedules or target.kind.name != "llvm"):
         from graphopt.errors import InputError

@@ -5,7 +5,7 @@ Everything here imports TVM; the planners and the plan data model never do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import tvm
@@ -30,6 +30,17 @@ def import_model(model) -> Imported:
 
     mod, params, input_names, param_names = to_relax(model)
     return Imported(mod, params, input_names, param_names)
+
+
+def lower_imported(imported: Imported, target: tvm.target.Target, schedules: bool = True,
+                   tuning_db=None) -> tuple[tvm.IRModule, Imported]:
+    """The lowered program and the imported model with its weights as that program
+    takes them (prepared once at compile time on llvm: see graphopt.build.prepack)."""
+    from graphopt.build.lower import lower_with_prepared_weights
+
+    lowered, params, names = lower_with_prepared_weights(imported.mod, target, imported.params,
+                                                         imported.param_names, schedules, tuning_db)
+    return lowered, replace(imported, params=params, param_names=names)
 
 
 def target_record(target: tvm.target.Target) -> dict:

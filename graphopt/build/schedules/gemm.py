@@ -238,7 +238,9 @@ def _is_identity_copy(sch: s_tir.Schedule, block) -> bool:
 
 def _vector_axis_is_i(blk_traits, c_traits, lanes: int) -> bool:
     """V = the axis the output is contiguous in if it holds whole vectors, else the
-    other one if that does, else the contiguous one (padded)."""
+    other one if that does, else the contiguous one (padded). (Preferring a prepacked
+    weight's axis, whose packing is free, made resnet50 1.8x slower end to end: its
+    NCHW output is then written one channel plane per vector lane.)"""
     i_size, j_size = _extent_of(blk_traits, I_), _extent_of(blk_traits, J_)
     prefer_i = _output_contiguous_kind(c_traits) == I_
     first, second = (i_size, j_size) if prefer_i else (j_size, i_size)
@@ -287,6 +289,21 @@ def _normalize(sch: s_tir.Schedule, main, vec_i: bool, tile_rows: int, tile_widt
     return (stage_b, stage_a) if vec_i else (stage_a, stage_b)
 
 
+def _block_by_tile(sch: s_tir.Schedule, stage, vector_operand: bool, width: int) -> None:
+    """[S, K, V] -> [S, V / width, K, width] (the vector operand) or [S, U, K] ->
+    [S, U / rows, K, rows] (the broadcast one): what one register tile reads for
+    consecutive k is then consecutive in memory (one stream the prefetcher follows,
+    instead of one cache line per k per vector or row). Measured end to end: V
+    blocked, resnet50 0.73x and inception_v1 0.93x; U blocked too, a further
+    0.93x / 0.83x, squeezenet 0.82x."""
+    if vector_operand:
+        layout = lambda s, k, v: (s, v // width, k, v % width)
+    else:
+        layout = lambda s, u, k: (s, u // width, k, u % width)
+    sch.transform_layout(stage, ("write", 0), layout)
+    sch.transform_block_layout(stage, layout)
+
+
 def _schedule_packing(sch: s_tir.Schedule, stage, lanes: int) -> None:
     """A materialized packing stage (im2col, transposed weights): parallel over its
     outer loops, vectorized over the innermost when the extent allows."""
@@ -298,7 +315,10 @@ def _schedule_packing(sch: s_tir.Schedule, stage, lanes: int) -> None:
 
 # The choices a tuner may override (graphopt.build.tuning searches them); absent
 # keys keep the rule's own choice, so {} is the default schedule.
-KNOBS = ("rows", "vectors", "block_bytes", "swap_axes", "pack_u")
+KNOBS = ("rows", "vectors", "block_bytes", "swap_axes", "pack_u", "block_v", "block_u")
+# Packed operands blocked by the register tile: [S, V / width, K, width] and [S, U / rows, K, rows].
+BLOCK_V = True
+BLOCK_U = True
 
 
 def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
@@ -325,6 +345,10 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
     if v_stage is not None and _is_identity_copy(sch, v_stage):
         sch.compute_inline(v_stage)
         v_stage = None
+    if v_stage is not None and knobs.get("block_v", BLOCK_V):
+        _block_by_tile(sch, v_stage, True, tile.width)
+    if u_stage is not None and knobs.get("block_u", BLOCK_U):
+        _block_by_tile(sch, u_stage, False, rows)
     # step 3: the register tile
     s, i, j, k = sch.get_loops(main)
     u, v = (j, i) if vec_i else (i, j)
@@ -348,6 +372,26 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
     for stage in (u_stage, v_stage):
         if stage is not None:
             _schedule_packing(sch, stage, lanes)
+            _mark_prepack(sch, stage)
+
+
+# TVM's marker for a stage that SplitLayoutRewritePreproc moves out of the kernel
+PREPACK_MARK = "meta_schedule.layout_rewrite_preproc"
+
+
+def _mark_prepack(sch: s_tir.Schedule, stage) -> None:
+    """Marks a packing stage that only reorders a weight (a parameter the Relax
+    program passes straight from its own weights, listed in the kernel's
+    `layout_free_buffers`): graphopt.build.prepack then packs that weight once at
+    compile time instead of on every run (ONNX Runtime prepacks its weights too;
+    for resnet50 the per-run copy was about 100 MB)."""
+    func = sch.mod["main"]
+    free = func.attrs.get("layout_free_buffers") if func.attrs is not None else None
+    stmt = sch.get(stage)
+    if not free or len(stmt.reads) != 1 or len(stmt.writes) != 1:
+        return
+    if any(stmt.reads[0].source.same_as(func.params[int(i)]) for i in free):
+        sch.annotate(stage, PREPACK_MARK, 1)
 
 
 # A block of V tiles whose packed operand slice fits in about half of L2.

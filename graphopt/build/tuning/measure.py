@@ -52,6 +52,26 @@ class KernelBench:
         return float(np.median(result.results))
 
 
+def per_run_part(func: tvm.tirx.PrimFunc, call) -> tvm.tirx.PrimFunc:
+    """What of a scheduled kernel runs on every inference: the kernel without the
+    weight-packing stages its rule marked, which the compile runs once instead
+    (graphopt.build.prepack). `call` is one of the program's call_tir of the kernel:
+    the same TVM pass the compile uses splits a copy of it, so tuning times exactly
+    the kernel the artifact will run. The kernel itself when nothing is marked."""
+    from tvm import relax
+
+    params = [relax.Var(f"arg{i}", arg.ty) for i, arg in enumerate(call.args[1].fields)]
+    out = call.ty_args[0]
+    builder = relax.BlockBuilder()
+    with builder.function("main", params):
+        kernel = builder.add_func(func, "kernel")
+        builder.emit_func_output(builder.emit(relax.call_tir(
+            kernel, params, list(out.fields) if isinstance(out, relax.TupleType) else out)))
+    split = relax.transform.SplitLayoutRewritePreproc()(builder.get())
+    compute = [f for gvar, f in split.functions_items() if gvar.name_hint.endswith("_prepacked")]
+    return compute[0] if compute else func
+
+
 def same_outputs(reference: list[np.ndarray], candidate: list[np.ndarray]) -> str | None:
     """None when every buffer matches within RTOL of its scale, else why not."""
     for n, (ref, got) in enumerate(zip(reference, candidate)):

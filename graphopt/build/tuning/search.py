@@ -43,6 +43,7 @@ class Task:
     func: tvm.tirx.PrimFunc
     workload: str
     calls: int = 1
+    call: object = None  # one of the program's call_tir of it (see measure.per_run_part)
     rule: str = "none"
     default_seconds: float | None = None
     skip: str | None = None
@@ -61,31 +62,33 @@ class Summary:
 def tasks_of(mod: tvm.IRModule) -> list[Task]:
     """One task per distinct workload among the module's unscheduled PrimFuncs,
     with the number of times the Relax program calls it."""
-    calls = _call_counts(mod)
+    calls = _calls(mod)
     tasks: dict[str, Task] = {}
     for gvar, func in mod.functions_items():
         if isinstance(func, tvm.tirx.PrimFunc):
             key = workload_key(func)
+            sites = calls.get(gvar.name_hint, [])
             if key in tasks:
-                tasks[key].calls += calls.get(gvar.name_hint, 1)
+                tasks[key].calls += max(len(sites), 1)
             else:
-                tasks[key] = Task(gvar.name_hint, func, key, calls.get(gvar.name_hint, 1))
+                tasks[key] = Task(gvar.name_hint, func, key, max(len(sites), 1), sites[0] if sites else None)
     return list(tasks.values())
 
 
-def _call_counts(mod: tvm.IRModule) -> dict[str, int]:
-    counts: dict[str, int] = {}
+def _calls(mod: tvm.IRModule) -> dict[str, list]:
+    """Kernel name -> the Relax calls that pass it (call_tir and the like)."""
+    calls: dict[str, list] = {}
 
     def visit(node) -> None:
         if isinstance(node, tvm.relax.Call):
             for arg in node.args:
                 if isinstance(arg, tvm.ir.GlobalVar):
-                    counts[arg.name_hint] = counts.get(arg.name_hint, 0) + 1
+                    calls.setdefault(arg.name_hint, []).append(node)
 
     for _, func in mod.functions_items():
         if isinstance(func, tvm.relax.Function):
             tvm.relax.analysis.post_order_visit(func, visit)
-    return counts
+    return calls
 
 
 def tune(mod: tvm.IRModule, target: tvm.target.Target, db: TuningDB, trials: int,
@@ -185,10 +188,18 @@ class _Kernel:
     def __init__(self, task: Task, default_sch, target: tvm.target.Target) -> None:
         self.task, self.target = task, target
         self.bench = measure.KernelBench(task.func, target)
-        self.default_lib = self.bench.build(default_sch.mod["main"])
-        self.reference = self.bench.outputs(self.default_lib)
-        self.default_seconds = self.bench.seconds(self.default_lib)
+        self.reference = self.bench.outputs(self.bench.build(default_sch.mod["main"]))
+        self.default_timer = self._timer(default_sch.mod["main"])
+        self.default_seconds = self.default_timer.seconds()
         self.rejected = 0
+
+    def _timer(self, scheduled: tvm.tirx.PrimFunc) -> _Timer:
+        """Times the part that runs per inference (weights packed at compile time left out)."""
+        timed = scheduled if self.task.call is None else measure.per_run_part(scheduled, self.task.call)
+        if timed is scheduled:
+            return _Timer(self.bench, self.bench.build(scheduled))
+        bench = measure.KernelBench(timed, self.target, self.bench.repeats)
+        return _Timer(bench, bench.build(timed))
 
     def search(self, trials: int, registers: int, bar, start: float, budget: float | None):
         """(trials done, (seconds, knobs, lib) of the fastest correct candidate or None)."""
@@ -225,7 +236,8 @@ class _Kernel:
         if measure.same_outputs(self.reference, self.bench.outputs(lib)) is not None:
             self.rejected += 1
             return None
-        return self.bench.seconds(lib), lib
+        timer = self._timer(sch.mod["main"])
+        return timer.seconds(), timer
 
     def confirm(self, best) -> tuple[dict, float, float]:
         """(knobs, their seconds, default seconds): the best only if it still wins
@@ -235,10 +247,19 @@ class _Kernel:
             return {}, self.default_seconds, self.default_seconds
         default, chosen = [], []
         for _ in range(CONFIRM_ROUNDS):
-            default.append(self.bench.seconds(self.default_lib))
-            chosen.append(self.bench.seconds(best[2]))
+            default.append(self.default_timer.seconds())
+            chosen.append(best[2].seconds())
         d, c = statistics.median(default), statistics.median(chosen)
         return (best[1], c, d) if c < d * CONFIRM_MARGIN else ({}, d, d)
+
+
+@dataclass(frozen=True)
+class _Timer:
+    bench: measure.KernelBench
+    lib: object
+
+    def seconds(self) -> float:
+        return self.bench.seconds(self.lib)
 
 
 def _record(task: Task, tkey: str, knobs: dict, seconds, trials: int, threads, skip: str | None) -> Record:

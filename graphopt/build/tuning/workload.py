@@ -5,7 +5,7 @@ leave it, before scheduling: names are not part of it (legalize gives the same
 convolution different names in different models), shapes, dtypes, the fused
 epilogue and the loop structure are. The target part is the LLVM CPU name and
 its vector width, because the best tile for AVX2 is not the best for AVX-512.
-RULES_VERSION changes whenever the meaning of a rule's knobs changes, so old
+RULES_VERSION changes whenever the meaning of a rule's knobs or what they are timed on changes, so old
 records stop matching instead of being misapplied.
 """
 
@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import tvm
 
-RULES_VERSION = 1
+RULES_VERSION = 2  # 2: packed operands blocked by tile, weights packed at compile time
 
 
 def workload_key(func: tvm.tirx.PrimFunc) -> str:
     """16 hex digits of the structural hash of an unscheduled PrimFunc."""
     import tvm_ffi
 
-    for attr in ("global_symbol", "tirx.is_scheduled"):
+    # layout_free_buffers: which parameters are weights (graphopt.build.prepack), not structure
+    for attr in ("global_symbol", "tirx.is_scheduled", "layout_free_buffers"):
         if func.attrs is not None and attr in func.attrs:
             func = func.without_attr(attr)
     return f"{tvm_ffi.structural_hash(func) & (2**64 - 1):016x}"
