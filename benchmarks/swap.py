@@ -9,8 +9,11 @@ and the PCIe 5 x16 link. Budgets sweep from 100% of the no-swap peak (max live
 bytes) down in 5% steps, plus 66% and 55%, until no strategy fits. Every
 strategy's schedule (ours, SINGA's six, Capuchin's hybrid, recomputation
 alone) goes through the swap validator; the overhead is its simulated time
-over the no-swap step time (copy stalls plus recompute kernels). Output: a
-markdown table, JSON, and a plot of memory vs overhead.
+over the no-swap step time (copy stalls plus recompute kernels). Beside them,
+`bound` is the LP lower bound on the overhead of ANY valid plan
+(graphopt.plan.swap_bound): a target below it is out of reach under this cost
+model, and the distance from ours to it is all the room a better planner has.
+Output: a markdown table, JSON, and a plot of memory vs overhead.
 
     python -m benchmarks.swap [--json FILE] [--plot FILE] [--time-limit S] [--models a,b]
 """
@@ -25,8 +28,8 @@ from pathlib import Path
 
 from graphopt.passes.swap_registry import SWAP_PLANNERS, get_swap_planner
 from graphopt.passes.swap_singa import InfeasibleBudget
-
 from graphopt.plan.swap import SwapProblem, base_live_bytes, hidden_swap_floor
+from graphopt.plan.swap_bound import overhead_lower_bound
 from graphopt.plan.swap_validator import validate_swaps
 
 RESULTS = Path(__file__).parent / "results"
@@ -70,10 +73,25 @@ def sweep(sp: SwapProblem, time_limit: float) -> list[dict]:
             assert report.valid, (name, report.errors)
             row[name] = {"overhead": report.stall / sum(sp.step_seconds), "swaps": len(schedule.swaps),
                          "seconds": round(time.perf_counter() - began, 3)}
+        row["bound"] = bound_cell(replace(sp, budget=row["budget"]), row)
         rows.append(row)
         if all(row[n] is None for n in SWAP_PLANNERS) and fraction <= 0.55:
             break
     return rows
+
+
+def bound_cell(sp: SwapProblem, row: dict) -> dict:
+    """The lower bound at this budget. A validated schedule below it would prove the bound wrong: such
+    planners are listed under "violated_by" (and main exits 1), not hidden."""
+    bound = overhead_lower_bound(sp)
+    overhead = None if bound.status == "infeasible" else bound.seconds / sum(sp.step_seconds)
+    violated = [name for name in SWAP_PLANNERS if row[name] is not None
+                and (overhead is None or overhead > row[name]["overhead"] + 1e-9)]
+    if violated:
+        print(f"WARNING: lower bound {overhead} above the validated overhead of {violated} at {row['fraction']:.0%}",
+              flush=True)
+    return {"overhead": overhead, "status": bound.status, "seconds": round(bound.solve_seconds, 3),
+            "violated_by": violated}
 
 
 def table(name: str, sp: SwapProblem, rows: list[dict]) -> str:
@@ -82,10 +100,11 @@ def table(name: str, sp: SwapProblem, rows: list[dict]) -> str:
     head = (f"### {name}: {len(sp.problem.buffers)} tensors, {sp.num_steps} steps, peak {peak / 2**20:.2f} MiB, "
             f"step {sum(sp.step_seconds) * 1e3:.3f} ms (predicted); swaps alone cannot go below "
             f"{floor:.1%} of the peak without stalling (copy capacity of one engine per direction)\n\n")
-    cols = ["budget"] + list(SWAP_PLANNERS)
+    cols = ["budget", "bound"] + list(SWAP_PLANNERS)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in rows:
-        cells = [f"{row['fraction']:.0%}"]
+        bound = row["bound"]["overhead"]
+        cells = [f"{row['fraction']:.0%}", "no plan fits" if bound is None else f"{bound:.3%}"]
         for n in SWAP_PLANNERS:
             cells.append("infeasible" if row[n] is None else f"{row[n]['overhead']:.3%}")
         lines.append("| " + " | ".join(cells) + " |")
@@ -106,6 +125,9 @@ def plot(results: dict, path: Path) -> None:
             if pts:
                 ax.plot(*zip(*pts), marker="o" if planner == "ours" else ".", label=planner,
                         linewidth=2.5 if planner == "ours" else 1)
+        bounds = [(r["fraction"], 100 * r["bound"]["overhead"]) for r in rows if r["bound"]["overhead"] is not None]
+        if bounds:
+            ax.plot(*zip(*bounds), linestyle="--", color="black", label="lower bound (any plan)")
         ax.set_title(name)
         ax.set_xlabel("memory budget (fraction of no-swap peak)")
         ax.set_ylabel("predicted overhead (%)")
@@ -134,7 +156,8 @@ def _header(args) -> str:
             f"{link.bandwidth / 1e9:.0f} GB/s per direction, {link.latency * 1e6:.0f} us per copy, "
             "one engine each way.\n"
             "Cells: predicted overhead (copy stalls + recompute kernels) over the no-swap step; every schedule "
-            "passed the swap validator.\n\n")
+            "passed the swap validator. `bound`: LP lower bound on the overhead of any valid plan "
+            "(graphopt.plan.swap_bound); 'no plan fits' where no swap or recompute can free enough bytes.\n\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     plot(results, args.plot)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1))
-    return 0
+    return 1 if any(r["bound"]["violated_by"] for res in results.values() for r in res["rows"]) else 0
 
 
 if __name__ == "__main__":

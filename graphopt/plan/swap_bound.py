@@ -1,0 +1,258 @@
+"""A certified lower bound on the overhead of ANY swap + recompute plan (no TVM).
+
+`overhead_lower_bound(sp)` solves a linear program whose every feasible point
+is implied by every schedule the swap validator accepts; its optimum is thus
+at most the simulated stall (copy waits + recompute kernels) of the best plan.
+If it exceeds a target, no planner can meet that target under this cost model;
+if it is far below a planner's figure, that planner has room.
+
+Notation: steps 0..n-1 with nominal times d_j and starts S_j (S_n the end),
+E_j = S_{j+1}. In a real (simulated) run step j starts at T_j = S_j + D_j.
+Facts of the simulator used below (graphopt.plan.swap.simulate):
+  (T1) T_0 = 0: no swap can be freed at step 0 and nothing is copied in yet.
+  (T2) T_{j+1} >= T_j + d_j + R_j, R_j the recompute kernels run before step j;
+       so D is nondecreasing, D_{j+1} >= D_j + R_j, and D_n is the stall.
+  (T3) each direction has one engine: its copies never overlap in time, and
+       each occupies it copy_seconds(buffer) (latency included).
+Absence: a Swap is away on [free_at, load_at) with after < free_at < load_at <
+before, so only on steps after+1..before-2; a Recompute on after+1..before-1.
+
+Variables (continuous, >= 0), for over-budget steps k (live(k) > budget) only:
+* Swap of gap g (buffer, after, before): s_g = number of copy-outs (and copy-ins)
+  of g; F[g,k] = those freed by step k (free_at <= k), L[g,k] = those loaded by
+  k (load_at <= k); away by swap at k = F - L. Facts: 0 <= L <= F <= s, F and L
+  nondecreasing in k. Counts, not 0/1, so a gap swapped several times stays covered.
+* Recompute of gap g: y_g = recomputes run (each costs r_g, the producer step's
+  time, added at step before_g); z[g,k] <= y_g = away by recompute at k.
+* One buffer is away at most once at k: (F - L)[g,k] + z[g,k] <= 1.
+Constraints, each implied by every valid plan:
+* Memory: sum_g size_g ((F - L)[g,k] + z[g,k]) >= live(k) - budget (validator).
+* Delay (T1, T2): D_0 = 0, D_{j+1} >= D_j + sum_{g recomputed, before_g = j} r_g y_g.
+* Copy-out engine, pair (a, k): every copy-out of a gap with after_g >= a that is
+  freed by k was issued when step after_g ended (at T_{after_g} + d + R >=
+  T_a + d_a + R_a >= E_a + D_a) and finished before T_k (step free_at <= k waits
+  for it); by (T3) their durations add up within that window, whose length is at
+  most T_k - E_a - D_a: sum c_g X[g,k] <= S_k - E_a + D_k - D_a, with X = F[g,k] while k <= before_g - 2 and X = s_g once the gap's
+  swap range is over (then every copy-out of g is done by k).
+* Copy-in engine, pair (k, c): every copy-in of a gap with before_g <= c still
+  to be loaded after k (load_at > k) was issued at T_{load_at} >= T_{k+1} and
+  done by T_{before_g} <= T_c: sum c_g (s_g - L[g,k]) <= S_c - E_k + D_c -
+  D_{k+1}, with s_g - L = s_g for gaps whose `after` is >= k.
+Only `after` values for a and `before` values for c are needed: any other a (c)
+sees the same set of gaps as the next `after` value above it (the `before`
+value below it) with a wider window, so its constraint is implied. Sums over
+nested sets are chained through auxiliary variables to keep the LP sparse.
+Candidate events are the validator's own: sp.gaps() (swappable buffers, gaps of
+3+ steps) and sp.recompute_gaps() (recomputable producers whose inputs live
+where the buffer is rebuilt); the rule that those inputs be resident then is
+dropped (a relaxation, so chained recomputation is covered). Gaps that span no
+over-budget step can only add cost, so leaving them out keeps the bound valid.
+Objective: minimize D_n.
+Why it is a bound: map any valid plan to a point of the LP (s, F, L, y, z its
+own counts on candidate gaps, D its simulated delays). Every constraint above
+then holds by (T1)-(T3) and the validator's rules, and D_n is the plan's stall;
+so the LP optimum is at most that stall. The LP ignores the FIFO order, the copy-in waiting on
+its copy-out and the contiguity of absence, so the bound may be loose, never
+too high (up to the LP solver's tolerance, about 1e-9 of the step).
+No plan can remove bytes no candidate covers: an infeasible LP means no
+schedule fits the budget (bound = inf).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from ortools.linear_solver import pywraplp
+
+from graphopt.errors import PlanError
+from graphopt.plan.swap import Gap, SwapProblem, base_live_bytes
+
+TIME_UNIT = 1e-6  # LP time in microseconds and bytes in MiB keep coefficients near 1
+BYTE_UNIT = float(1 << 20)
+
+
+@dataclass(frozen=True)
+class OverheadBound:
+    """`seconds` of stall every valid plan has at least; inf when none fits the budget."""
+
+    seconds: float
+    status: str  # "optimal", "no-excess" (budget above the peak), "infeasible"
+    over_budget_steps: int
+    solve_seconds: float
+    removed_at_peak: dict = field(default_factory=dict, compare=False)  # (buffer, after, before, how) -> bytes
+
+
+def overhead_lower_bound(sp: SwapProblem, time_limit: float = 120.0) -> OverheadBound:
+    """The LP bound of the module docstring for `sp` at its budget.
+
+    (An integer version, events 0/1 and one per gap, was tried with SCIP: on
+    SqueezeNet it proved nothing above 0 in 90 s, so only the LP is offered.)
+    """
+    began = time.perf_counter()
+    live = base_live_bytes(sp.problem, sp.num_steps)
+    over = [int(k) for k in np.flatnonzero(live > sp.budget)]
+    if not over:
+        return OverheadBound(0.0, "no-excess", 0, time.perf_counter() - began)
+    lp = _BoundLp(sp, over, live)
+    status = lp.solve(time_limit)
+    elapsed = time.perf_counter() - began
+    if status == pywraplp.Solver.INFEASIBLE:
+        return OverheadBound(float("inf"), "infeasible", len(over), elapsed)
+    if status != pywraplp.Solver.OPTIMAL:
+        raise PlanError(f"swap bound LP ended with status {status} (time limit {time_limit} s?): no bound certified")
+    return OverheadBound(max(0.0, lp.stall_seconds()), "optimal", len(over), elapsed,
+                         lp.removed_at(over[int(np.argmax(live[over]))]))
+
+
+class _BoundLp:
+    """Builds the LP once; one method per constraint family of the docstring."""
+
+    def __init__(self, sp: SwapProblem, over: list[int], live: np.ndarray) -> None:
+        self.sp, self.over = sp, over
+        self.solver = pywraplp.Solver.CreateSolver("GLOP")
+        self.starts = sp.nominal_starts() / TIME_UNIT
+        self.swaps = [g for g in sp.gaps() if _span(over, g.after + 1, g.before - 2)]
+        self.recomputes = [g for g in sp.recompute_gaps() if _span(over, g.after + 1, g.before - 1)]
+        self._variables()
+        self._memory(live)
+        self._delays()
+        self._copy_out()
+        self._copy_in()
+        self.solver.Minimize(self.delay[sp.num_steps])
+
+    def _variables(self) -> None:
+        inf, lp = self.solver.infinity(), self.solver
+        self.delay = [lp.NumVar(0.0, inf, f"D{j}") for j in range(self.sp.num_steps + 1)]
+        lp.Add(self.delay[0] == 0)
+        self.count, self.freed, self.loaded = {}, {}, {}
+        for i, g in enumerate(self.swaps):
+            self.count[g] = lp.NumVar(0.0, inf, f"s{i}")
+            prev = None
+            for k in _span(self.over, g.after + 1, g.before - 2):
+                f, ld = lp.NumVar(0.0, inf, f"F{i}_{k}"), lp.NumVar(0.0, inf, f"L{i}_{k}")
+                lp.Add(ld <= f)
+                if prev is not None:
+                    lp.Add(self.freed[g, prev] <= f)
+                    lp.Add(self.loaded[g, prev] <= ld)
+                self.freed[g, k], self.loaded[g, k], prev = f, ld, k
+            lp.Add(self.freed[g, prev] <= self.count[g])  # F is nondecreasing: its last value is the largest
+        self.runs, self.rebuilt = {}, {}
+        for i, g in enumerate(self.recomputes):
+            self.runs[g] = lp.NumVar(0.0, inf, f"y{i}")
+            for k in _span(self.over, g.after + 1, g.before - 1):
+                self.rebuilt[g, k] = lp.NumVar(0.0, inf, f"z{i}_{k}")
+                lp.Add(self.rebuilt[g, k] <= self.runs[g])
+
+    def _away(self, k: int) -> dict:
+        """(buffer, after, before) -> list of (coefficient, variable) summing to 'away at k'."""
+        terms: dict = {}
+        for g in self.swaps:
+            if (g, k) in self.freed:
+                terms.setdefault(_key(g), []).extend([(1.0, self.freed[g, k]), (-1.0, self.loaded[g, k])])
+        for g in self.recomputes:
+            if (g, k) in self.rebuilt:
+                terms.setdefault(_key(g), []).append((1.0, self.rebuilt[g, k]))
+        return terms
+
+    def _memory(self, live: np.ndarray) -> None:
+        """Enough bytes away at every over-budget step; one buffer away at most once."""
+        sizes = self.sp.sizes()
+        for k in self.over:
+            total = []
+            for key, terms in self._away(k).items():
+                self.solver.Add(sum(c * v for c, v in terms) <= 1.0)
+                total += [(sizes[key[0]] / BYTE_UNIT * c, v) for c, v in terms]
+            self.solver.Add(sum(c * v for c, v in total) >= (int(live[k]) - self.sp.budget) / BYTE_UNIT)
+
+    def _delays(self) -> None:
+        """Delays never shrink; a recompute's kernel delays everything after its step."""
+        extra: dict[int, list] = {}
+        for g in self.recomputes:
+            extra.setdefault(g.before, []).append(self.sp.recompute_seconds(g.buffer) / TIME_UNIT * self.runs[g])
+        d = self.delay
+        for j in range(self.sp.num_steps):
+            self.solver.Add(d[j + 1] >= d[j] + sum(extra.get(j, [])))
+
+    def _copy_out(self) -> None:
+        """Pairs (a, k): copy-outs issued after step a ends and done by step k fit in that window."""
+        by_after: dict[int, list[Gap]] = {}
+        for g in self.swaps:
+            by_after.setdefault(g.after, []).append(g)
+        afters = sorted(by_after, reverse=True)
+        for k in self.over:
+            chained = None
+            for a in afters:
+                if a >= k:
+                    continue
+                load = sum(self._copy_units(g) * self._freed_by(g, k) for g in by_after[a])
+                chained = self._chain(chained, load)
+                window = self.starts[k] - self.starts[a + 1]
+                self.solver.Add(chained <= window + self.delay[k] - self.delay[a])
+
+    def _copy_in(self) -> None:
+        """Pairs (k, c): copy-ins issued after step k and due by step c fit in that window."""
+        by_before: dict[int, list[Gap]] = {}
+        for g in self.swaps:
+            by_before.setdefault(g.before, []).append(g)
+        befores = sorted(by_before)
+        for k in self.over:
+            chained = None
+            for c in befores:
+                pending = [g for g in by_before[c] if k <= g.before - 2]
+                if c <= k + 1 or not pending:
+                    continue
+                load = sum(self._copy_units(g) * self._pending_after(g, k) for g in pending)
+                chained = self._chain(chained, load)
+                window = self.starts[c] - self.starts[k + 1]
+                self.solver.Add(chained <= window + self.delay[c] - self.delay[k + 1])
+
+    def _chain(self, previous, load):
+        """A variable equal to previous + load: nested sums without repeating their terms."""
+        total = self.solver.NumVar(0.0, self.solver.infinity(), "")
+        self.solver.Add(total == load + (previous if previous is not None else 0.0))
+        return total
+
+    def _copy_units(self, g: Gap) -> float:
+        return self.sp.copy_seconds(g.buffer) / TIME_UNIT
+
+    def _freed_by(self, g: Gap, k: int):
+        """Copy-outs of g finished by step k (g.after < k)."""
+        return self.freed[g, k] if k <= g.before - 2 else self.count[g]
+
+    def _pending_after(self, g: Gap, k: int):
+        """Copy-ins of g issued after step k (k <= g.before - 2)."""
+        return self.count[g] - self.loaded[g, k] if k > g.after else self.count[g]
+
+    def solve(self, time_limit: float) -> int:
+        self.solver.SetTimeLimit(int(time_limit * 1000))
+        # dual simplex: seconds where GLOP's default primal simplex takes a minute on SqueezeNet
+        self.solver.SetSolverSpecificParametersAsString("use_dual_simplex: true")
+        return self.solver.Solve()
+
+    def stall_seconds(self) -> float:
+        return self.solver.Objective().Value() * TIME_UNIT
+
+    def removed_at(self, k: int) -> dict:
+        """What the LP optimum sends away at step k: (buffer, after, before, 'swap'|'recompute') -> bytes."""
+        sizes, out = self.sp.sizes(), {}
+        for g in self.swaps:
+            if (g, k) in self.freed:
+                away = self.freed[g, k].solution_value() - self.loaded[g, k].solution_value()
+                if away > 1e-6:
+                    out[(*_key(g), "swap")] = away * sizes[g.buffer]
+        for g in self.recomputes:
+            if (g, k) in self.rebuilt and self.rebuilt[g, k].solution_value() > 1e-6:
+                out[(*_key(g), "recompute")] = self.rebuilt[g, k].solution_value() * sizes[g.buffer]
+        return out
+
+
+def _key(g: Gap) -> tuple[int, int, int]:
+    return g.buffer, g.after, g.before
+
+
+def _span(over: list[int], first: int, last: int) -> list[int]:
+    """Over-budget steps in [first, last]."""
+    lo, hi = np.searchsorted(over, first, "left"), np.searchsorted(over, last, "right")
+    return over[lo:hi]
