@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tvm
 
-RULES_VERSION = 2  # 2: packed operands blocked by tile, weights packed at compile time
+RULES_VERSION = 3  # 2: packed operands blocked by tile, weights packed at compile time; 3: near-whole vectors on the contiguous axis
 
 
 def workload_key(func: tvm.tirx.PrimFunc) -> str:
