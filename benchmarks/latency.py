@@ -30,7 +30,7 @@ from pathlib import Path
 from benchmarks.model_zoo import ZOO, materialize
 
 DEFAULT_MODELS = ("light_squeezenet", "light_shufflenet", "light_resnet50", "light_densenet121",
-                  "light_inception_v1", "ocr_det", "ocr_cls", "ocr_rec")
+                  "light_inception_v1", "ocr_det", "ocr_cls", "ocr_rec", "encoder")
 COLUMNS = ("model", "stock_ms", "ours_ms", "ort_ms", "stock/ort", "ours/ort", "ours_compile_s", "max_rel_err")
 TUNED_COLUMNS = ("tuned_ms", "tuned/ort", "tuned_kernels", "tuned_max_rel_err")
 

@@ -2,7 +2,9 @@
 
 Light models come from the onnx wheel (random weights, see
 graphopt.examples.real_models); OCR models from the pinned rapidocr wheel, at the
-sizes the OCR pipeline really uses (det 640x640, rec 48x320, cls 48x192).
+sizes the OCR pipeline really uses (det 640x640, rec 48x320, cls 48x192); the
+transformer encoder is built with onnx.helper (graphopt.train.models.transformer:
+4 pre-norm layers, 128 tokens x 256, 4 heads, ReLU MLP x4; random weights).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import onnx
 from graphopt.examples.real_models import LIGHT_MODELS, light_model, rapidocr_model
 
 OCR_BENCH_SHAPES = {"det": (1, 3, 640, 640), "cls": (1, 3, 48, 192), "rec": (1, 3, 48, 320)}
-ZOO = tuple(f"light_{n}" for n in LIGHT_MODELS) + tuple(f"ocr_{n}" for n in OCR_BENCH_SHAPES)
+ENCODER = {"batch": 1, "seq": 128, "dim": 256, "heads": 4, "layers": 4, "classes": 10}
+ZOO = tuple(f"light_{n}" for n in LIGHT_MODELS) + tuple(f"ocr_{n}" for n in OCR_BENCH_SHAPES) + ("encoder",)
 
 
 def materialize(name: str, work: Path) -> tuple[Path, dict, dict]:
@@ -31,6 +34,13 @@ def materialize(name: str, work: Path) -> tuple[Path, dict, dict]:
         path = rapidocr_model(kind)
         shapes = {"x": OCR_BENCH_SHAPES[kind]}
         feed_shapes = shapes
+    elif name == "encoder":
+        from graphopt.train.models import transformer
+
+        model = transformer(**ENCODER)
+        onnx.save(model, path)
+        shapes = {}
+        feed_shapes = {"x": [ENCODER["batch"], ENCODER["seq"], ENCODER["dim"]]}
     else:
         raise SystemExit(f"unknown model {name!r}; known: {', '.join(ZOO)}")
     rng = np.random.default_rng(0)
