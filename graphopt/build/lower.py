@@ -76,14 +76,18 @@ def lower_to_explicit_memory(mod: tvm.IRModule, target: tvm.target.Target,
     on llvm targets; they change only kernel bodies, never the Relax program, so
     the memory plan is the same either way. False gives TVM's stock kernels.
     `tuning_db` (a directory) applies the choices `graphopt tune-kernels` recorded."""
-    backend = _backend(target)
-    passes = (
-        _pre_schedule_passes(target)
-        + _cpu_schedule_passes(target, schedules, tuning_db)
-        + backend.dataflow_lower_passes(target)
-    )
+    passes = _through_schedules(target, schedules, tuning_db) + _backend(target).dataflow_lower_passes(target)
     with target:
         return tvm.transform.Sequential(passes)(mod)
+
+
+def _through_schedules(target: tvm.target.Target, schedules: bool, tuning_db=None, prepack: bool = False) -> list:
+    """Legalize, fuse and schedule; with `prepack`, weights marked before scheduling and
+    their packing and weight-only work lifted out of `main` after (graphopt.build.prepack)."""
+    from graphopt.build import prepack as weights
+
+    marks, lifts = ([weights.mark_weights()], [weights.lift_weight_work()]) if prepack else ([], [])
+    return _pre_schedule_passes(target) + marks + _cpu_schedule_passes(target, schedules, tuning_db) + lifts
 
 
 def lower_with_prepared_weights(mod: tvm.IRModule, target: tvm.target.Target, params: list, names: list[str],
@@ -97,14 +101,12 @@ def lower_with_prepared_weights(mod: tvm.IRModule, target: tvm.target.Target, pa
 
     if target.kind.name != "llvm" or "num_input" not in (mod["main"].attrs or {}):
         return lower_to_explicit_memory(mod, target, schedules, tuning_db), params, names
-    backend = _backend(target)
-    scheduled = (_pre_schedule_passes(target) + [prepack.mark_weights()]
-                 + _cpu_schedule_passes(target, schedules, tuning_db) + [prepack.lift_weight_work()])
+    scheduled = _through_schedules(target, schedules, tuning_db, prepack=True)
     with target:
         program, transform = prepack.split_transform(tvm.transform.Sequential(scheduled)(mod))
         if transform is not None:
             params, names = prepack.prepare_weights(transform, params, target), prepack.weight_names(program)
-        lowered = tvm.transform.Sequential(backend.dataflow_lower_passes(target))(program)
+        lowered = tvm.transform.Sequential(_backend(target).dataflow_lower_passes(target))(program)
     return lowered, params, names
 
 
