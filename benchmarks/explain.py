@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,9 +50,9 @@ LEGEND = ("corr: Pearson correlation over pixels between the artifact's map and 
 
 
 def machine() -> dict:
-    lscpu = subprocess.run(["lscpu"], check=False, capture_output=True, text=True).stdout.splitlines()
-    model = next((line.split(":", 1)[1].strip() for line in lscpu if line.startswith("Model name")), "unknown")
-    return {"cpu": model, "cores": os.cpu_count(), "load_average_at_start": list(os.getloadavg())}
+    from benchmarks.machine import cpu_name
+
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "load_average_at_start": list(os.getloadavg())}
 
 
 def compile_source(name: str, shape: tuple[int, ...], work: Path) -> tuple[Path, Path, float]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -196,9 +195,6 @@ def prepare(out: Path, tiny: bool = False, python_versions: tuple[str, ...] = ("
 
 
 def _machine() -> str:
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), "?")
-    except OSError:
-        model = "?"
-    return f"{model}, {platform.machine()}, Python {platform.python_version()}"
+    from benchmarks.machine import cpu_name
+
+    return f"{cpu_name()}, {platform.machine()}, Python {platform.python_version()}"

@@ -165,10 +165,10 @@ def _meta(argv: list[str], threads: int) -> dict:
 
     import tvm
 
-    from benchmarks.memory import _cpu_name
+    from benchmarks.machine import cpu_name
     from graphopt.build.lower import host_cpu
 
-    return {"date": date.today().isoformat(), "machine": platform.node(), "cpu": _cpu_name(),
+    return {"date": date.today().isoformat(), "machine": platform.node(), "cpu": cpu_name(),
             "llvm_mcpu": host_cpu(), "cores": os.cpu_count(), "threads": threads,
             "load_average_at_start": os.getloadavg(), "tvm": tvm.__version__,
             "command": "python -m benchmarks.latency " + " ".join(argv)}

@@ -23,6 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.machine import cpu_name
 from benchmarks.model_zoo import ZOO, materialize
 from benchmarks.timing import interleaved_ratio, plan_repeats
 
@@ -97,21 +98,11 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
 def _meta(argv: list[str]) -> dict:
     import tvm
 
     return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.node(),
-            "cpu": _cpu_name(), "cores": os.cpu_count(), "load_average_at_start": os.getloadavg(),
+            "cpu": cpu_name(), "cores": os.cpu_count(), "load_average_at_start": os.getloadavg(),
             "python": platform.python_version(),
             "tvm": tvm.__version__, "command": "python -m benchmarks.memory " + " ".join(argv)}
 

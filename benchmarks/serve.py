@@ -138,9 +138,9 @@ def run_all(args, record: dict, base_url: str) -> tuple[dict[str, list[list[Sent
 
 
 def machine() -> dict:
-    lscpu = subprocess.run(["lscpu"], check=False, capture_output=True, text=True).stdout.splitlines()
-    model = next((ln.split(":", 1)[1].strip() for ln in lscpu if ln.startswith("Model name")), "unknown")
-    return {"cpu": model, "cores": os.cpu_count(), "loadavg_at_start": os.getloadavg()}
+    from benchmarks.machine import cpu_name
+
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "loadavg_at_start": os.getloadavg()}
 
 
 def main(argv: list[str] | None = None) -> int:

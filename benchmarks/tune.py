@@ -97,9 +97,9 @@ def recompilations(cache: Path) -> int:
 
 
 def machine() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "?")
-    return f"{model}, {os.cpu_count()} cores"
+    from benchmarks.machine import cpu_name
+
+    return f"{cpu_name()}, {os.cpu_count()} cores"
 
 
 def run(args) -> dict:
