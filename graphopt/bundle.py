@@ -256,12 +256,13 @@ def _add_cuda(site: Path, roots: dict[str, Path], notes: list[str]) -> None:
 def _build_engine(out: Path, notes: list[str]) -> None:
     """No installed engine: build it from the source tree's cuda/ when nvcc exists."""
     cuda_dir = Path(__file__).resolve().parent.parent / "cuda"
-    if shutil.which("nvcc") is None or not (cuda_dir / "Makefile").is_file():
+    nvcc = shutil.which(os.environ.get("NVCC", "nvcc"))  # as setup.py's build (which cannot import this)
+    if nvcc is None or not (cuda_dir / "Makefile").is_file():
         notes.append("WARNING: no swap engine (not installed, no nvcc): CUDA artifacts with swaps will not load")
         print(f"warning: {notes[-1]}", file=sys.stderr)
         return
     arch = os.environ.get("GRAPHOPT_CUDA_ARCH", "sm_90")
-    done = subprocess.run(["make", "-s", "-B", "-C", str(cuda_dir), f"ARCH={arch}", f"OUT={out.resolve()}"],
+    done = subprocess.run(["make", "-s", "-B", "-C", str(cuda_dir), f"NVCC={nvcc}", f"ARCH={arch}", f"OUT={out.resolve()}"],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise ArtifactError(f"building the swap engine failed: {' '.join(done.stderr.split())[-300:]}")
