@@ -13,6 +13,8 @@ def inspect_json(manifest: dict, plan: dict) -> dict:
     """One flat object: the plan's figures plus what identifies the artifact."""
     out = {key: plan[key] for key in INSPECT_KEYS}
     out["reorder"] = plan.get("reorder", {})
+    if "weights" in plan:
+        out["weights"] = plan["weights"]
     out.update(id=manifest["id"], target=manifest["target"], inputs=manifest["inputs"], outputs=manifest["outputs"])
     return out
 
@@ -36,9 +38,17 @@ def summary_lines(plan: dict) -> list[str]:
         f"TVM stock      {_mib(plan['tvm_stock_bytes'])}  arena/stock {_ratio(arena, plan['tvm_stock_bytes'])}",
         f"caching pool   {_mib(plan['pool_bytes'])}  arena/pool {_ratio(arena, plan['pool_bytes'])}",
         f"no reuse       {_mib(plan['naive_bytes'])}  arena/naive {_ratio(arena, plan['naive_bytes'])}",
-        f"params         {_mib(plan['params_bytes'])}   outputs {_mib(plan['output_bytes'])}",
+        f"params         {_mib(plan['params_bytes'])}   outputs {_mib(plan['output_bytes'])}"
+        + _weights_note(plan.get("weights")),
         _reorder_line(plan.get("reorder", {})),
     ]
+
+
+def _weights_note(record: dict | None) -> str:
+    """Training artifacts and artifacts from before compile-time weight preparation have no record."""
+    if not record or not record.get("prepared_at_compile"):
+        return ""
+    return f"   ({record['prepared_at_compile']} of {record['stored']} prepared at compile time)"
 
 
 def _reorder_line(record: dict) -> str:

@@ -31,6 +31,10 @@ def test_prepared_weights_keep_outputs_and_arena(tmp_path):
     # a packed weight is blocked by the register tile: [1, V / width, K, width]
     assert any(p.ndim == 4 and p.shape[0] == 1 and p.shape[3] in (8, 16, 24, 32) for p in packed.params)
     assert packed.plan["arena_bytes"] == stock_kernels.plan["arena_bytes"]
+    from graphopt.report import summary_lines
+
+    shown = f"({weights['prepared_at_compile']} of {weights['stored']} prepared at compile time)"
+    assert any(shown in line for line in summary_lines(packed.plan))
     feeds = random_feeds(model)
     expected = onnx_runtime_outputs(path, feeds)
     for result in (packed, stock_kernels):
