@@ -324,10 +324,7 @@ def _schedule_packing(sch: s_tir.Schedule, stage, lanes: int) -> None:
 
 # The choices a tuner may override (graphopt.build.tuning searches them); absent
 # keys keep the rule's own choice, so {} is the default schedule.
-KNOBS = ("rows", "vectors", "block_bytes", "swap_axes", "pack_u", "block_v", "block_u")
-# Packed operands blocked by the register tile: [S, V / width, K, width] and [S, U / rows, K, rows].
-BLOCK_V = True
-BLOCK_U = True
+KNOBS = ("rows", "vectors", "block_bytes", "swap_axes", "pack_u")
 
 
 def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
@@ -357,9 +354,9 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
     if v_stage is not None and _is_identity_copy(sch, v_stage) and not _reads_weight(sch, v_stage):
         sch.compute_inline(v_stage)
         v_stage = None
-    if v_stage is not None and knobs.get("block_v", BLOCK_V):
+    if v_stage is not None:
         _block_by_tile(sch, v_stage, True, tile.width)
-    if u_stage is not None and knobs.get("block_u", BLOCK_U):
+    if u_stage is not None:
         _block_by_tile(sch, u_stage, False, rows)
     # step 3: the register tile
     s, i, j, k = sch.get_loops(main)

@@ -188,21 +188,24 @@ class _Kernel:
     def __init__(self, task: Task, default_sch, target: tvm.target.Target) -> None:
         self.task, self.target = task, target
         self.bench = measure.KernelBench(task.func, target)
-        self.reference = self.bench.outputs(self.bench.build(default_sch.mod["main"]))
-        self.default_timer = self._timer(default_sch.mod["main"])
+        default = default_sch.mod["main"]
+        whole = self.bench.build(default)
+        self.reference = self.bench.outputs(whole)
+        self.default_timer = self._timer(default, whole)
         self.default_seconds = self.default_timer.seconds()
         self.rejected = 0
 
-    def _timer(self, scheduled: tvm.tirx.PrimFunc) -> _Timer:
-        """Times the part that runs per inference (weights packed at compile time left out)."""
+    def _timer(self, scheduled: tvm.tirx.PrimFunc, whole) -> _Timer:
+        """Times the part that runs per inference (weights packed at compile time left out);
+        `whole` is the kernel already built as scheduled, reused when nothing is split off."""
         timed = scheduled if self.task.call is None else measure.per_run_part(scheduled, self.task.call)
         if timed is scheduled:
-            return _Timer(self.bench, self.bench.build(scheduled))
+            return _Timer(self.bench, whole)
         bench = measure.KernelBench(timed, self.target, self.bench.repeats)
         return _Timer(bench, bench.build(timed))
 
     def search(self, trials: int, registers: int, bar, start: float, budget: float | None):
-        """(trials done, (seconds, knobs, lib) of the fastest correct candidate or None)."""
+        """(trials done, (seconds, knobs, timer) of the fastest correct candidate or None)."""
         from graphopt.build.schedules import schedule_kernel
 
         sampler = space.Sampler(self.task.rule, registers, self.task.workload, explore=max(2, trials // 2))
@@ -228,15 +231,16 @@ class _Kernel:
         if sch is None or taken != self.task.rule:
             self.rejected += 1
             return None
+        scheduled = sch.mod["main"]
         try:
-            lib = self.bench.build(sch.mod["main"])
+            lib = self.bench.build(scheduled)
         except Exception:  # noqa: BLE001  (a knob setting codegen refuses: not a candidate)
             self.rejected += 1
             return None
         if measure.same_outputs(self.reference, self.bench.outputs(lib)) is not None:
             self.rejected += 1
             return None
-        timer = self._timer(sch.mod["main"])
+        timer = self._timer(scheduled, lib)
         return timer.seconds(), timer
 
     def confirm(self, best) -> tuple[dict, float, float]:
