@@ -76,7 +76,13 @@ def _stock_runner(model_path: Path, shapes: dict, feeds: dict, session):
 
 
 def _rotated_medians(runners: dict, rounds: int, per_round: int) -> dict[str, float]:
-    """Median seconds per runner over `rounds`, each round rotating the order."""
+    """Median seconds per runner over `rounds`, each round rotating the order.
+
+    Each turn starts with one untimed run: ONNX Runtime's intra-op workers spin
+    after a run, and the first graphopt run right after them took 10x its time
+    (shufflenet, 2 cores: 43 ms instead of 4.3 ms) while its worker waited for a
+    core; the runs after it were unaffected. The same settle run is given to every
+    engine, so none is timed on cores another one still holds."""
     names = list(runners)
     for name in names:  # warm-up (thread pools, caches, first-call allocations)
         runners[name]()
@@ -84,6 +90,7 @@ def _rotated_medians(runners: dict, rounds: int, per_round: int) -> dict[str, fl
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
+            runners[name]()  # the settle run (see the docstring)
             samples[name].append(statistics.median(runners[name]() for _ in range(per_round)))
     return {n: statistics.median(v) for n, v in samples.items()}
 

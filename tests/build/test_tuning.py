@@ -99,8 +99,8 @@ def test_tune_then_reuse_with_zero_trials(tmp_path, capsys):
 
 
 def test_compile_applies_recorded_choice_and_keeps_plan_and_numbers(tmp_path):
-    """A record written for the 3x3 conv's workload (rows=3, one vector, swapped
-    axes: far from the rule's own choice) is applied by compile; the arena and
+    """A record written for the 3x3 conv's workload (rows=7, one vector, swapped
+    axes, data read in place: far from the rule's own choice) is applied by compile; the arena and
     the plan are the same as without a db, and outputs still match ONNX Runtime."""
     from graphopt.runtime import load
 
@@ -111,7 +111,7 @@ def test_compile_applies_recorded_choice_and_keeps_plan_and_numbers(tmp_path):
     target, kernels = _kernels(conv_zoo())
     convs = [t for t in kernels.values() if t.name.startswith("fused_conv2d") and "relu" in t.name]
     db = TuningDB.open(tmp_path / "db", create=True)
-    knobs = {"rows": 3, "vectors": 1, "block_bytes": 1 << 15, "swap_axes": True, "pack_u": False}
+    knobs = {"rows": 7, "vectors": 1, "block_bytes": 1 << 15, "swap_axes": True, "pack_u": False}
     for task in convs:
         db.commit(Record(task.workload, target_key(target), "gemm", knobs))
     model = tmp_path / "m.onnx"
@@ -175,3 +175,65 @@ def test_db_path_that_is_a_file_is_an_error(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(TuningDBError, match="not a directory"):
         TuningDB.open(Path(tmp_path / "f"), create=True)
+
+
+def test_im2col_packed_tile_by_tile_computes_the_unscheduled_result():
+    """The GEMM rule's two ways of packing an activation operand (all of it first,
+    or one vector tile at a time inside the parallel loop, the default when the
+    weights fit L2) both give the unscheduled kernel's outputs on every GEMM
+    kernel of conv_zoo, and tile-by-tile packing really is another program."""
+    from graphopt.build.schedules import schedule_with
+    from graphopt.build.tuning import measure
+
+    target, kernels = _kernels(conv_zoo())
+    differs = 0
+    for task in kernels.values():
+        whole = schedule_with(task.func, target, "gemm", {"pack_in_tile": False})
+        if whole is None:
+            continue
+        bench = measure.KernelBench(task.func, target)
+        reference = bench.outputs(bench.build(task.func))
+        in_tile = schedule_with(task.func, target, "gemm", {"pack_in_tile": True})
+        for sch in (whole, in_tile):
+            assert measure.same_outputs(reference, bench.outputs(bench.build(sch.mod["main"]))) is None, task.name
+        differs += not tvm_equal(whole.mod["main"], in_tile.mod["main"])
+    assert differs >= 2  # the 3x3 and the strided convolution pack their im2col
+
+
+def test_rule_refuses_a_broadcast_operand_read_in_place_that_needs_padding():
+    """Reading the data in place (pack_u off) with tile rows that do not divide the
+    spatial extent would copy a padded operand on every run: the rule declines it,
+    and the tuner does not spend a trial on it."""
+    from graphopt.build.schedules import schedule_with
+
+    target, kernels = _kernels(conv_zoo())
+    conv = next(t for t in kernels.values() if t.name.startswith("fused_conv2d") and "relu" in t.name)
+    knobs = {"swap_axes": True, "pack_u": False, "vectors": 1}
+    assert schedule_with(conv.func, target, "gemm", knobs | {"rows": 3}) is None  # 196 positions
+    assert schedule_with(conv.func, target, "gemm", knobs | {"rows": 7}) is not None
+
+
+def tvm_equal(a, b) -> bool:
+    import tvm_ffi
+
+    return tvm_ffi.structural_equal(a, b)
+
+
+def test_kernels_that_only_read_weights_are_not_tuned():
+    """Work on weights alone (conv_zoo's bias reshapes) runs once at compile time
+    (prepack lifts it out of `main`): no task for it, and every other kernel stays."""
+    from graphopt.build import pipeline, prepack
+    from graphopt.build.lower import legalize
+    from graphopt.build.tuning import search
+    from graphopt.frontend import prepare
+    from tests.build.test_schedules import prepare_model
+
+    target = pipeline.make_target("llvm")
+    mod = prepack.mark_weights()(legalize(pipeline.import_model(prepare_model(conv_zoo(), prepare)).mod, target))
+    weights = search._weight_only_vars(mod)
+    sites = search._calls(mod)
+    weight_only = {name for name, calls in sites.items() if all(search._reads_only(c, weights) for c in calls)}
+    assert weight_only and all(name.startswith("reshape") for name in weight_only), weight_only
+    names = {t.name for t in search.tasks_of(mod)}
+    assert not names & weight_only
+    assert names | weight_only == set(sites)

@@ -30,18 +30,24 @@ def schedule_kernel(func, target, rule: str | None = None, knobs: dict | None = 
     With `rule` and `knobs` (a tuned choice), that rule is asked first with those
     knobs; when it declines, the caller learns it from the returned name (it is
     then the default rule's) and must say so: a tuned choice is never dropped silently."""
-    rules = cpu_rules()
     if rule is not None:
-        chosen = [r for r in rules if r.name == rule]
-        for r in chosen:
-            sch = r.schedule(func, target, dict(knobs or {}))
-            if sch is not None:
-                return sch, r.name
-    for r in rules:
+        sch = schedule_with(func, target, rule, knobs or {})
+        if sch is not None:
+            return sch, rule
+    for r in cpu_rules():
         sch = r.schedule(func, target, {})
         if sch is not None:
             return sch, r.name
     return None, "none"
 
 
-__all__ = ["GEMM", "Depthwise", "Fallback", "GroupedConv", "cpu_rules", "schedule_kernel"]
+def schedule_with(func, target, rule: str, knobs: dict):
+    """The schedule `rule` makes with `knobs`, or None when it declines (no fallback:
+    a tuner skips a setting the rule refuses without spending a trial on it)."""
+    for r in cpu_rules():
+        if r.name == rule:
+            return r.schedule(func, target, dict(knobs))
+    return None
+
+
+__all__ = ["GEMM", "Depthwise", "Fallback", "GroupedConv", "cpu_rules", "schedule_kernel", "schedule_with"]

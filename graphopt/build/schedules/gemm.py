@@ -324,7 +324,7 @@ def _schedule_packing(sch: s_tir.Schedule, stage, lanes: int) -> None:
 
 # The choices a tuner may override (graphopt.build.tuning searches them); absent
 # keys keep the rule's own choice, so {} is the default schedule.
-KNOBS = ("rows", "vectors", "block_bytes", "swap_axes", "pack_u")
+KNOBS = ("rows", "vectors", "block_bytes", "swap_axes", "pack_u", "pack_in_tile")
 
 
 def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
@@ -340,6 +340,9 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
     if knobs and v_size < tile.lanes:
         # a tuned tile padding a missing (unit) axis wrote every padded row to index 0
         raise ValueError("the vector axis is shorter than a vector")
+    if knobs.get("pack_u") is False and u_size % rows:
+        # padding U materializes the broadcast operand anyway (a padded copy per run)
+        raise ValueError("the broadcast operand read in place needs rows dividing U")
     u_stage, v_stage = _normalize(sch, main, vec_i, rows, tile.width)
     # operands: the broadcast one is read in place; the vector one stays packed
     for stage in (u_stage, v_stage):
@@ -364,24 +367,70 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
     uo, ui = sch.split(u, factors=[None, rows])
     vo, vi = sch.split(v, factors=[None, tile.width])
     vio, vii = sch.split(vi, factors=[None, tile.lanes])
-    tiles = common.extent(sch, vo)
-    block = _block_tiles(tiles, common.extent(sch, k) * tile.width * 4, int(knobs.get("block_bytes", BLOCK_BYTES)))
-    vb, vo = sch.split(vo, factors=[tiles // block, block])
-    sch.reorder(s, vb, uo, vo, k, ui, vio, vii)
-    sch.parallel(sch.fuse(s, vb, uo))
+    in_tile = v_stage is not None and _pack_in_tile(sch, main, v_stage, u_size, knobs)
+    k_extent = common.extent(sch, k)
+    ks = _split_reduction(sch, k, blk_tr)
     writeback = sch.cache_write(main, 0, "local")
-    sch.reverse_compute_at(writeback, vo, preserve_unit_loops=True)
+    if in_tile:
+        sch.reorder(s, vo, uo, *ks, ui, vio, vii)
+        outer = sch.fuse(s, vo)
+        sch.parallel(outer)
+        sch.reverse_compute_at(writeback, uo, preserve_unit_loops=True)
+        sch.compute_at(v_stage, outer, preserve_unit_loops=True)
+    else:
+        tiles = common.extent(sch, vo)
+        block = _block_tiles(tiles, k_extent * tile.width * 4,
+                             int(knobs.get("block_bytes", BLOCK_BYTES)))
+        vb, vo = sch.split(vo, factors=[tiles // block, block])
+        sch.reorder(s, vb, uo, vo, *ks, ui, vio, vii)
+        sch.parallel(sch.fuse(s, vb, uo))
+        sch.reverse_compute_at(writeback, vo, preserve_unit_loops=True)
     _inline_epilogue(sch, writeback)
     sch.unroll(ui)
     sch.unroll(vio)
     sch.vectorize(vii)
-    init = sch.decompose_reduction(main, k)
+    init = sch.decompose_reduction(main, ks[0])
     del init  # it inherits the update's unroll/vector loops
     _vectorize_tile(sch, writeback, tile.lanes)
     for stage in (u_stage, v_stage):
-        if stage is not None:
+        if stage is None:
+            continue
+        if stage == v_stage and in_tile:
+            common.vectorize_inner(sch, sch.get_loops(stage)[-1], lanes)
+        else:
             _schedule_packing(sch, stage, lanes)
             _mark_prepack(sch, stage)
+
+
+# The broadcast operand (all of U x K) is re-read for every V tile when the vector
+# operand is packed tile by tile: worth it while it stays in about half of L2.
+IN_TILE_U_BYTES = 1 << 18
+
+
+def _pack_in_tile(sch: s_tir.Schedule, main, v_stage, u_size: int, knobs: dict) -> bool:
+    """Pack the vector operand one V tile at a time, inside the parallel tile loop,
+    right before the U tiles consume it (instead of materializing all of it first)?
+    An im2col matrix is 9x a 3x3 convolution's data: with few output channels
+    (densenet's 32) each packed element feeds only 32 multiply-adds, so writing it
+    to memory and reading it back costs about as much as the arithmetic. Packed per
+    tile it stays in L1/L2. Only for activations: a weight is packed at compile time."""
+    if _reads_weight(sch, v_stage):
+        return False
+    if "pack_in_tile" in knobs:
+        return bool(knobs["pack_in_tile"])
+    k_extent = common.extent(sch, sch.get_loops(main)[-1]) or 0
+    return u_size * k_extent * 4 <= IN_TILE_U_BYTES
+
+
+def _split_reduction(sch: s_tir.Schedule, k, blk_tr: list[IterTrait]) -> list:
+    """Splits the fused reduction loop back into the kernel's own reduction iterators
+    (a convolution's channel, window row, window column): an operand read in place
+    is then addressed by sums of loop variables, not by `k // 9`, `k % 9 // 3`,
+    `k % 3` computed for every multiply-add."""
+    extents = [int(t.extent) for t in blk_tr if t.kind == K_]
+    if len(extents) < 2:
+        return [k]
+    return list(sch.split(k, factors=extents))
 
 
 # TVM's marker for a stage that SplitLayoutRewritePreproc moves out of the kernel

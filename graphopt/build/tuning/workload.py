@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import tvm
 
-RULES_VERSION = 3  # 2: packed operands blocked by tile, weights packed at compile time; 3: near-whole vectors on the contiguous axis
+RULES_VERSION = 4  # 2: packed operands blocked by tile, weights packed at compile time; 3: near-whole vectors on the contiguous axis;
+# 4: im2col packed tile by tile when the weights fit L2 (pack_in_tile)
 
 
 def workload_key(func: tvm.tirx.PrimFunc) -> str:
