@@ -54,11 +54,11 @@ def _ort_runner(path: Path, feeds: dict, threads: int):
 def _stock_runner(model_path: Path, shapes: dict, feeds: dict, session):
     """TVM with its stock kernels and stock memory plan, fed like graphopt's session."""
     import tvm
-    from graphopt.runtime.signature import check_inputs
     from tvm.runtime.vm import VirtualMachine
 
     from graphopt.build import pipeline
     from graphopt.frontend import prepare
+    from graphopt.runtime.signature import check_inputs
 
     imported = pipeline.import_model(prepare(model_path, shapes).model)
     target = pipeline.make_target("llvm")
@@ -103,9 +103,8 @@ def _max_rel_err(expected: dict, actual: dict) -> float:
 
 def _tuned_session(model_path: Path, shapes: dict, work: Path, name: str, tuning_db: Path, untuned_plan: dict):
     """The artifact compiled with the tuning db; its plan must be the untuned one's."""
-    from graphopt.runtime import load
-
     from graphopt.compiler import CompileOptions, compile_model
+    from graphopt.runtime import load
 
     result = compile_model(model_path, work / f"{name}.tuned.art",
                            CompileOptions(input_shapes=shapes, time_limit=10.0, tuning_db=tuning_db))
@@ -117,9 +116,8 @@ def _tuned_session(model_path: Path, shapes: dict, work: Path, name: str, tuning
 
 def bench_model(name: str, work: Path, threads: int, rounds: int, skip_stock: bool,
                 tuning_db: Path | None = None) -> dict:
-    from graphopt.runtime import load
-
     from graphopt.compiler import CompileOptions, compile_model
+    from graphopt.runtime import load
 
     model_path, shapes, feeds = materialize(name, work)
     start = time.perf_counter()

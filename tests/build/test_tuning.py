@@ -102,11 +102,10 @@ def test_compile_applies_recorded_choice_and_keeps_plan_and_numbers(tmp_path):
     """A record written for the 3x3 conv's workload (rows=7, one vector, swapped
     axes, data read in place: far from the rule's own choice) is applied by compile; the arena and
     the plan are the same as without a db, and outputs still match ONNX Runtime."""
-    from graphopt.runtime import load
-
     from graphopt.build.tuning.db import Record, TuningDB
     from graphopt.build.tuning.workload import target_key
     from graphopt.compiler import CompileOptions, compile_model
+    from graphopt.runtime import load
 
     target, kernels = _kernels(conv_zoo())
     convs = [t for t in kernels.values() if t.name.startswith("fused_conv2d") and "relu" in t.name]

@@ -11,7 +11,6 @@ Order matters: the first rule that matches a kernel schedules it.
 
 from __future__ import annotations
 
-
 from graphopt.build.schedules.depthwise import Depthwise
 from graphopt.build.schedules.fallback import Fallback
 from graphopt.build.schedules.gemm import GEMM

@@ -16,9 +16,12 @@ of B and C but not A are J, the reduced ones K, and those of all three S.
      the broadcast axis U; the V operand is packed [K, V] so a vector load reads it;
   3. register tile: U x (NV * lanes) accumulators in a local buffer, about as many
      vectors as the register file holds minus the operands (more spills), with
-     K innermost but one; tiles are grouped in V blocks whose operand slice fits
-     L2, the U tiles sweeping each block (see _block_tiles); the parallel loop is
-     (S, V block, U tile); annotations go on before decompose_reduction;
+     K innermost but one (split back into the kernel's own reduction iterators);
+     tiles are grouped in V blocks whose operand slice fits L2, the U tiles
+     sweeping each block (see _block_tiles); the parallel loop is (S, V block,
+     U tile). When the weights fit L2, an im2col operand is instead packed one V
+     tile at a time inside the parallel loop (S, V tile) (see _pack_in_tile);
+     annotations go on before decompose_reduction;
   4. the fused epilogue (bias, ReLU, residual add, and swish / hardswish, which
      read the value twice and are first folded into one block) is inlined into
      the tile's write-back; packing and padding stages are parallel and vectorized.
@@ -361,37 +364,9 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
         _block_by_tile(sch, v_stage, True, tile.width)
     if u_stage is not None:
         _block_by_tile(sch, u_stage, False, rows)
-    # step 3: the register tile
-    s, i, j, k = sch.get_loops(main)
-    u, v = (j, i) if vec_i else (i, j)
-    uo, ui = sch.split(u, factors=[None, rows])
-    vo, vi = sch.split(v, factors=[None, tile.width])
-    vio, vii = sch.split(vi, factors=[None, tile.lanes])
     in_tile = v_stage is not None and _pack_in_tile(sch, main, v_stage, u_size, knobs)
-    k_extent = common.extent(sch, k)
-    ks = _split_reduction(sch, k, blk_tr)
-    writeback = sch.cache_write(main, 0, "local")
-    if in_tile:
-        sch.reorder(s, vo, uo, *ks, ui, vio, vii)
-        outer = sch.fuse(s, vo)
-        sch.parallel(outer)
-        sch.reverse_compute_at(writeback, uo, preserve_unit_loops=True)
-        sch.compute_at(v_stage, outer, preserve_unit_loops=True)
-    else:
-        tiles = common.extent(sch, vo)
-        block = _block_tiles(tiles, k_extent * tile.width * 4,
-                             int(knobs.get("block_bytes", BLOCK_BYTES)))
-        vb, vo = sch.split(vo, factors=[tiles // block, block])
-        sch.reorder(s, vb, uo, vo, *ks, ui, vio, vii)
-        sch.parallel(sch.fuse(s, vb, uo))
-        sch.reverse_compute_at(writeback, vo, preserve_unit_loops=True)
-    _inline_epilogue(sch, writeback)
-    sch.unroll(ui)
-    sch.unroll(vio)
-    sch.vectorize(vii)
-    init = sch.decompose_reduction(main, ks[0])
-    del init  # it inherits the update's unroll/vector loops
-    _vectorize_tile(sch, writeback, tile.lanes)
+    _register_tile(sch, main, tile, rows, vec_i, v_stage if in_tile else None, blk_tr,
+                   int(knobs.get("block_bytes", BLOCK_BYTES)))
     for stage in (u_stage, v_stage):
         if stage is None:
             continue
@@ -400,6 +375,41 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
         else:
             _schedule_packing(sch, stage, lanes)
             _mark_prepack(sch, stage)
+
+
+def _register_tile(sch: s_tir.Schedule, main, tile: Tile, rows: int, vec_i: bool, in_tile_stage,
+                   blk_tr: list[IterTrait], block_bytes: int) -> None:
+    """Step 3: rows x width output tiles accumulated in registers over the whole
+    reduction, the parallel loop over (S, V block, U tile), or over (S, V tile) with
+    `in_tile_stage` (the vector operand) packed inside it; the epilogue in the
+    write-back."""
+    s, i, j, k = sch.get_loops(main)
+    u, v = (j, i) if vec_i else (i, j)
+    uo, ui = sch.split(u, factors=[None, rows])
+    vo, vi = sch.split(v, factors=[None, tile.width])
+    vio, vii = sch.split(vi, factors=[None, tile.lanes])
+    k_extent = common.extent(sch, k)
+    ks = _split_reduction(sch, k, blk_tr)
+    writeback = sch.cache_write(main, 0, "local")
+    if in_tile_stage is not None:
+        sch.reorder(s, vo, uo, *ks, ui, vio, vii)
+        outer = sch.fuse(s, vo)
+        sch.parallel(outer)
+        sch.reverse_compute_at(writeback, uo, preserve_unit_loops=True)
+        sch.compute_at(in_tile_stage, outer, preserve_unit_loops=True)
+    else:
+        tiles = common.extent(sch, vo)
+        block = _block_tiles(tiles, k_extent * tile.width * 4, block_bytes)
+        vb, vo = sch.split(vo, factors=[tiles // block, block])
+        sch.reorder(s, vb, uo, vo, *ks, ui, vio, vii)
+        sch.parallel(sch.fuse(s, vb, uo))
+        sch.reverse_compute_at(writeback, vo, preserve_unit_loops=True)
+    _inline_epilogue(sch, writeback)
+    sch.unroll(ui)
+    sch.unroll(vio)
+    sch.vectorize(vii)
+    sch.decompose_reduction(main, ks[0])  # the init inherits the update's unroll/vector loops
+    _vectorize_tile(sch, writeback, tile.lanes)
 
 
 # The broadcast operand (all of U x K) is re-read for every V tile when the vector
