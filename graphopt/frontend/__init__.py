@@ -1,7 +1,7 @@
 """ONNX frontend: from a model file to a checked, shape-fixed, folded ModelProto.
 
 `prepare` is the one entry the compile driver calls: load + check, pin input
-shapes, fold with onnxslim, and record the tensor signatures the artifact manifest
+shapes, fold with onnxslim, rewrite Sum as Add (sum_to_add.py), and record the tensor signatures the artifact manifest
 and the versioning schema are built from. `importer.to_relax` then hands the
 result to TVM. Only onnx/numpy are imported here; onnxslim and TVM load lazily.
 """
@@ -22,9 +22,11 @@ from graphopt.frontend.load import load_model
 from graphopt.frontend.shapes import (
     fix_input_shapes,
     graph_input_names,
+    infer_shapes,
     parse_input_shape,
 )
 from graphopt.frontend.simplify import simplify
+from graphopt.frontend.sum_to_add import sums_to_adds
 
 __all__ = [
     "PreparedModel", "TensorSignature", "load_model", "parse_input_shape", "prepare",
@@ -76,6 +78,9 @@ def prepare_model(
         source_sha256 = hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
     fixed = fix_input_shapes(model, dict(input_shapes or {}))
     folded = simplify(fixed, enabled=fold)
+    folded, rewritten = sums_to_adds(folded)
+    if rewritten:
+        folded = infer_shapes(folded)
     inputs = tuple(_signature(folded, vi) for vi in _inputs(folded))
     outputs = tuple(_signature(folded, vi) for vi in folded.graph.output)
     return PreparedModel(folded, inputs, outputs, source_sha256)
