@@ -1,7 +1,8 @@
 """ONNX frontend: from a model file to a checked, shape-fixed, folded ModelProto.
 
 `prepare` is the one entry the compile driver calls: load + check, pin input
-shapes, fold with onnxslim, rewrite Sum as Add (sum_to_add.py), and record the tensor signatures the artifact manifest
+shapes, fold with onnxslim, rewrite Sum as Add (sum_to_add.py) and a BatchNormalization
+left unfolded as Mul + Add (batchnorm_to_affine.py), and record the tensor signatures the artifact manifest
 and the versioning schema are built from. `importer.to_relax` then hands the
 result to TVM. Only onnx/numpy are imported here; onnxslim and TVM load lazily.
 """
@@ -18,6 +19,7 @@ from typing import NamedTuple
 import onnx
 
 from graphopt.errors import ShapeError
+from graphopt.frontend.batchnorm_to_affine import batchnorms_to_affine
 from graphopt.frontend.load import load_model
 from graphopt.frontend.shapes import (
     fix_input_shapes,
@@ -78,8 +80,9 @@ def prepare_model(
         source_sha256 = hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
     fixed = fix_input_shapes(model, dict(input_shapes or {}))
     folded = simplify(fixed, enabled=fold)
-    folded, rewritten = sums_to_adds(folded)
-    if rewritten:
+    folded, sums = sums_to_adds(folded)
+    folded, batchnorms = batchnorms_to_affine(folded)
+    if sums or batchnorms:
         folded = infer_shapes(folded)
     inputs = tuple(_signature(folded, vi) for vi in _inputs(folded))
     outputs = tuple(_signature(folded, vi) for vi in folded.graph.output)
