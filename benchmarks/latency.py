@@ -28,11 +28,13 @@ from datetime import date
 from pathlib import Path
 
 from benchmarks.model_zoo import ZOO, materialize
+from benchmarks.timing import _quartiles
 
 DEFAULT_MODELS = ("light_squeezenet", "light_shufflenet", "light_resnet50", "light_densenet121",
                   "light_inception_v1", "ocr_det", "ocr_cls", "ocr_rec", "encoder")
-COLUMNS = ("model", "stock_ms", "ours_ms", "ort_ms", "stock/ort", "ours/ort", "ours_compile_s", "max_rel_err")
-TUNED_COLUMNS = ("tuned_ms", "tuned/ort", "tuned_kernels", "tuned_max_rel_err")
+COLUMNS = ("model", "stock_ms", "ours_ms", "ort_ms", "stock/ort", "ours/ort", "ours/ort q1-q3", "ours_compile_s",
+           "max_rel_err")
+TUNED_COLUMNS = ("tuned_ms", "tuned/ort", "tuned/ort q1-q3", "tuned_kernels", "tuned_max_rel_err")
 
 
 def _ort_runner(path: Path, feeds: dict, threads: int):
@@ -75,14 +77,20 @@ def _stock_runner(model_path: Path, shapes: dict, feeds: dict, session):
     return run
 
 
-def _rotated_medians(runners: dict, rounds: int, per_round: int) -> dict[str, float]:
-    """Median seconds per runner over `rounds`, each round rotating the order.
+SETTLE_SECONDS = 0.3
 
-    Each turn starts with one untimed run: ONNX Runtime's intra-op workers spin
-    after a run, and the first graphopt run right after them took 10x its time
-    (shufflenet, 2 cores: 43 ms instead of 4.3 ms) while its worker waited for a
-    core; the runs after it were unaffected. The same settle run is given to every
-    engine, so none is timed on cores another one still holds."""
+
+def _rotated_samples(runners: dict, rounds: int, per_round: int) -> dict[str, list[float]]:
+    """Seconds per runner and round (the median of `per_round` runs), each round
+    rotating the order.
+
+    Each turn starts by running its engine, untimed, for SETTLE_SECONDS: the engine
+    that ran before leaves busy threads behind. ONNX Runtime's intra-op workers spin
+    after a run (the first graphopt run after them took 43 ms instead of 4.3 ms on
+    shufflenet, 2 cores), and TVM's pool worker, pinned to a core, spins for longer:
+    ONNX Runtime right after graphopt took 12-13 ms instead of 3.2 ms for more than
+    100 ms. Sleeping instead lets both pools go idle, but then both engines start on
+    cold cores (30% slower, and noisier). The same settle is given to every engine."""
     names = list(runners)
     for name in names:  # warm-up (thread pools, caches, first-call allocations)
         runners[name]()
@@ -90,9 +98,23 @@ def _rotated_medians(runners: dict, rounds: int, per_round: int) -> dict[str, fl
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
-            runners[name]()  # the settle run (see the docstring)
+            _settle(runners[name])
             samples[name].append(statistics.median(runners[name]() for _ in range(per_round)))
-    return {n: statistics.median(v) for n, v in samples.items()}
+    return samples
+
+
+def _settle(run) -> None:
+    start = time.perf_counter()
+    run()
+    while time.perf_counter() - start < SETTLE_SECONDS:
+        run()
+
+
+def _paired_ratio_range(samples: dict[str, list[float]], name: str) -> str:
+    """Quartiles of `name`'s time over ONNX Runtime's in the same round: the spread
+    of the ratio, free of drifts that slow both engines alike."""
+    low, high = _quartiles([a / b for a, b in zip(samples[name], samples["ort"])])
+    return f"{low:.2f}-{high:.2f}"
 
 
 def _max_rel_err(expected: dict, actual: dict) -> float:
@@ -137,14 +159,17 @@ def bench_model(name: str, work: Path, threads: int, rounds: int, skip_stock: bo
         runners["stock"] = _stock_runner(model_path, shapes, feeds, ours)
     slowest = max(f() for f in runners.values())
     per_round = 1 if slowest > 0.2 else 5
-    medians = _rotated_medians(runners, rounds, per_round)
+    samples = _rotated_samples(runners, rounds, per_round)
+    medians = {n: statistics.median(v) for n, v in samples.items()}
     stock = medians.get("stock", float("nan"))
     row = {"model": name, "stock_ms": stock * 1e3, "ours_ms": medians["ours"] * 1e3,
            "ort_ms": medians["ort"] * 1e3, "stock/ort": stock / medians["ort"],
-           "ours/ort": medians["ours"] / medians["ort"], "ours_compile_s": compile_s,
-           "max_rel_err": err, "rounds": f"{rounds}x{per_round}"}
+           "ours/ort": medians["ours"] / medians["ort"], "ours/ort q1-q3": _paired_ratio_range(samples, "ours"),
+           "ours_compile_s": compile_s, "max_rel_err": err, "rounds": f"{rounds}x{per_round}",
+           "samples_ms": {n: [round(x * 1e3, 3) for x in v] for n, v in samples.items()}}
     if "tuned" in medians:
-        row |= {"tuned_ms": medians["tuned"] * 1e3, "tuned/ort": medians["tuned"] / medians["ort"], **extra}
+        row |= {"tuned_ms": medians["tuned"] * 1e3, "tuned/ort": medians["tuned"] / medians["ort"],
+                "tuned/ort q1-q3": _paired_ratio_range(samples, "tuned"), **extra}
     return row
 
 

@@ -5,4 +5,8 @@ services that have neither onnx, OR-Tools nor the TVM compiler, so nothing here
 may import them at package import time.
 """
 
+from graphopt.threads import bound_pool_spinning
+
 __version__ = "0.1.0"
+
+bound_pool_spinning()  # before TVM's thread pool exists: see graphopt/threads.py
