@@ -244,6 +244,7 @@ class _Kernel:
             sch = schedule_with(self.task.func, self.target, self.task.rule, knobs)
             if sch is None:  # the rule refuses this setting for this kernel: no build, no trial
                 declined += 1
+                sampler.refused()
                 continue
             done += 1
             measured = self._try(sch)

@@ -15,16 +15,24 @@ import random
 
 BLOCK_BYTES = (1 << 15, 1 << 16, 1 << 17, 1 << 18, 1 << 19, 1 << 20, 1 << 22)
 
-# Tried first: the settings that won most often when resnet50 and squeezenet were
-# tuned on a Zen 3 (AVX2) machine: vectors over output channels (swap_axes on an
-# NCHW conv), the data read in place instead of an im2col copy (pack_u off): a
-# direct convolution. 4 x 2 and 7 x 1 tiles divide the usual spatial extents
-# (56^2, 28^2, 14^2, 7^2); densenet121's 32-channel 3x3 convolutions ran 20-30%
-# faster that way than with the default's im2col.
-SEEDS = {"gemm": ({"rows": 4, "vectors": 2, "block_bytes": 1 << 18, "swap_axes": True, "pack_u": False,
-                   "pack_in_tile": False},
-                  {"rows": 7, "vectors": 1, "block_bytes": 1 << 18, "swap_axes": True, "pack_u": False,
-                   "pack_in_tile": False})}
+# Tried first: the direct convolution, i.e. vectors over output channels (swap_axes
+# on an NCHW conv) with the data read in place instead of an im2col copy (pack_u
+# off). It won most often when resnet50, squeezenet and densenet121 were tuned on a
+# Zen 3 (AVX2) machine (densenet121's 32-channel 3x3 convolutions 1.24-1.39x,
+# resnet50's stride-2 one 1.77x, squeezenet's first one 1.5x), but only with tile
+# rows that divide the output's positions, which differ per kernel (56^2: 4, 7, 14;
+# 55^2: 5, 11; 27^2: 3, 9; 13^2: 13). So every direct tile that fits the register
+# file is a seed, most accumulators first; the rule refuses those that do not
+# divide, which costs no trial.
+def direct_seeds(registers: int) -> list[dict]:
+    """Direct-convolution settings, largest register tiles first."""
+    tiles = [(r, v) for r in range(1, 15) for v in (1, 2, 3, 4) if r * v + v + 1 <= registers and r * v >= 6]
+    tiles.sort(key=lambda t: (-t[0] * t[1], -t[0]))
+    return [{"rows": r, "vectors": v, "block_bytes": 1 << 18, "swap_axes": True, "pack_u": False,
+             "pack_in_tile": False} for r, v in tiles]
+
+
+SEEDS = {"gemm": direct_seeds}
 SEEDS["grouped"] = SEEDS["gemm"]
 
 
@@ -50,25 +58,27 @@ def neighbours(point: dict, points: list[dict]) -> list[dict]:
 
 
 class Sampler:
-    """Draws knob settings: the seeds, then random grid points for the first
-    `explore` draws, then neighbours of the best reported so far (random points
-    when none are left)."""
+    """Draws knob settings: every seed first, then random grid points until
+    `explore` settings have been measured, then neighbours of the best reported so
+    far (random points when none are left). A setting the rule refused (`refused`)
+    does not count as measured."""
 
     def __init__(self, rule: str, registers: int, seed: str, explore: int) -> None:
         self.points = grid(rule, registers)
         self.rng = random.Random(seed)
         self.order = self.points[:]
         self.rng.shuffle(self.order)
-        seeds = [p for p in SEEDS.get(rule, ()) if p in self.points]
-        self.order = seeds + [p for p in self.order if p not in seeds]
+        self.seeds = [p for p in SEEDS[rule](registers) if p in self.points] if rule in SEEDS else []
+        self.order = self.seeds + [p for p in self.order if p not in self.seeds]
         self.explore = explore
         self.seen: set = set()
+        self.refusals = 0
         self.best: tuple[float, dict] | None = None
 
     def next(self) -> dict | None:
         """The next untried setting, or None when the grid is exhausted."""
-        pool: list[dict] = []
-        if len(self.seen) >= self.explore and self.best is not None:
+        pool = [p for p in self.seeds if _key(p) not in self.seen][:1]
+        if not pool and len(self.seen) - self.refusals >= self.explore and self.best is not None:
             pool = [p for p in neighbours(self.best[1], self.points) if _key(p) not in self.seen]
         if not pool:
             pool = [p for p in self.order if _key(p) not in self.seen][:1]
@@ -77,6 +87,10 @@ class Sampler:
         point = self.rng.choice(pool)
         self.seen.add(_key(point))
         return point
+
+    def refused(self) -> None:
+        """The last setting drawn was refused by the rule (nothing was measured)."""
+        self.refusals += 1
 
     def report(self, point: dict, seconds: float) -> None:
         if self.best is None or seconds < self.best[0]:
