@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.outputs import RESULTS, unused
 from graphopt.explain import METHODS, explain_artifact
 from graphopt.explain.predictors import ArtifactPredictor
 from graphopt.explain.samples import text_image
@@ -142,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="cls", help="comma list of cls, rec, det")
     parser.add_argument("--rounds", type=int, default=3, help="seeds per input and method")
-    parser.add_argument("--out", type=Path, default=Path(f"benchmarks/results/explain-{date.today().isoformat()}"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="file stem (default: results/explain-DATE, a free name)")
     args = parser.parse_args(argv)
+    args.out = args.out or unused(RESULTS / f"explain-{date.today().isoformat()}", (".md", ".json", ".png"))
     header = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
               "command": "python -m benchmarks.explain " + " ".join(argv if argv is not None else sys.argv[1:])}
     results = []

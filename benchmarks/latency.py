@@ -28,6 +28,7 @@ from datetime import date
 from pathlib import Path
 
 from benchmarks.model_zoo import ZOO, materialize
+from benchmarks.outputs import RESULTS, unused
 from benchmarks.timing import _quartiles
 
 DEFAULT_MODELS = ("light_squeezenet", "light_shufflenet", "light_resnet50", "light_densenet121",
@@ -225,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(bench_model(name, Path(tmp), args.threads, args.rounds, args.skip_stock, args.tuning_db))
             print(markdown(rows[-1:]).splitlines()[2], file=sys.stderr, flush=True)
     print(markdown(rows))
-    out = args.json or Path(__file__).parent / "results" / f"latency-{meta['date']}.json"
+    out = args.json or unused(RESULTS / f"latency-{meta['date']}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     return 0

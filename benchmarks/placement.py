@@ -20,12 +20,12 @@ import sys
 import time
 from pathlib import Path
 
-from graphopt.passes.cpsat import CpSat
-from graphopt.passes.registry import get_planner
-
 from benchmarks.memory import _meta
+from benchmarks.outputs import unused
 from benchmarks.synthetic_traces import synthetic_trace
 from graphopt.analysis.lower_bound import lower_bound
+from graphopt.passes.cpsat import CpSat
+from graphopt.passes.registry import get_planner
 from graphopt.plan.csv_io import read_problem
 from graphopt.plan.problem import MemoryProblem
 from graphopt.plan.validator import assert_valid
@@ -104,8 +104,9 @@ def main() -> None:
     table = markdown(rows)
     meta = _meta(sys.argv[1:])
     header = f"<!-- {meta['date']} on {meta['cpu']} ({meta['cores']} cores): {meta['command']} -->\n"
-    (RESULTS / "placement.md").write_text(header + table)
-    with open(RESULTS / "placement.csv", "w", newline="") as f:
+    stem = unused(RESULTS / "placement", (".md", ".csv"))
+    Path(f"{stem}.md").write_text(header + table)
+    with open(f"{stem}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)

@@ -34,10 +34,9 @@ import time
 from datetime import date
 from pathlib import Path
 
+from benchmarks.outputs import RESULTS, unused
 from benchmarks.serve_load import Sent, arrivals, drive, payloads
 from benchmarks.serve_report import plot, summarize, table
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,7 +57,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--max-requests", type=int, default=4000, help="bound per run")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=f"serve-{date.today().isoformat()}", help="file stem under benchmarks/results")
+    p.add_argument("--out", default=None, help="file stem under benchmarks/results (default: serve-DATE, a free name)")
     return p.parse_args(argv)
 
 
@@ -162,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
              "best_fixed_quality_meeting_slo": max(fixed_ok) if fixed_ok else None}
     final = {k: None if v is None else round(v, 6) for k, v in final.items()}
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / args.out
+    stem = RESULTS / args.out if args.out else unused(RESULTS / f"serve-{date.today().isoformat()}",
+                                                      (".json", ".md", ".png"))
     command = "python -m benchmarks.serve " + " ".join(argv if argv is not None else sys.argv[1:])
     variants = {f"w{w}": {"accuracy": v["accuracy"]} for w, v in record["widths"].items()}
     doc = {"date": date.today().isoformat(), "machine": host, "command": command.strip(),

@@ -26,13 +26,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from benchmarks.outputs import RESULTS, unused
 from graphopt.passes.swap_registry import SWAP_PLANNERS, get_swap_planner
 from graphopt.passes.swap_singa import InfeasibleBudget
 from graphopt.plan.swap import SwapProblem, base_live_bytes, hidden_swap_floor
 from graphopt.plan.swap_bound import overhead_lower_bound
 from graphopt.plan.swap_validator import validate_swaps
 
-RESULTS = Path(__file__).parent / "results"
 FRACTIONS = sorted({round(1.0 - 0.05 * k, 2) for k in range(12)} | {0.66, 0.55}, reverse=True)
 
 
@@ -163,11 +163,13 @@ def _header(args) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--plot", type=Path, default=RESULTS / "swap.png")
-    parser.add_argument("--markdown", type=Path, default=RESULTS / "swap.md")
+    parser.add_argument("--plot", type=Path, default=None, help="default: results/swap.png (a free name)")
+    parser.add_argument("--markdown", type=Path, default=None, help="default: results/swap.md (a free name)")
     parser.add_argument("--time-limit", type=float, default=5.0)
     parser.add_argument("--models", default=",".join(models()))
     args = parser.parse_args(argv)
+    args.plot = args.plot or unused(RESULTS / "swap.png")
+    args.markdown = args.markdown or unused(RESULTS / "swap.md")
     results, text = {}, []
     for name in args.models.split(","):
         sp = problem_of(name)
