@@ -62,7 +62,13 @@ def prepare_weights(transform: tvm.IRModule, params: list[np.ndarray], target: t
     return [np.array(t.numpy(), order="C") for t in prepared]  # (ascontiguousarray makes 0-d arrays 1-d)
 
 
+def weight_params(main: relax.Function) -> list[relax.Var]:
+    """`main`'s weight parameters: those after its `num_input` inputs (none without the attribute)."""
+    if main.attrs is None or "num_input" not in main.attrs:
+        return []
+    return list(main.params[int(main.attrs["num_input"]):])
+
+
 def weight_names(program: tvm.IRModule) -> list[str]:
-    """Names of `main`'s weight parameters (those after its `num_input` inputs)."""
-    main = program["main"]
-    return [p.name for p in main.params[int(main.attrs["num_input"]):]]
+    """Names of `main`'s weight parameters."""
+    return [p.name for p in weight_params(program["main"])]

@@ -54,12 +54,13 @@ def _eligible(node: onnx.NodeProto, initializers: dict, ranks: dict) -> bool:
 
 def _affine(node: onnx.NodeProto, initializers: dict, rank: int) -> tuple[onnx.TensorProto, onnx.TensorProto]:
     """(factor, shift) initializers shaped [C, 1, ...] to broadcast over N x C x ..."""
-    scale, bias, mean, var = (numpy_helper.to_array(initializers[n]).astype(np.float64) for n in node.input[1:])
+    stored = [numpy_helper.to_array(initializers[n]) for n in node.input[1:]]
+    scale, bias, mean, var = (a.astype(np.float64) for a in stored)
     epsilon = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
     factor = scale / np.sqrt(var + epsilon)
     shift = bias - mean * factor
     shape = (-1,) + (1,) * (rank - 2)
-    dtype = numpy_helper.to_array(initializers[node.input[1]]).dtype
+    dtype = stored[0].dtype
     base = node.name or node.output[0]
     return (numpy_helper.from_array(factor.reshape(shape).astype(dtype), f"{base}__bn_factor"),
             numpy_helper.from_array(shift.reshape(shape).astype(dtype), f"{base}__bn_shift"))

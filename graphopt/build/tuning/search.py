@@ -84,12 +84,14 @@ def tasks_of(mod: tvm.IRModule) -> list[Task]:
 def _weight_only_vars(mod: tvm.IRModule) -> set:
     """`main`'s weight parameters (after its `num_input` inputs) and every variable
     computed from weights and constants alone: what LiftTransformParams moves out."""
+    from graphopt.build.prepack import weight_params
+
     if "main" not in [g.name_hint for g in mod.get_global_vars()]:
         return set()
     main = mod["main"]
-    if not isinstance(main, tvm.relax.Function) or main.attrs is None or "num_input" not in main.attrs:
+    if not isinstance(main, tvm.relax.Function):
         return set()
-    known = set(main.params[int(main.attrs["num_input"]):])
+    known = set(weight_params(main))
     for block in getattr(main.body, "blocks", []):
         for binding in block.bindings:
             if _reads_only(binding.value, known):

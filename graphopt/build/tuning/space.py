@@ -4,8 +4,9 @@ The grids are the values worth trying on a CPU, not every legal value:
 register tiles of rows x vectors accumulators that fit the register file with
 room for one broadcast value and one row of operand vectors (more spill);
 cache blocks from L1 to beyond L2, or the vector operand packed tile by tile; the
-vector axis either way; the broadcast operand packed or read in place. A grid has a few hundred points at most; the
-search samples it (see `candidates`) and then walks around the best point.
+vector axis either way; the broadcast operand packed or read in place. A grid has
+under a thousand points; the search (`Sampler`) tries the seeds, samples the grid
+and then walks around the best point.
 """
 
 from __future__ import annotations
@@ -69,7 +70,6 @@ class Sampler:
         self.order = self.points[:]
         self.rng.shuffle(self.order)
         self.seeds = [p for p in SEEDS[rule](registers) if p in self.points] if rule in SEEDS else []
-        self.order = self.seeds + [p for p in self.order if p not in self.seeds]
         self.explore = explore
         self.seen: set = set()
         self.refusals = 0

@@ -5,16 +5,18 @@ leave it, before scheduling: names are not part of it (legalize gives the same
 convolution different names in different models), shapes, dtypes, the fused
 epilogue and the loop structure are. The target part is the LLVM CPU name and
 its vector width, because the best tile for AVX2 is not the best for AVX-512.
-RULES_VERSION changes whenever the meaning of a rule's knobs or what they are timed on changes, so old
-records stop matching instead of being misapplied.
+RULES_VERSION changes whenever the meaning of a rule's knobs or what they are timed
+on changes, so old records stop matching instead of being misapplied.
 """
 
 from __future__ import annotations
 
 import tvm
 
-RULES_VERSION = 4  # 2: packed operands blocked by tile, weights packed at compile time; 3: near-whole vectors on the contiguous axis;
-# 4: im2col packed tile by tile when the weights fit L2 (pack_in_tile)
+# 2: packed operands blocked by tile, weights packed at compile time; 3: near-whole
+# vectors on the contiguous axis; 4: im2col packed tile by tile when the weights fit
+# L2 (pack_in_tile), the reduction split back into the kernel's own iterators
+RULES_VERSION = 4
 
 
 def workload_key(func: tvm.tirx.PrimFunc) -> str:
