@@ -18,7 +18,7 @@ from graphopt.plan.problem import Buffer, MemoryProblem
 from graphopt.plan.swap import Recompute, Swap, SwapProblem, SwapSchedule, compatible, live_bytes
 from graphopt.plan.swap_bound import overhead_lower_bound
 from graphopt.plan.swap_validator import validate_swaps
-from tests.passes.test_swap import training_like
+from tests.passes.test_swap import training_like, valid_reports
 
 STEPS = (5e-3, 2e-3, 1e-3, 3e-3, 1e-3)  # d0 is the producer of buffer 0: its recompute cost
 
@@ -121,11 +121,5 @@ def test_bound_never_exceeds_a_planner_and_is_inf_only_when_none_fits(seed: int,
                                                                       bandwidth: float) -> None:
     sp = training_like(seed, fraction=fraction, bandwidth=bandwidth)
     bound = overhead_lower_bound(sp)
-    for planner in PLANNERS:
-        try:
-            schedule = planner.plan(sp, time_limit=0.5)
-        except InfeasibleBudget:
-            continue
-        report = validate_swaps(sp, schedule)
-        assert report.valid, (planner.name, report.errors)
+    for planner, report in valid_reports(sp, PLANNERS, time_limit=0.5):
         assert bound.seconds <= report.stall + 1e-12, planner.name

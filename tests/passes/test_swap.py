@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from graphopt.passes.recompute_greedy import RecomputeGreedy
-from graphopt.passes.swap_capuchin import Capuchin
-from graphopt.passes.swap_cpsat import SwapCpSat
-from graphopt.passes.swap_singa import MODES, RANKINGS, InfeasibleBudget, Singa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graphopt.analysis.cost import LinkModel
+from graphopt.passes.recompute_greedy import RecomputeGreedy
+from graphopt.passes.swap_capuchin import Capuchin
+from graphopt.passes.swap_cpsat import SwapCpSat
+from graphopt.passes.swap_singa import MODES, RANKINGS, InfeasibleBudget, Singa
 from graphopt.plan.problem import Buffer, MemoryProblem
 from graphopt.plan.swap import Recompute, Swap, SwapProblem, SwapSchedule, live_bytes, simulate, split_problem
 from graphopt.plan.swap_validator import validate_swaps
@@ -45,18 +45,25 @@ def training_like(seed: int, layers: int = 6, fraction: float = 0.7, bandwidth: 
 PLANNERS = [Singa(r, m) for r in RANKINGS for m in MODES] + [Capuchin(), RecomputeGreedy(), SwapCpSat()]
 
 
+def valid_reports(sp: SwapProblem, planners: list, time_limit: float):
+    """(planner, validator report) for each planner that finds a schedule (the others
+    say InfeasibleBudget); every report must be valid."""
+    for planner in planners:
+        try:
+            schedule = planner.plan(sp, time_limit=time_limit)
+        except InfeasibleBudget:
+            continue
+        report = validate_swaps(sp, schedule)
+        assert report.valid, (planner.name, report.errors)
+        yield planner, report
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), fraction=st.floats(0.5, 1.0))
 def test_every_planner_is_valid_or_says_infeasible(seed: int, fraction: float) -> None:
     sp = training_like(seed, fraction=fraction)
     stalls = {}
-    for planner in PLANNERS:
-        try:
-            schedule = planner.plan(sp, time_limit=1.0)
-        except InfeasibleBudget:
-            continue
-        report = validate_swaps(sp, schedule)
-        assert report.valid, (planner.name, report.errors)
+    for planner, report in valid_reports(sp, PLANNERS, time_limit=1.0):
         assert report.peak_bytes <= sp.budget
         stalls[planner.name] = report.stall
     if "ours" in stalls:
