@@ -10,6 +10,11 @@ provider. After a warm-up all run in rotated order each round (A B C, B C A,
 ...); medians over rounds; ratios are to ONNX Runtime.
 
     python -m benchmarks.latency [--models a,b,...] [--threads N] [--json FILE] [--skip-stock] [--tuning-db DIR]
+                                 [--ablate OPTION]
+
+--ablate OPTION adds an ablation column: graphopt compiled with that boolean
+compile option off (concat_in_place, reorder, schedules), timed in the same
+rotation, with the paired ratio ours / ablated (below 1: the option helps).
 
 Prints a markdown table; writes JSON (default benchmarks/results/latency-DATE.json)
 with the date, machine and command.
@@ -36,6 +41,12 @@ DEFAULT_MODELS = ("light_squeezenet", "light_shufflenet", "light_resnet50", "lig
 COLUMNS = ("model", "stock_ms", "ours_ms", "ort_ms", "stock/ort", "ours/ort", "ours/ort q1-q3", "ours_compile_s",
            "max_rel_err")
 TUNED_COLUMNS = ("tuned_ms", "tuned/ort", "tuned/ort q1-q3", "tuned_kernels", "tuned_max_rel_err")
+ABLATIONS = ("concat_in_place", "reorder", "schedules")
+
+
+def ablation_columns(option: str) -> tuple[str, ...]:
+    return (f"no_{option}_ms", f"ours/no_{option}", f"ours/no_{option} q1-q3", f"no_{option}_arena_bytes",
+            "ours_arena_bytes")
 
 
 def _ort_runner(path: Path, feeds: dict, threads: int):
@@ -111,10 +122,10 @@ def _settle(run) -> None:
         run()
 
 
-def _paired_ratio_range(samples: dict[str, list[float]], name: str) -> str:
-    """Quartiles of `name`'s time over ONNX Runtime's in the same round: the spread
+def _paired_ratio_range(samples: dict[str, list[float]], name: str, base: str = "ort") -> str:
+    """Quartiles of `name`'s time over `base`'s in the same round: the spread
     of the ratio, free of drifts that slow both engines alike."""
-    low, high = _quartiles([a / b for a, b in zip(samples[name], samples["ort"])])
+    low, high = _quartiles([a / b for a, b in zip(samples[name], samples[base])])
     return f"{low:.2f}-{high:.2f}"
 
 
@@ -137,8 +148,18 @@ def _tuned_session(model_path: Path, shapes: dict, work: Path, name: str, tuning
     return load(work / f"{name}.tuned.art"), result.plan["schedules"]["tuned"]
 
 
+def _ablated_session(model_path: Path, shapes: dict, work: Path, name: str, option: str):
+    """The artifact compiled with one boolean compile option off."""
+    from graphopt.compiler import CompileOptions, compile_model
+    from graphopt.runtime import load
+
+    options = CompileOptions(input_shapes=shapes, time_limit=10.0, **{option: False})
+    result = compile_model(model_path, work / f"{name}.no_{option}.art", options)
+    return load(work / f"{name}.no_{option}.art"), result.plan
+
+
 def bench_model(name: str, work: Path, threads: int, rounds: int, skip_stock: bool,
-                tuning_db: Path | None = None) -> dict:
+                tuning_db: Path | None = None, ablate: str | None = None) -> dict:
     from graphopt.compiler import CompileOptions, compile_model
     from graphopt.runtime import load
 
@@ -156,6 +177,12 @@ def bench_model(name: str, work: Path, threads: int, rounds: int, skip_stock: bo
         tuned, tuned_kernels = _tuned_session(model_path, shapes, work, name, tuning_db, untuned.plan)
         runners["tuned"] = lambda: tuned.run_timed(feeds).seconds
         extra = {"tuned_kernels": tuned_kernels, "tuned_max_rel_err": _max_rel_err(expected, tuned.run(feeds))}
+    if ablate is not None:
+        ablated, ablated_plan = _ablated_session(model_path, shapes, work, name, ablate)
+        runners[f"no_{ablate}"] = lambda: ablated.run_timed(feeds).seconds
+        err = max(err, _max_rel_err(expected, ablated.run(feeds)))
+        extra |= {f"no_{ablate}_arena_bytes": ablated_plan["arena_bytes"],
+                  "ours_arena_bytes": untuned.plan["arena_bytes"]}
     if not skip_stock:
         runners["stock"] = _stock_runner(model_path, shapes, feeds, ours)
     slowest = max(f() for f in runners.values())
@@ -170,8 +197,13 @@ def bench_model(name: str, work: Path, threads: int, rounds: int, skip_stock: bo
            "samples_ms": {n: [round(x * 1e3, 3) for x in v] for n, v in samples.items()}}
     if "tuned" in medians:
         row |= {"tuned_ms": medians["tuned"] * 1e3, "tuned/ort": medians["tuned"] / medians["ort"],
-                "tuned/ort q1-q3": _paired_ratio_range(samples, "tuned"), **extra}
-    return row
+                "tuned/ort q1-q3": _paired_ratio_range(samples, "tuned")}
+    if ablate is not None:
+        off = f"no_{ablate}"
+        paired = [a / b for a, b in zip(samples["ours"], samples[off])]
+        row |= {f"{off}_ms": medians[off] * 1e3, f"ours/{off}": statistics.median(paired),
+                f"ours/{off} q1-q3": _paired_ratio_range(samples, "ours", off)}
+    return row | extra
 
 
 def _fmt(value) -> str:
@@ -182,9 +214,11 @@ def _fmt(value) -> str:
 
 def markdown(rows: list[dict]) -> str:
     columns = COLUMNS + (TUNED_COLUMNS if rows and "tuned_ms" in rows[0] else ())
+    ablated = [option for option in ABLATIONS if rows and f"no_{option}_ms" in rows[0]]
+    columns += ablation_columns(ablated[0]) if ablated else ()
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_fmt(r[c]) for c in columns) + " |" for r in rows]
-    for key in ("ours/ort", "tuned/ort"):
+    for key in ("ours/ort", "tuned/ort") + tuple(f"ours/no_{option}" for option in ablated):
         ratios = sorted(r[key] for r in rows if key in r)
         if ratios:
             lines.append(f"\n{key}: median {statistics.median(ratios):.2f}, worst {ratios[-1]:.2f}")
@@ -215,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--tuning-db", type=Path, default=None, metavar="DIR",
                         help="add a 'graphopt tuned' column: compile with this `graphopt tune-kernels` database")
+    parser.add_argument("--ablate", choices=ABLATIONS, default=None,
+                        help="add a column with this compile option off, and the paired ratio to it")
     args = parser.parse_args(argv)
     # TVM reads its pool size once, at first use: set it before anything runs
     os.environ["TVM_NUM_THREADS"] = str(args.threads)
@@ -223,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             print(f"[{name}] compiling and timing...", file=sys.stderr, flush=True)
-            rows.append(bench_model(name, Path(tmp), args.threads, args.rounds, args.skip_stock, args.tuning_db))
+            rows.append(bench_model(name, Path(tmp), args.threads, args.rounds, args.skip_stock, args.tuning_db,
+                                    args.ablate))
             print(markdown(rows[-1:]).splitlines()[2], file=sys.stderr, flush=True)
     print(markdown(rows))
     out = args.json or unused(RESULTS / f"latency-{meta['date']}.json")

@@ -16,7 +16,7 @@ from pathlib import Path
 from graphopt import cli_train
 from graphopt.errors import GraphoptError, InputError, first_line
 
-STAGES = ("prepare", "import", "lower", "reorder", "extract", "plan", "stock", "build", "write")
+STAGES = ("prepare", "import", "lower", "reorder", "concat", "extract", "plan", "stock", "build", "write")
 
 
 def _shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="keep TVM's kernel order (by default a lower-peak order is used when one exists)")
     comp.add_argument("--no-schedules", dest="schedules", action="store_false",
                       help="TVM's stock CPU kernels instead of graphopt's default schedules (llvm only)")
+    comp.add_argument("--no-concat-in-place", dest="concat_in_place", action="store_false",
+                      help="keep concatenations as copies (by default producers write into the concatenated tensor)")
     comp.add_argument("--tuning-db", type=Path, default=None, metavar="DIR", help="apply `tune-kernels` results")
     comp.add_argument("--quiet", action="store_true", help="no progress bar")
     cli_train.add_compile_train_args(comp)
@@ -99,7 +101,7 @@ def cmd_compile(args) -> int:
 
     options = CompileOptions(target=args.target, planner=args.planner, time_limit=args.time_limit,
                              input_shapes=dict(args.input_shape), reorder=args.reorder, schedules=args.schedules,
-                             tuning_db=args.tuning_db)
+                             tuning_db=args.tuning_db, concat_in_place=args.concat_in_place)
     with tqdm(total=len(STAGES), desc="compile", unit="stage", disable=True if args.quiet else None, leave=False) as bar:
         def progress(stage: str) -> None:
             bar.set_postfix_str(stage)

@@ -3,6 +3,7 @@
     prepare (load, check, fix shapes, fold)  -> onnx model
     import                                   -> Relax IRModule + params
     lower (TVM passes up to explicit allocs) -> lowered module
+    reorder, concat in place                 -> lowered module, fewer copies and peak bytes
     extract                                  -> MemoryProblem
     plan (a planner from passes/)            -> Placement, judged by the validator
     rewrite (one arena) + finalize + build   -> VM executable
@@ -40,11 +41,12 @@ class CompileOptions:
     reorder: bool = True
     schedules: bool = True
     tuning_db: Path | None = None  # a `graphopt tune-kernels` database; kernels only, never the plan
+    concat_in_place: bool = True  # producers write into their concatenation (graphopt.build.concat_in_place)
 
     def as_manifest(self) -> dict:
         shapes = {k: list(v) for k, v in sorted(self.input_shapes.items())}
         return {"planner": self.planner, "input_shapes": shapes, "time_limit": self.time_limit,
-                "reorder": self.reorder, "schedules": self.schedules}
+                "reorder": self.reorder, "schedules": self.schedules, "concat_in_place": self.concat_in_place}
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,9 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
     lowered, reorder_record = stock_lowered, {"method": "off"}
     if options.reorder:
         lowered, reorder_record = timed("reorder", pipeline.reorder_program, stock_lowered)
+    concat_record = {"elided": 0, "off": True}
+    if options.concat_in_place:
+        lowered, concat_record = timed("concat", pipeline.concat_in_place, lowered)
     extraction = timed("extract", pipeline.extract, lowered["main"])
     placement = timed("plan", _plan, extraction.problem, options)
     report = validate(extraction.problem, placement)
@@ -100,6 +105,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
     executable = timed("build", pipeline.build_planned, lowered, extraction, placement, target)
     plan = plan_record(extraction, placement, report, stock_bytes, imported.params, stages)
     plan["reorder"] = reorder_record
+    plan["concat_in_place"] = concat_record
     plan["schedules"] = _applied_schedules(stock_lowered)
     plan["weights"] = _weights_record(as_imported, imported.param_names)
     manifest = _manifest(prepared, imported, options, target)

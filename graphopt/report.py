@@ -13,6 +13,7 @@ def inspect_json(manifest: dict, plan: dict) -> dict:
     """One flat object: the plan's figures plus what identifies the artifact."""
     out = {key: plan[key] for key in INSPECT_KEYS}
     out["reorder"] = plan.get("reorder", {})
+    out["concat_in_place"] = plan.get("concat_in_place", {})
     if "weights" in plan:
         out["weights"] = plan["weights"]
     out.update(id=manifest["id"], target=manifest["target"], inputs=manifest["inputs"], outputs=manifest["outputs"])
@@ -41,6 +42,7 @@ def summary_lines(plan: dict) -> list[str]:
         f"params         {_mib(plan['params_bytes'])}   outputs {_mib(plan['output_bytes'])}"
         + _weights_note(plan.get("weights")),
         _reorder_line(plan.get("reorder", {})),
+        _concat_line(plan.get("concat_in_place")),
     ]
 
 
@@ -56,3 +58,12 @@ def _reorder_line(record: dict) -> str:
     if before and after and after < before:
         return f"reorder        {record['method']}: lower bound {_mib(before)} -> {_mib(after)} ({after / before:.3f}x)"
     return f"reorder        {record.get('method', 'off')} (kernel order unchanged)"
+
+
+def _concat_line(record: dict | None) -> str:
+    """Artifacts from before concatenation in place have no record."""
+    if not record:
+        return "concat         (no record)"
+    if record.get("off"):
+        return "concat         copies kept (--no-concat-in-place)"
+    return f"concat         {record['elided']} of {record['concatenations']} concatenations in place (no copy)"

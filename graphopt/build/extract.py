@@ -28,6 +28,9 @@ from graphopt.errors import ShapeError
 from graphopt.plan.problem import DEFAULT_ALIGNMENT, Buffer, MemoryProblem
 
 ALLOC_TENSOR = tvm.ir.Op.get("relax.builtin.alloc_tensor")
+# Relax ops that return a view of their argument and do no work of their own
+# (ensure_zero_offset folds an aligned offset into the pointer: graphopt.build.concat_in_place)
+VIEW_OPS = ("relax.reshape", "relax.memory.view", "relax.memory.ensure_zero_offset")
 
 
 @dataclass
@@ -186,7 +189,7 @@ def _recompute_inputs(kernel_args, tracker: _AliasTracker, by_var: dict, problem
 
 def _is_view_op(call: relax.Call) -> bool:
     """Relax ops (not kernels) that only make a view; they do no work of their own."""
-    return isinstance(call.op, tvm.ir.Op) and call.op.name in ("relax.reshape", "relax.memory.view")
+    return isinstance(call.op, tvm.ir.Op) and call.op.name in VIEW_OPS
 
 
 def _call_name(call: relax.Call) -> str:

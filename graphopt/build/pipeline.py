@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import tvm
 
+from graphopt.build.concat_in_place import concat_in_place  # noqa: F401
 from graphopt.build.extract import Extraction, extract
 from graphopt.build.lower import build, finalize, lower_to_explicit_memory, make_target  # noqa: F401
 from graphopt.build.rewrite import apply_placement

@@ -38,10 +38,11 @@ def compile_options(params: dict):
 
     merged = {**COMPILE_DEFAULTS, **params}
     shapes = {k: tuple(v) for k, v in merged["input_shapes"].items()}
-    # reorder/schedules are optional so that specs without them keep their artifact ids
+    # the boolean switches are optional: a spec without them gets the compiler's defaults
     return CompileOptions(target=merged["target"], planner=merged["planner"],
                           time_limit=float(merged["time_limit"]), input_shapes=shapes,
-                          reorder=bool(merged.get("reorder", True)), schedules=bool(merged.get("schedules", True)))
+                          reorder=bool(merged.get("reorder", True)), schedules=bool(merged.get("schedules", True)),
+                          concat_in_place=bool(merged.get("concat_in_place", True)))
 
 
 def predicted_artifact_id(model_file: Path, params: dict) -> str:

@@ -24,7 +24,7 @@ def compile_params(config: StudyConfig, params: dict) -> dict:
     opts = options_for(Path(config.model), params, train=False, target=config.target)
     return {"target": opts.target, "planner": opts.planner, "time_limit": opts.time_limit,
             "input_shapes": {k: list(v) for k, v in opts.input_shapes.items()},
-            "reorder": opts.reorder, "schedules": opts.schedules}
+            "reorder": opts.reorder, "schedules": opts.schedules, "concat_in_place": opts.concat_in_place}
 
 
 def commit_choice(repo_dir: Path, config: StudyConfig, trial, art_dir: Path, message: str) -> tuple[str, bool]:

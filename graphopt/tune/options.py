@@ -57,7 +57,8 @@ def options_for(model_path: Path, config: dict[str, Any], train: bool, target: s
     if not train:
         from graphopt.compiler import CompileOptions
 
-        return CompileOptions(schedules=bool(config.get("schedules", True)), **common)
+        return CompileOptions(schedules=bool(config.get("schedules", True)),
+                              concat_in_place=bool(config.get("concat_in_place", True)), **common)
     from graphopt.train import TrainOptions
 
     budget = config.get("memory_budget")

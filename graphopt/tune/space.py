@@ -27,6 +27,7 @@ KNOBS: dict[str, tuple[tuple[type, ...], str]] = {
     "time_limit": ((int, float), BOTH),
     "reorder": ((bool,), BOTH),
     "schedules": ((bool,), INFER),
+    "concat_in_place": ((bool,), INFER),
     "batch_size": ((int,), BOTH),
     "memory_budget": ((str, int, type(None)), TRAIN),
     "swap_planner": ((str,), TRAIN),
@@ -102,7 +103,8 @@ class Space:
 
 
 def default_space(train: bool) -> Space:
-    """Compile knobs that change the artifact: planner, its time limit, reordering, kernel schedules;
+    """Compile knobs that change the artifact: planner, its time limit, reordering, kernel schedules
+    (concat_in_place is a knob too, left at its default unless a space file names it);
     with --train: memory budget (swaps), swap planner, optimizer and learning rate."""
     if not train:
         raw = {"planner": ["greedy_by_size", "smartpool", "best_of_orderings", "cpsat", "bnb", "auto"],
