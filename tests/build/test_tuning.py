@@ -237,6 +237,34 @@ def test_rule_refuses_a_broadcast_operand_read_in_place_that_needs_padding():
     assert schedule_with(conv.func, target, "gemm", knobs | {"rows": 7}) is not None
 
 
+def test_padded_copy_computes_the_unscheduled_result_and_needs_padding():
+    """pad_copy keeps the padded data as a stage of its own instead of testing bounds
+    in every multiply-add: same numbers, a different kernel; refused (no trial spent)
+    where the convolution pads nothing."""
+    from graphopt.build.schedules import schedule_with
+    from graphopt.build.tuning import measure
+
+    target, kernels = _kernels(conv_zoo())
+    direct = {"swap_axes": True, "pack_u": False, "vectors": 1, "rows": 7}
+    padded = [t for t in kernels.values() if t.name.startswith("fused_conv2d") and "relu" in t.name]
+    checked = 0
+    for task in padded:
+        inline, copied = (schedule_with(task.func, target, "gemm", direct | {"pad_copy": c}) for c in (False, True))
+        if inline is None:
+            continue
+        bench = measure.KernelBench(task.func, target)
+        reference = bench.outputs(bench.build(task.func))
+        if copied is None:  # the 1x1 convolution: nothing to pad
+            continue
+        assert measure.same_outputs(reference, bench.outputs(bench.build(copied.mod["main"]))) is None, task.name
+        assert not tvm_equal(inline.mod["main"], copied.mod["main"])
+        checked += 1
+    assert checked >= 1
+    one_by_one = next(t for t in kernels.values() if t.name.startswith("fused_conv2d1"))
+    assert schedule_with(one_by_one.func, target, "gemm", direct | {"pad_copy": False}) is not None
+    assert schedule_with(one_by_one.func, target, "gemm", direct | {"pad_copy": True}) is None
+
+
 def tvm_equal(a, b) -> bool:
     import tvm_ffi
 

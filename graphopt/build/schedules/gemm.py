@@ -327,7 +327,7 @@ def _schedule_packing(sch: s_tir.Schedule, stage, lanes: int) -> None:
 
 # The choices a tuner may override (graphopt.build.tuning searches them); absent
 # keys keep the rule's own choice, so {} is the default schedule.
-KNOBS = ("rows", "vectors", "block_bytes", "swap_axes", "pack_u", "pack_in_tile")
+KNOBS = ("rows", "vectors", "block_bytes", "swap_axes", "pack_u", "pack_in_tile", "pad_copy")
 
 
 def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
@@ -347,9 +347,10 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
         # padding U materializes the broadcast operand anyway (a padded copy per run)
         raise ValueError("the broadcast operand read in place needs rows dividing U")
     u_stage, v_stage = _normalize(sch, main, vec_i, rows, tile.width)
+    keep_padding = knobs.get("pack_u") is False and bool(knobs.get("pad_copy", False))
     # operands: the broadcast one is read in place; the vector one stays packed
     for stage in (u_stage, v_stage):
-        if stage is not None:
+        if stage is not None and not (keep_padding and stage == u_stage):
             epilogue.inline_producers(sch, stage)
     # a copy onto the same layout is not worth its time, unless it is a weight's
     # (done once, at compile time: then the blocked layout below is free)
@@ -365,8 +366,13 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
     if u_stage is not None:
         _block_by_tile(sch, u_stage, False, rows)
     in_tile = v_stage is not None and _pack_in_tile(sch, main, v_stage, u_size, knobs)
+    paddings = _padding_stages(sch, main, v_stage) if keep_padding else []
+    if keep_padding and not paddings:
+        raise ValueError("pad_copy on a kernel that pads nothing")
     _register_tile(sch, main, tile, rows, vec_i, v_stage if in_tile else None, blk_tr,
                    int(knobs.get("block_bytes", BLOCK_BYTES)))
+    for stage in paddings:
+        _schedule_packing(sch, stage, lanes)
     for stage in (u_stage, v_stage):
         if stage is None:
             continue
@@ -375,6 +381,22 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
         else:
             _schedule_packing(sch, stage, lanes)
             _mark_prepack(sch, stage)
+
+
+def _padding_stages(sch: s_tir.Schedule, main, v_stage) -> list:
+    """The data's padded copy, kept as a stage of its own (`pad_copy`): inlined, every
+    multiply-add of a padded convolution read in place tests four bounds (an
+    if_then_else), copied once per run it tests none."""
+    stages = []
+    for producer in sch.get_producers(main):
+        if v_stage is not None and sch.get(producer).same_as(sch.get(v_stage)):
+            continue
+        epilogue.inline_producers(sch, producer)
+        if _is_identity_copy(sch, producer):  # TOPI's pad_temp of an unpadded convolution
+            sch.compute_inline(producer)
+        else:
+            stages.append(producer)
+    return stages
 
 
 def _register_tile(sch: s_tir.Schedule, main, tile: Tile, rows: int, vec_i: bool, in_tile_stage,

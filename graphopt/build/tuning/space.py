@@ -4,8 +4,8 @@ The grids are the values worth trying on a CPU, not every legal value:
 register tiles of rows x vectors accumulators that fit the register file with
 room for one broadcast value and one row of operand vectors (more spill);
 cache blocks from L1 to beyond L2, or the vector operand packed tile by tile; the
-vector axis either way; the broadcast operand packed or read in place. A grid has
-under a thousand points; the search (`Sampler`) tries the seeds, samples the grid
+vector axis either way; the broadcast operand packed or read in place (through
+the padding or from a padded copy). A grid has about a thousand points; the search (`Sampler`) tries the seeds, samples the grid
 and then walks around the best point.
 """
 
@@ -24,13 +24,17 @@ BLOCK_BYTES = (1 << 15, 1 << 16, 1 << 17, 1 << 18, 1 << 19, 1 << 20, 1 << 22)
 # rows that divide the output's positions, which differ per kernel (56^2: 4, 7, 14;
 # 55^2: 5, 11; 27^2: 3, 9; 13^2: 13). So every direct tile that fits the register
 # file is a seed, most accumulators first; the rule refuses those that do not
-# divide, which costs no trial.
+# divide, which costs no trial. With the padded data copied once per run (pad_copy):
+# read in place through the padding, every multiply-add tested four bounds; the copy
+# made densenet121's 3x3 convolutions 4-41% faster on the same tile (14x14: 0.143 ->
+# 0.084 ms). The rule refuses pad_copy where nothing is padded (a 1x1 convolution:
+# then the same tiles without it are the seeds that count).
 def direct_seeds(registers: int) -> list[dict]:
     """Direct-convolution settings, largest register tiles first."""
     tiles = [(r, v) for r in range(1, 15) for v in (1, 2, 3, 4) if r * v + v + 1 <= registers and r * v >= 6]
     tiles.sort(key=lambda t: (-t[0] * t[1], -t[0]))
     return [{"rows": r, "vectors": v, "block_bytes": 1 << 18, "swap_axes": True, "pack_u": False,
-             "pack_in_tile": False} for r, v in tiles]
+             "pack_in_tile": False, "pad_copy": copy} for copy in (True, False) for r, v in tiles]
 
 
 SEEDS = {"gemm": direct_seeds}
@@ -43,8 +47,11 @@ def grid(rule: str, registers: int) -> list[dict]:
         tiles = [(r, v) for r in range(1, 15) for v in (1, 2, 3, 4) if r * v + v + 1 <= registers]
         # packed tile by tile (pack_in_tile), the vector operand has no V blocks to size
         blocking = [(b, False) for b in BLOCK_BYTES] + [(BLOCK_BYTES[3], True)]
-        return [{"rows": r, "vectors": v, "block_bytes": b, "swap_axes": s, "pack_u": p, "pack_in_tile": t}
-                for (r, v), (b, t), s, p in itertools.product(tiles, blocking, (False, True), (True, False))]
+        # pad_copy only means something for an operand read in place (pack_u off)
+        packing = [(True, False), (False, False), (False, True)]
+        return [{"rows": r, "vectors": v, "block_bytes": b, "swap_axes": s, "pack_u": p, "pack_in_tile": t,
+                 "pad_copy": c}
+                for (r, v), (b, t), s, (p, c) in itertools.product(tiles, blocking, (False, True), packing)]
     if rule == "depthwise":
         return [{"unroll": u, "pad_at_channel": p} for u, p in itertools.product((True, False), repeat=2)]
     if rule == "fallback":

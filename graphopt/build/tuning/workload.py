@@ -15,8 +15,10 @@ import tvm
 
 # 2: packed operands blocked by tile, weights packed at compile time; 3: near-whole
 # vectors on the contiguous axis; 4: im2col packed tile by tile when the weights fit
-# L2 (pack_in_tile), the reduction split back into the kernel's own iterators
-RULES_VERSION = 4
+# L2 (pack_in_tile), the reduction split back into the kernel's own iterators;
+# 5: the padded data copied once for a direct convolution (pad_copy, a new knob:
+# version 4's records would still apply, but were searched without it)
+RULES_VERSION = 5
 
 
 def workload_key(func: tvm.tirx.PrimFunc) -> str:
