@@ -157,7 +157,7 @@ def _tune_tasks(todo: list[Task], target, tkey: str, db: TuningDB, trials: int, 
         task.skip = _skip_reason(task, sch, registers)
         kernel = None
         if task.skip is None:
-            kernel = _Kernel(task, sch, target)
+            kernel = KernelTrials(task, sch, target)
             task.default_seconds = kernel.default_seconds
             summary.trials += 1
             task.skip = _skip_reason(task, sch, registers)
@@ -211,7 +211,7 @@ def _skip_reason(task: Task, sch, registers: int) -> str | None:
     return None
 
 
-class _Kernel:
+class KernelTrials:
     """One kernel's search state: its bench, the default's build, outputs and time."""
 
     def __init__(self, task: Task, default_sch, target: tvm.target.Target) -> None:
@@ -249,7 +249,7 @@ class _Kernel:
                 sampler.refused()
                 continue
             done += 1
-            measured = self._try(sch)
+            measured = self.measure(sch)
             if measured is not None:
                 sampler.report(knobs, measured[0])
                 if best is None or measured[0] < best[0]:
@@ -260,7 +260,9 @@ class _Kernel:
                 bar.update(1)
         return done, best
 
-    def _try(self, sch) -> tuple[float, object] | None:
+    def measure(self, sch) -> tuple[float, object] | None:
+        """(seconds, timer) of a scheduled candidate; None when it fails to build or
+        computes something else than the default (counted in `rejected`)."""
         scheduled = sch.mod["main"]
         try:
             lib = self.bench.build(scheduled)
