@@ -93,6 +93,7 @@ class Loaded:
     def __init__(self, prepared: Path, name: str, feeds: dict) -> None:
         import tvm
         import tvm_ffi
+
         from graphopt.runtime import load
         from graphopt.runtime.signature import check_inputs
 

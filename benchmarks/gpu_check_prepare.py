@@ -124,8 +124,8 @@ def _prepare_infer(spec: Spec, work: Path, out: Path, time_limit: float, record:
 
 def _prepare_train(spec: Spec, work: Path, out: Path, time_limit: float, record: dict) -> list[Path]:
     import onnx
-    from graphopt.runtime import load
 
+    from graphopt.runtime import load
     from graphopt.train import TrainOptions, compile_train_model
 
     onnx.save(train_model(spec), work / "train.onnx")

@@ -33,10 +33,9 @@ COLUMNS = ("model", "tensors", "steps", "arena_MiB", "LB_MiB", "stock_MiB", "poo
 
 
 def bench_model(name: str, work: Path, rounds: int, budget_s: float) -> dict:
-    from graphopt.runtime import load
-
     from graphopt.build.pipeline import build_stock, make_target
     from graphopt.compiler import CompileOptions, compile_model
+    from graphopt.runtime import load
 
     model_path, shapes, feeds = materialize(name, work)
     start = time.perf_counter()
@@ -54,8 +53,9 @@ def bench_model(name: str, work: Path, rounds: int, budget_s: float) -> dict:
 def _stock_runner(executable, params, session):
     """A VM over the stock build, fed exactly what graphopt's session is fed."""
     import tvm
-    from graphopt.runtime.signature import check_inputs
     from tvm.runtime.vm import VirtualMachine
+
+    from graphopt.runtime.signature import check_inputs
 
     vm = VirtualMachine(executable, tvm.runtime.cpu(0))
     device_params = [tvm.runtime.tensor(p) for p in params]

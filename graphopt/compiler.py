@@ -140,14 +140,19 @@ def _plan(problem, options: CompileOptions):
     return get_planner(options.planner).plan(problem, time_limit=options.time_limit)
 
 
-def _manifest(prepared, imported, options: CompileOptions, target) -> dict:
+def id_fields(source_sha256: str, options, target) -> dict:
+    """What the artifact id hashes (graphopt.artifact.ID_FIELDS), assembled in one place
+    for compiles, training compiles and the predictions of an id made before a build
+    (the tuner's and the pipeline store's cache keys)."""
     from graphopt.build.pipeline import target_record
 
+    return {"source_sha256": source_sha256, "options": options.as_manifest(),
+            "target": target_record(target), "versions": _versions()}
+
+
+def _manifest(prepared, imported, options: CompileOptions, target) -> dict:
     return {
-        "source_sha256": prepared.source_sha256,
-        "options": options.as_manifest(),
-        "target": target_record(target),
-        "versions": _versions(),
+        **id_fields(prepared.source_sha256, options, target),
         "inputs": [{"name": n, "shape": list(s), "dtype": d} for n, s, d in prepared.inputs],
         "outputs": [{"name": n, "shape": list(s), "dtype": d} for n, s, d in prepared.outputs],
         "param_keys": [f"p{i:05d}" for i in range(len(imported.params))],

@@ -62,9 +62,8 @@ def compile_run_check(model: onnx.ModelProto, workdir: Path, tol: float = 1e-4, 
     that ONNX Runtime computes with an approximate sigmoid). `stock_bound=False` drops
     the arena <= TVM check, for tensors whose sizes are not multiples of 64 bytes: TVM
     allocates each storage on its own, one arena pads every offset to 64."""
-    from graphopt.runtime import load
-
     from graphopt.compiler import CompileOptions, compile_model
+    from graphopt.runtime import load
 
     workdir.mkdir(parents=True, exist_ok=True)
     model_path = workdir / "model.onnx"

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import tvm
 from tvm import relax, s_tir
+from tvm import sym as tvm_arith
 
 from graphopt.build.extract import _AliasTracker, _alloc_bytes, _is_alloc, _is_view_op
 
@@ -62,16 +63,66 @@ def concat_in_place(mod: tvm.IRModule, func_name: str = "main") -> tuple[tvm.IRM
 
 
 def concat_axis(prim: tvm.tirx.PrimFunc) -> int | None:
-    """The axis of a pure concatenation kernel, or None when `prim` is anything else."""
-    blocks = [b.name_hint for b in _blocks(prim)]
-    if blocks != [CONCAT_BLOCK] or len(prim.params) < 2:
+    """The axis of a pure concatenation kernel, or None when `prim` is anything else.
+
+    Pure means: one block, which stores into the last parameter a selection
+    (nested if_then_else) of plain loads, one from each input, each at the output's
+    own position moved back by the sizes of the inputs before it along the axis.
+    A fused kernel whose elementwise work was inlined into its concatenation block
+    (split, gate, add, then concatenate) has the block but not the loads: it is no
+    concatenation to drop."""
+    blocks = _blocks(prim)
+    if [b.name_hint for b in blocks] != [CONCAT_BLOCK] or len(prim.params) < 2:
         return None
     shapes = [_static_shape(p) for p in prim.params]
     dtypes = {str(p.dtype) for p in prim.params}
     if None in shapes or len(dtypes) != 1:
         return None
     *inputs, out = shapes
-    return _axis_of(inputs, out)
+    axis = _axis_of(inputs, out)
+    if axis is None or not _selects_inputs(blocks[0], prim.params, [s[axis] for s in inputs], axis):
+        return None
+    return axis
+
+
+def _selects_inputs(block, params, extents: list[int], axis: int) -> bool:
+    """Is the block out[i] = (input k)[i - offset_k along axis], choosing k by
+    conditions only? Checked with the block's iterator ranges, and for input k under
+    offset_k <= i[axis] < offset_k + extent_k (a unit dimension may read index 0)."""
+    store = block.body
+    if not isinstance(store, tvm.tirx.BufferStore) or not store.buffer.same_as(params[-1]):
+        return False
+    loads = _selected_loads(store.value)
+    if loads is None or len(loads) != len(extents):
+        return False
+    analyzer = tvm_arith.Analyzer()
+    for iter_var in block.iter_vars:
+        analyzer.bind(iter_var.var, iter_var.dom)
+    position, offset = store.indices[axis], 0
+    for param, extent, load in zip(params[:-1], extents, _in_param_order(loads, params)):
+        if load is None or len(load.indices) != len(store.indices):
+            return False
+        with analyzer.constraint_scope(tvm.tirx.all(position >= offset, position < offset + extent)):
+            for d, (got, want) in enumerate(zip(load.indices, store.indices)):
+                if not analyzer.can_prove_equal(got, want - offset if d == axis else want):
+                    return False
+        offset += extent
+    return True
+
+
+def _selected_loads(value) -> list | None:
+    """The loads a nest of if_then_else chooses between; None when anything computes."""
+    if isinstance(value, tvm.ir.expr.Call) and value.op.name.endswith("if_then_else"):
+        then, other = (_selected_loads(v) for v in value.args[1:])
+        return None if then is None or other is None else then + other
+    if isinstance(value, tvm.ir.expr.TensorLoad):
+        return [value]
+    return None
+
+
+def _in_param_order(loads: list, params) -> list:
+    """The load of each input parameter, in parameter order (None where one is missing)."""
+    return [next((ld for ld in loads if ld.source.same_as(p)), None) for p in params[:-1]]
 
 
 def _axis_of(inputs: list[tuple[int, ...]], out: tuple[int, ...]) -> int | None:

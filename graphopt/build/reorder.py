@@ -73,7 +73,7 @@ def read_dag(func: relax.Function) -> ProgramDag | None:
 
 def _preds(kernels, free, owner) -> list[frozenset[int]]:
     """Kernel -> kernels it must follow, looking through free bindings."""
-    makers: dict = dict((v, {n}) for v, n in owner.items())
+    makers: dict = {v: {n} for v, n in owner.items()}
     for binding in free:
         makers[binding.var] = set().union(*(makers.get(v, set()) for v in _var_uses(binding.value)))
     preds = []

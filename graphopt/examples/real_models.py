@@ -257,7 +257,7 @@ def _wheel(cache: Path) -> Path:
            "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-q",
            "-d", str(cache)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ModelLoadError(f"cannot download {RAPIDOCR_WHEEL}: {first_line(exc)}") from exc
     if proc.returncode != 0 or not wheel.is_file():

@@ -52,13 +52,11 @@ def predicted_artifact_id(model_file: Path, params: dict) -> str:
     it is known before the build: that is what lets the store act as compile cache.
     """
     from graphopt.artifact import content_id, sha256_file
-    from graphopt.build.pipeline import make_target, target_record
-    from graphopt.compiler import _versions
+    from graphopt.build.pipeline import make_target
+    from graphopt.compiler import id_fields
 
     options = compile_options(params)
-    record = {"source_sha256": sha256_file(model_file), "options": options.as_manifest(),
-              "target": target_record(make_target(options.target)), "versions": _versions()}
-    return content_id(record)
+    return content_id(id_fields(sha256_file(model_file), options, make_target(options.target)))
 
 
 def run_compile(inputs: dict[str, Path], out: Path, params: dict) -> str:

@@ -27,6 +27,7 @@ Model (steps are the kernels of the execution order, 0..n-1):
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -82,7 +83,7 @@ class SwapProblem:
     uses: dict[int, tuple[int, ...]]
     step_seconds: tuple[float, ...]
     budget: int
-    link: LinkModel = LinkModel()
+    link: LinkModel = field(default_factory=LinkModel)
     swappable: frozenset = frozenset()  # empty: every buffer
     recompute_inputs: dict = field(default_factory=dict)  # buffer -> arena buffers its producer reads
 
@@ -112,7 +113,7 @@ class SwapProblem:
     def _idle(self, b: Buffer, shortest: int) -> list[Gap]:
         """The intervals between consecutive uses (birth included) of `b`, at least `shortest` steps long."""
         steps = sorted(set(self.uses.get(b.id, ())) | {b.start})
-        return [Gap(b.id, u, v, b.size) for u, v in zip(steps, steps[1:]) if v - u >= shortest]
+        return [Gap(b.id, u, v, b.size) for u, v in itertools.pairwise(steps) if v - u >= shortest]
 
     def gaps(self) -> list[Gap]:
         """Every idle interval long enough to swap, of every swappable buffer."""

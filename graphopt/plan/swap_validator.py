@@ -11,6 +11,7 @@ time per engine) and the budget (live bytes at every step; the arena, if given).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from graphopt.plan.swap import Recompute, Swap, SwapProblem, SwapSchedule, Timeline, live_bytes, simulate
@@ -106,7 +107,7 @@ def _timeline_errors(sp: SwapProblem, swaps, tl: Timeline) -> list[str]:
             errors.append(f"swap {s}: copy-in ends after step {s.before} needs it")
     for name, copies in (("device-to-host", tl.out_copy), ("host-to-device", tl.in_copy)):
         spans = sorted(copies.values())
-        for (a0, a1), (b0, _b1) in zip(spans, spans[1:]):
+        for (a0, a1), (b0, _b1) in itertools.pairwise(spans):
             if b0 + eps < a1:
                 errors.append(f"{name} copies overlap on its single engine at t={b0:.3e}")
     return errors

@@ -16,7 +16,6 @@ unverified is ever loaded.
 from __future__ import annotations
 
 import functools
-
 import statistics
 import time
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ class VariantSpec:
         return VariantSpec(name, Path(rest))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _resize_matrix(src: int, dst: int) -> np.ndarray:
     """[dst, src] weights: area average when shrinking, bilinear (half-pixel centres) when growing.
     Cached (read-only): a variant resizes every batch between the same two sizes."""

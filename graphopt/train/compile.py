@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graphopt.compiler import CompileResult, _versions
+from graphopt.compiler import CompileResult, id_fields
 from graphopt.errors import InputError, PlanError, first_line
 from graphopt.stages import Progress, StageTimer
 
@@ -105,7 +105,7 @@ def _lower(mod, target):
 
     try:
         return pipeline.lower_to_explicit_memory(mod, target)
-    except Exception as exc:  # TVM raises InternalError/TVMError from schedule rules
+    except Exception as exc:  # noqa: BLE001  (TVM raises InternalError/TVMError from schedule rules; said loudly)
         import logging
 
         logging.getLogger(__name__).warning("CPU schedules failed (%s); using stock kernels", first_line(exc))
@@ -172,7 +172,6 @@ def _measured_step_costs(low: Lowered, options: TrainOptions):
 
 
 def _manifest(low: Lowered, options: TrainOptions) -> dict:
-    from graphopt.build.pipeline import target_record
     from graphopt.train.step import TARGET_NAME
 
     prepared, imported, step = low.prepared, low.imported, low.step
@@ -184,10 +183,7 @@ def _manifest(low: Lowered, options: TrainOptions) -> dict:
     loss = {"name": "loss", "shape": [], "dtype": "float32"}
     count = len(imported.params) + len(low.states)
     return {
-        "source_sha256": prepared.source_sha256,
-        "options": options.as_manifest(),
-        "target": target_record(low.target),
-        "versions": _versions(),
+        **id_fields(prepared.source_sha256, options, low.target),
         "inputs": inputs,
         "outputs": [loss, *weights, *states],
         "param_keys": [f"p{i:05d}" for i in range(count)],

@@ -81,11 +81,9 @@ def _source_sha256(model_path: str, train: bool, mtime_ns: int) -> str:
 def predicted_id(model_path: Path, options, train: bool) -> str:
     """The id compile_model / compile_train_model will stamp on this build, without building."""
     from graphopt.artifact import content_id
-    from graphopt.build.pipeline import make_target, target_record
-    from graphopt.compiler import _versions
+    from graphopt.build.pipeline import make_target
+    from graphopt.compiler import id_fields
 
     path = Path(model_path).resolve()
-    record = {"source_sha256": _source_sha256(str(path), train, path.stat().st_mtime_ns),
-              "options": options.as_manifest(), "target": target_record(make_target(options.target)),
-              "versions": _versions()}
-    return content_id(record)
+    source = _source_sha256(str(path), train, path.stat().st_mtime_ns)
+    return content_id(id_fields(source, options, make_target(options.target)))

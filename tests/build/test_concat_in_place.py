@@ -147,3 +147,12 @@ def test_cli_switch_keeps_the_copies_and_says_so(tmp_path, capsys):
     assert plans["off"]["concat_in_place"]["elided"] == 0 and plans["on"]["concat_in_place"]["elided"] == 2
     manifests = {art: json.loads((tmp_path / art / "manifest.json").read_text()) for art in ("off", "on")}
     assert manifests["off"]["id"] != manifests["on"]["id"]
+
+
+def test_fused_kernel_ending_in_a_concatenation_block_is_no_concatenation(tmp_path):
+    """split -> gate, add, relu -> concat fuses into one kernel whose only block is
+    named T_concat, but it computes: it must stay (found by the arena-reuse test)."""
+    from graphopt.examples.models import EXAMPLES
+
+    plan = _check(EXAMPLES["split_multi_output"](), tmp_path)
+    assert plan["concat_in_place"] == {"elided": 0, "concatenations": 0}

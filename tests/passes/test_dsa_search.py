@@ -6,15 +6,15 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from graphopt.analysis.lower_bound import lower_bound
 from graphopt.passes import native
 from graphopt.passes.bnb import BranchAndBound, height_grain
 from graphopt.passes.decompose import piece_lower_bound, split_timeline
 from graphopt.passes.dsa_python import fits_python
 from graphopt.passes.dsa_search import PREORDERS, Instance, fits
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from graphopt.analysis.lower_bound import lower_bound
 from graphopt.plan.csv_io import read_problem
 from graphopt.plan.placement import Placement
 from graphopt.plan.problem import Buffer, MemoryProblem

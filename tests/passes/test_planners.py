@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from graphopt.analysis.lower_bound import lower_bound
+from graphopt.errors import InputError, PlanError
 from graphopt.passes.auto import Auto
 from graphopt.passes.base import Planner
 from graphopt.passes.best_fit import fit_offset
 from graphopt.passes.cpsat import CpSat
 from graphopt.passes.registry import PLANNERS, get_planner
 from graphopt.passes.smartpool import SmartPool
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from graphopt.analysis.lower_bound import lower_bound
-from graphopt.errors import InputError, PlanError
 from graphopt.plan.csv_io import read_problem
 from graphopt.plan.placement import Placement
 from graphopt.plan.problem import Buffer, MemoryProblem

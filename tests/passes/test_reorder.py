@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from graphopt.passes.reorder import (
     DagTensor,
     ScheduleProblem,
@@ -13,8 +16,6 @@ from graphopt.passes.reorder import (
     peak_of_order,
     reorder,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 BIG, SMALL = 1000, 10
 

@@ -97,9 +97,8 @@ def test_runtime_wrapper_raises_one_clear_error_without_a_device(engine_lib, mon
 
 
 def test_missing_engine_is_an_artifact_error(monkeypatch, tmp_path):
-    from graphopt.runtime import cuda_swap
-
     from graphopt.errors import ArtifactError
+    from graphopt.runtime import cuda_swap
 
     monkeypatch.setenv("GRAPHOPT_SWAP_LIB", str(tmp_path / "absent.so"))
     monkeypatch.setattr(cuda_swap, "__file__", str(tmp_path / "cuda_swap.py"))
@@ -112,6 +111,7 @@ def test_cpu_swaps_still_reach_the_cpu_functions_after_a_cuda_install(monkeypatc
     import numpy as np
     import tvm
     import tvm_ffi
+
     from graphopt.runtime import cuda_swap
     from graphopt.runtime import swap as cpu_swap
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-import graphopt.runtime
 import numpy as np
 import onnx
 import pytest
 
+import graphopt.runtime
 from graphopt.artifact import MANIFEST, content_id
 from graphopt.compiler import CompileOptions, compile_model
 from graphopt.errors import ArtifactError

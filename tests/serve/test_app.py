@@ -10,10 +10,10 @@ import time
 
 import numpy as np
 import pytest
-from graphopt.runtime import load
 from starlette.testclient import TestClient
 
 from graphopt.errors import ArtifactError
+from graphopt.runtime import load
 from graphopt.serve.app import Limits, create_app
 from graphopt.serve.service import Service
 from graphopt.serve.variants import VariantSpec, load_variants, resize_rows

@@ -3,11 +3,11 @@ loss decreasing, and swaps (real copies, poisoned device tensors) changing nothi
 
 from __future__ import annotations
 
-import graphopt.runtime.swap as swap_runtime
 import numpy as np
 import onnx
 import pytest
 
+import graphopt.runtime.swap as swap_runtime
 from graphopt.errors import InputError
 from graphopt.train import TrainOptions, compile_train_model
 from graphopt.train.frontend import for_training
