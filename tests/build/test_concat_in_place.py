@@ -4,12 +4,14 @@ the validator accepts (compile_run_check)."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tests.conftest import compile_run_check
+from tests.conftest import compile_run_check, revalidate
 
 RNG = np.random.default_rng(0)
 
@@ -156,3 +158,17 @@ def test_fused_kernel_ending_in_a_concatenation_block_is_no_concatenation(tmp_pa
 
     plan = _check(EXAMPLES["split_multi_output"](), tmp_path)
     assert plan["concat_in_place"] == {"elided": 0, "concatenations": 0}
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
+def test_cuda_build_keeps_the_views(tmp_path):
+    """The views and ensure_zero_offset lower for CUDA too (it runs only on a GPU machine)."""
+    from graphopt.artifact import load_plan
+    from graphopt.cli import main
+
+    onnx.save(dense_block(), tmp_path / "m.onnx")
+    assert main(["compile", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "art"), "--target", "cuda",
+                 "--quiet", "--time-limit", "2"]) == 0
+    plan = load_plan(tmp_path / "art")
+    assert plan["concat_in_place"]["elided"] == 2
+    assert revalidate(plan).valid
