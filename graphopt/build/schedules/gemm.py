@@ -13,7 +13,9 @@ of B and C but not A are J, the reduced ones K, and those of all three S.
      and pad I, J to whole register tiles (pad_einsum) when they do not divide;
   2. one axis becomes the vector axis V (the one the output is contiguous in when
      its extent is a multiple of the vector width, else the other), the other
-     the broadcast axis U; the V operand is packed [K, V] so a vector load reads it;
+     the broadcast axis U; the V operand is packed [K, V] so a vector load reads it
+     (a U operand read in place goes through the convolution's padding: with the
+     `pad_copy` knob from a padded copy made once per run, not by bounds tests);
   3. register tile: U x (NV * lanes) accumulators in a local buffer, about as many
      vectors as the register file holds minus the operands (more spills), with
      K innermost but one (split back into the kernel's own reduction iterators);
