@@ -51,7 +51,7 @@ def time_kernel(task, target, rule: str, settings: list[dict], rounds: int) -> l
         if sch is None:
             timers[label] = None
             continue
-        measured = trials.measure(sch)
+        measured = trials.time_candidate(sch)
         if measured is None:
             raise SystemExit(f"{task.name} {label}: fails to build or differs from the default schedule's result")
         timers[label] = measured[1]

@@ -135,27 +135,22 @@ def _max_rel_err(expected: dict, actual: dict) -> float:
     return max(float(np.abs(actual[k] - v).max() / max(np.abs(v).max(), 1e-12)) for k, v in expected.items())
 
 
+def _variant_session(model_path: Path, shapes: dict, art: Path, **options):
+    """(session, plan) of the artifact compiled with these CompileOptions fields changed."""
+    from graphopt.compiler import CompileOptions, compile_model
+    from graphopt.runtime import load
+
+    result = compile_model(model_path, art, CompileOptions(input_shapes=shapes, time_limit=10.0, **options))
+    return load(art), result.plan
+
+
 def _tuned_session(model_path: Path, shapes: dict, work: Path, name: str, tuning_db: Path, untuned_plan: dict):
     """The artifact compiled with the tuning db; its plan must be the untuned one's."""
-    from graphopt.compiler import CompileOptions, compile_model
-    from graphopt.runtime import load
-
-    result = compile_model(model_path, work / f"{name}.tuned.art",
-                           CompileOptions(input_shapes=shapes, time_limit=10.0, tuning_db=tuning_db))
-    if result.plan["arena_bytes"] != untuned_plan["arena_bytes"]:
-        raise SystemExit(f"{name}: the tuning db changed the arena ({result.plan['arena_bytes']} != "
+    tuned, plan = _variant_session(model_path, shapes, work / f"{name}.tuned.art", tuning_db=tuning_db)
+    if plan["arena_bytes"] != untuned_plan["arena_bytes"]:
+        raise SystemExit(f"{name}: the tuning db changed the arena ({plan['arena_bytes']} != "
                          f"{untuned_plan['arena_bytes']} bytes): kernels and plan must stay independent")
-    return load(work / f"{name}.tuned.art"), result.plan["schedules"]["tuned"]
-
-
-def _ablated_session(model_path: Path, shapes: dict, work: Path, name: str, option: str):
-    """The artifact compiled with one boolean compile option off."""
-    from graphopt.compiler import CompileOptions, compile_model
-    from graphopt.runtime import load
-
-    options = CompileOptions(input_shapes=shapes, time_limit=10.0, **{option: False})
-    result = compile_model(model_path, work / f"{name}.no_{option}.art", options)
-    return load(work / f"{name}.no_{option}.art"), result.plan
+    return tuned, plan["schedules"]["tuned"]
 
 
 def bench_model(name: str, work: Path, threads: int, rounds: int, skip_stock: bool,
@@ -178,7 +173,8 @@ def bench_model(name: str, work: Path, threads: int, rounds: int, skip_stock: bo
         runners["tuned"] = lambda: tuned.run_timed(feeds).seconds
         extra = {"tuned_kernels": tuned_kernels, "tuned_max_rel_err": _max_rel_err(expected, tuned.run(feeds))}
     if ablate is not None:
-        ablated, ablated_plan = _ablated_session(model_path, shapes, work, name, ablate)
+        ablated, ablated_plan = _variant_session(model_path, shapes, work / f"{name}.no_{ablate}.art",
+                                                 **{ablate: False})
         runners[f"no_{ablate}"] = lambda: ablated.run_timed(feeds).seconds
         err = max(err, _max_rel_err(expected, ablated.run(feeds)))
         extra |= {f"no_{ablate}_arena_bytes": ablated_plan["arena_bytes"],

@@ -36,7 +36,7 @@ import tvm
 from tvm import relax, s_tir
 from tvm import sym as tvm_arith
 
-from graphopt.build.extract import _AliasTracker, _alloc_bytes, _is_alloc, _is_view_op
+from graphopt.build.extract import _AliasTracker, _alloc_bytes, _is_alloc, _is_view_op, alloc_shape
 
 ALIGNMENT = 64
 CONCAT_BLOCK = "T_concat"
@@ -265,7 +265,7 @@ def _place_inputs(kernels: _Kernels, index, binding, allocs, plain, writes, outp
         return None
     if out in writes.unknown or any(not _written_once_before(r, index, writes, outputs, members) for r in inputs):
         return None
-    shape = _alloc_shape(allocs[out])
+    shape = alloc_shape(allocs[out], out.name)
     if any(d != 1 for d in shape[:axis]):
         return None
     offsets, offset = {}, 0
@@ -281,10 +281,6 @@ def _written_once_before(root, index, writes: _Writes, outputs, members) -> bool
     at = writes.at.get(root, [])
     return (root not in outputs and root not in members and root not in writes.unknown
             and len(at) == 1 and at[0] < index)
-
-
-def _alloc_shape(call: relax.Call) -> tuple[int, ...]:
-    return tuple(int(d.value) for d in call.args[0].values)
 
 
 def _used_vars(bindings, body) -> set[relax.Var]:
@@ -311,12 +307,12 @@ def _outermost(var: relax.Var, members: dict[relax.Var, Member]) -> tuple[relax.
 class _InPlaceRewriter(relax.PyExprMutator):
     """Moves each outer allocation up, turns inputs into views, drops the copies."""
 
-    def __init__(self, mod: tvm.IRModule, placed: dict, outer_at: dict, dropped: set) -> None:
+    def __init__(self, mod: tvm.IRModule, placed: dict, outer_at: dict, dropped: set, allocs: dict) -> None:
         super().__init__(mod)
         self.placed = placed      # input var -> (outer var, byte offset)
         self.outer_at = outer_at  # var of the first binding that needs an outer buffer -> [outer vars]
         self.dropped = dropped    # vars of elided concatenations and of moved allocations
-        self.allocs = {}
+        self.allocs = allocs      # outer var -> its alloc_tensor call
 
     def visit_var_binding_(self, binding) -> None:
         for outer in self.outer_at.get(binding.var, ()):
@@ -346,8 +342,8 @@ def _rewrite(mod, func_name, bindings, members, elided) -> tvm.IRModule:
     for outer, i in first.items():
         outer_at.setdefault(bindings[i].var, []).append(outer)
     dropped = {bindings[i].var for i in elided} | set(first)
-    rewriter = _InPlaceRewriter(mod, placed, outer_at, dropped)
-    rewriter.allocs = {outer: bindings[position[outer]].value for outer in first}
+    allocs = {outer: bindings[position[outer]].value for outer in first}
+    rewriter = _InPlaceRewriter(mod, placed, outer_at, dropped, allocs)
     module = rewriter.builder_.get()
     gvar = module.get_global_var(func_name)
     rewriter.builder_.update_func(gvar, rewriter.visit_expr(module[func_name]))

@@ -59,15 +59,19 @@ def _dtype_bytes(dtype) -> int:
     return (dt.bits * dt.lanes + 7) // 8
 
 
-def _alloc_bytes(call: relax.Call, var_name: str) -> int:
-    shape = call.args[0]
+def alloc_shape(call: relax.Call, var_name: str) -> tuple[int, ...]:
+    """The static shape an alloc_tensor call allocates; ShapeError for a dynamic one."""
     dims = []
-    for d in shape.values:
+    for d in call.args[0].values:
         if not isinstance(d, tvm.tirx.IntImm):
             raise ShapeError(f"tensor {var_name} has a dynamic shape; fix it with --input-shape")
         dims.append(int(d.value))
+    return tuple(dims)
+
+
+def _alloc_bytes(call: relax.Call, var_name: str) -> int:
     count = 1
-    for d in dims:
+    for d in alloc_shape(call, var_name):
         count *= d
     dtype = call.args[1].value if hasattr(call.args[1], "value") else call.args[1]
     return max(count * _dtype_bytes(dtype), 1)

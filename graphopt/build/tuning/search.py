@@ -249,7 +249,7 @@ class KernelTrials:
                 sampler.refused()
                 continue
             done += 1
-            measured = self.measure(sch)
+            measured = self.time_candidate(sch)
             if measured is not None:
                 sampler.report(knobs, measured[0])
                 if best is None or measured[0] < best[0]:
@@ -260,7 +260,7 @@ class KernelTrials:
                 bar.update(1)
         return done, best
 
-    def measure(self, sch) -> tuple[float, object] | None:
+    def time_candidate(self, sch) -> tuple[float, object] | None:
         """(seconds, timer) of a scheduled candidate; None when it fails to build or
         computes something else than the default (counted in `rejected`)."""
         scheduled = sch.mod["main"]
