@@ -11,7 +11,7 @@
     DIR/torch/                 the inference graph for the PyTorch baseline (gpu_check_torch)
 
 TVM's dlight GPU rules raise (instead of declining) on some gradient kernels;
-graphopt.build.gpu_rules makes such a rule decline so the next one (in the end
+graphopt.lowering.gpu_rules makes such a rule decline so the next one (in the end
 dlight's Fallback) schedules the kernel. The failures it absorbed while
 preparing are recorded in prepared.json.
 """
@@ -129,7 +129,7 @@ def _prepare_train(spec: Spec, work: Path, out: Path, time_limit: float, record:
     from graphopt.train import TrainOptions, compile_train_model
 
     onnx.save(train_model(spec), work / "train.onnx")
-    from graphopt.build.gpu_rules import FAILURES as failures
+    from graphopt.lowering.gpu_rules import FAILURES as failures
 
     plans = {}
     for name, budget in (("train_noswap", None), ("train_swap", BUDGET)):

@@ -8,7 +8,7 @@ Each kernel is taken as `graphopt tune-kernels` sees it (legalized, fused, weigh
 marked), scheduled with each knob setting by the rule alone (a setting the rule
 refuses is reported as refused, never replaced by another rule's schedule), then
 built, checked against the default schedule's result and timed exactly as the
-tuner does (graphopt.build.tuning.search.KernelTrials); settings and the default
+tuner does (graphopt.kernels.tuning.search.KernelTrials); settings and the default
 are interleaved round by round and the best of the rounds is kept (a kernel's
 fastest time is its least disturbed one). Markdown to stdout; JSON with date and machine.
 """
@@ -28,8 +28,8 @@ from benchmarks.outputs import RESULTS, unused
 
 def _tasks(name: str, work: Path):
     from graphopt.build import pipeline, prepack
-    from graphopt.build.lower import legalize
-    from graphopt.build.tuning.search import tasks_of
+    from graphopt.lowering.lower import legalize
+    from graphopt.kernels.tuning.search import tasks_of
     from graphopt.frontend import prepare
 
     path, shapes, _ = materialize(name, work)
@@ -40,8 +40,8 @@ def _tasks(name: str, work: Path):
 
 def time_kernel(task, target, rule: str, settings: list[dict], rounds: int) -> list[dict]:
     """Rows for the default schedule and each setting of one kernel (None: refused)."""
-    from graphopt.build.schedules import schedule_kernel, schedule_with
-    from graphopt.build.tuning.search import KernelTrials
+    from graphopt.kernels.schedules import schedule_kernel, schedule_with
+    from graphopt.kernels.tuning.search import KernelTrials
 
     trials = KernelTrials(task, schedule_kernel(task.func, target)[0], target)
     timers = {"default": trials.default_timer}

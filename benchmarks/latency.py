@@ -227,7 +227,7 @@ def _meta(argv: list[str], threads: int) -> dict:
     import tvm
 
     from benchmarks.machine import cpu_name
-    from graphopt.build.lower import host_cpu
+    from graphopt.lowering.lower import host_cpu
 
     return {"date": date.today().isoformat(), "machine": platform.node(), "cpu": cpu_name(),
             "llvm_mcpu": host_cpu(), "cores": os.cpu_count(), "threads": threads,

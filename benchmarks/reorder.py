@@ -42,7 +42,7 @@ def _lowered(name: str, work: Path):
 
 def bench(name: str, work: Path) -> dict:
     from graphopt.build import pipeline
-    from graphopt.build.reorder import read_dag
+    from graphopt.transforms.reorder import read_dag
 
     lowered = _lowered(name, work)
     dag = read_dag(lowered["main"])

@@ -24,7 +24,7 @@ import numpy as np
 
 from graphopt import __version__
 from graphopt.artifact import LIBRARY, PARAMS, refuse_foreign_target, write_artifact
-from graphopt.build.plan_record import plan_record
+from graphopt.plan.record import plan_record
 from graphopt.errors import PlanError
 from graphopt.plan.validator import validate
 from graphopt.stages import Progress, StageTimer
@@ -41,7 +41,7 @@ class CompileOptions:
     reorder: bool = True
     schedules: bool = True
     tuning_db: Path | None = None  # a `graphopt tune-kernels` database; kernels only, never the plan
-    concat_in_place: bool = True  # producers write into their concatenation (graphopt.build.concat_in_place)
+    concat_in_place: bool = True  # producers write into their concatenation (graphopt.transforms.concat_in_place)
 
     def as_manifest(self) -> dict:
         shapes = {k: list(v) for k, v in sorted(self.input_shapes.items())}
@@ -116,14 +116,14 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
 
 def _weights_record(imported: list[str], stored: list[str]) -> dict:
     """How many weights the artifact stores as computed at compile time (packed for
-    the kernels, reshaped, transposed: graphopt.build.prepack) rather than as imported."""
+    the kernels, reshaped, transposed: graphopt.lowering.prepack) rather than as imported."""
     original = set(imported)
     return {"imported": len(imported), "stored": len(stored),
             "prepared_at_compile": sum(name not in original for name in stored)}
 
 
 def _applied_schedules(lowered) -> dict:
-    from graphopt.build.tuning.apply import applied_schedules
+    from graphopt.kernels.tuning.apply import applied_schedules
 
     return applied_schedules(lowered)
 

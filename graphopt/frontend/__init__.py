@@ -80,9 +80,10 @@ def prepare_model(
         source_sha256 = hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
     fixed = fix_input_shapes(model, dict(input_shapes or {}))
     folded = simplify(fixed, enabled=fold)
-    folded, sums = sums_to_adds(folded)
-    folded, batchnorms = batchnorms_to_affine(folded)
-    if sums or batchnorms:
+    sums = sums_to_adds(folded)
+    batchnorms = batchnorms_to_affine(sums.module)
+    folded = batchnorms.module
+    if sums.modified or batchnorms.modified:
         folded = infer_shapes(folded)
     inputs = tuple(_signature(folded, vi) for vi in _inputs(folded))
     outputs = tuple(_signature(folded, vi) for vi in folded.graph.output)

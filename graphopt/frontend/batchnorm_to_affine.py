@@ -15,15 +15,17 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from graphopt.transforms.result import RewriteResult
 
-def batchnorms_to_affine(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
-    """(a copy of `model` with every eligible BatchNormalization rewritten, how many
-    were); the model itself when none is. Eligible: inference form (one output), its
+
+def batchnorms_to_affine(model: onnx.ModelProto) -> RewriteResult[onnx.ModelProto]:
+    """A copy of `model` with every eligible BatchNormalization rewritten (record: how
+    many); not modified, the model itself, when none is. Eligible: inference form (one output), its
     four parameters initializers, the input's rank known."""
     initializers = {t.name: t for t in model.graph.initializer}
     ranks = _ranks(model)
     if not any(_eligible(n, initializers, ranks) for n in model.graph.node):
-        return model, 0
+        return RewriteResult(model, False, {"rewritten": 0})
     rewritten = onnx.ModelProto()
     rewritten.CopyFrom(model)
     graph = rewritten.graph
@@ -41,7 +43,7 @@ def batchnorms_to_affine(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     del graph.node[:]
     graph.node.extend(nodes)
     _drop_unused_initializers(graph)
-    return rewritten, count
+    return RewriteResult(rewritten, True, {"rewritten": count})
 
 
 def _eligible(node: onnx.NodeProto, initializers: dict, ranks: dict) -> bool:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
+from graphopt.transforms.result import RewriteResult
 
-def sums_to_adds(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
-    """(a copy of `model` with every Sum of the main graph rewritten, how many were);
-    the model itself is returned when there is none."""
+
+def sums_to_adds(model: onnx.ModelProto) -> RewriteResult[onnx.ModelProto]:
+    """A copy of `model` with every Sum of the main graph rewritten (record: how many);
+    not modified, the model itself, when there is none."""
     if not any(node.op_type == "Sum" and node.domain in ("", "ai.onnx") for node in model.graph.node):
-        return model, 0
+        return RewriteResult(model, False, {"rewritten": 0})
     rewritten = onnx.ModelProto()
     rewritten.CopyFrom(model)
     nodes, count = [], 0
@@ -31,7 +33,7 @@ def sums_to_adds(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
             nodes.append(node)
     del rewritten.graph.node[:]
     rewritten.graph.node.extend(nodes)
-    return rewritten, count
+    return RewriteResult(rewritten, True, {"rewritten": count})
 
 
 def _as_adds(node: onnx.NodeProto) -> list[onnx.NodeProto]:

@@ -120,7 +120,7 @@ def compile_train_model(model_path, out_dir, options: TrainOptions, progress: Pr
     it may raise to stop there (the tuner prunes a configuration whose peak is too high).
     """
     from graphopt.artifact import refuse_foreign_target, write_artifact
-    from graphopt.build.plan_record import plan_record
+    from graphopt.plan.record import plan_record
     from graphopt.train.swapping import build_with_swaps, plan_memory
 
     refuse_foreign_target(Path(out_dir))
@@ -162,7 +162,7 @@ def _measured_step_costs(low: Lowered, options: TrainOptions):
     executable = build_with_swaps(low, memory)
     with tempfile.TemporaryDirectory(prefix="graphopt-profile-") as scratch:
         from graphopt.artifact import write_artifact
-        from graphopt.build.plan_record import plan_record
+        from graphopt.plan.record import plan_record
 
         plan = plan_record(memory.extraction_view, memory.placement, memory.report, 0, low.imported.params, {})
         params = list(low.imported.params) + list(low.states)

@@ -160,9 +160,9 @@ def _checked(plan: MemoryPlan) -> MemoryPlan:
 
 def build_with_swaps(low, plan: MemoryPlan):
     """Swap calls into the program, then the arena rewrite, then codegen."""
-    from graphopt.build.lower import build, finalize
-    from graphopt.build.rewrite import apply_placement
-    from graphopt.train.swap_rewrite import insert_swaps
+    from graphopt.lowering.lower import build, finalize
+    from graphopt.transforms.apply_placement import apply_placement
+    from graphopt.transforms.insert_swaps import insert_swaps
 
     mod, buffer_vars = low.lowered, low.extraction.buffer_vars
     if plan.schedule is not None and (plan.schedule.swaps or plan.schedule.recomputes):

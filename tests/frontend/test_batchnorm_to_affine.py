@@ -40,7 +40,9 @@ def test_batchnorm_becomes_mul_add_with_folded_statistics():
     from graphopt.frontend.shapes import infer_shapes
 
     model = infer_shapes(_preactivation_model())
-    rewritten, count = batchnorms_to_affine(model)
+    result = batchnorms_to_affine(model)
+    rewritten, count = result.module, result.record["rewritten"]
+    assert result.modified
     assert count == 1
     assert [n.op_type for n in rewritten.graph.node] == ["Concat", "Mul", "Add", "Relu", "Conv"]
     assert {t.name for t in rewritten.graph.initializer} == {"w", "bn0__bn_factor", "bn0__bn_shift"}
@@ -60,7 +62,9 @@ def test_computed_statistics_are_left_alone():
     model = _preactivation_model()
     model.graph.node.insert(0, helper.make_node("Identity", ["mean"], ["mean_copy"]))
     model.graph.node[2].input[3] = "mean_copy"
-    assert batchnorms_to_affine(infer_shapes(model))[1] == 0
+    unchanged = infer_shapes(model)
+    result = batchnorms_to_affine(unchanged)
+    assert result.record["rewritten"] == 0 and not result.modified and result.module is unchanged
 
 
 def test_compiled_preactivation_matches_onnx_runtime_in_one_elementwise_kernel(tmp_path):

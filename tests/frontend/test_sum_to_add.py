@@ -35,14 +35,17 @@ def _residual_model() -> onnx.ModelProto:
 def test_sums_become_add_chains_in_order():
     from graphopt.frontend.sum_to_add import sums_to_adds
 
-    rewritten, count = sums_to_adds(_residual_model())
+    result = sums_to_adds(_residual_model())
+    rewritten, count = result.module, result.record["rewritten"]
+    assert result.modified
     assert count == 3
     ops = [(n.op_type, list(n.input)) for n in rewritten.graph.node]
     assert ("Add", ["c", "x"]) in ops and ("Identity", ["z"]) in ops
     assert ("Add", ["a", "row"]) in ops and ("Add", ["z__sum_partial1", "b"]) in ops
     assert not any(op == "Sum" for op, _ in ops)
     onnx.checker.check_model(rewritten, full_check=True)
-    assert sums_to_adds(rewritten) == (rewritten, 0)
+    again = sums_to_adds(rewritten)
+    assert again.module is rewritten and not again.modified and again.record["rewritten"] == 0
 
 
 def test_rewritten_model_matches_onnx_runtime_and_fuses_the_residual_add(tmp_path):

@@ -1,0 +1,40 @@
+"""What identifies a kernel: its structure and the CPU it runs on.
+
+A kernel's key is TVM's structural hash of its PrimFunc as legalize and fusion
+leave it, before scheduling: names are not part of it (legalize gives the same
+convolution different names in different models), shapes, dtypes, the fused
+epilogue and the loop structure are. The target part is the LLVM CPU name and
+its vector width, because the best tile for AVX2 is not the best for AVX-512.
+RULES_VERSION changes whenever the meaning of a rule's knobs or what they are timed
+on changes, so old records stop matching instead of being misapplied.
+"""
+
+from __future__ import annotations
+
+import tvm
+
+# 2: packed operands blocked by tile, weights packed at compile time; 3: near-whole
+# vectors on the contiguous axis; 4: im2col packed tile by tile when the weights fit
+# L2 (pack_in_tile), the reduction split back into the kernel's own iterators;
+# 5: the padded data copied once for a direct convolution (pad_copy, a new knob:
+# version 4's records would still apply, but were searched without it)
+RULES_VERSION = 5
+
+
+def workload_key(func: tvm.tirx.PrimFunc) -> str:
+    """16 hex digits of the structural hash of an unscheduled PrimFunc."""
+    import tvm_ffi
+
+    # layout_free_buffers: which parameters are weights (graphopt.lowering.prepack), not structure
+    for attr in ("global_symbol", "tirx.is_scheduled", "layout_free_buffers"):
+        if func.attrs is not None and attr in func.attrs:
+            func = func.without_attr(attr)
+    return f"{tvm_ffi.structural_hash(func) & (2**64 - 1):016x}"
+
+
+def target_key(target: tvm.target.Target) -> str:
+    """e.g. `llvm/znver3/256/r1`: kind, CPU, vector bits, rules version."""
+    from graphopt.kernels.schedules.common import vector_bits
+
+    mcpu = str(target.attrs.get("mcpu", "generic")) if target.kind.name == "llvm" else "-"
+    return f"{target.kind.name}/{mcpu}/{vector_bits(target)}/r{RULES_VERSION}"

@@ -1,0 +1,8 @@
+"""From an imported Relax program to explicit allocations, and from a planned one to code.
+
+    target.py     the TVM target for a kind (host CPU tuned on llvm) and its manifest record
+    lower.py      TVM's passes up to explicit allocations (legalize, fuse, schedule, call_tir rewrite)
+    prepack.py    weights prepared once at compile time (packed, transposed) on llvm
+    gpu_rules.py  legalization and default schedules for CUDA
+    codegen.py    finalize (memory lowering to VM builtins) and code generation
+"""
