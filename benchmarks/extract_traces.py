@@ -19,14 +19,18 @@ from graphopt.plan.problem import Buffer, MemoryProblem
 
 
 def model_trace(name: str, work: Path) -> MemoryProblem:
-    from graphopt.build import pipeline
+    from graphopt.analysis.extract import extract
+    from graphopt.frontend.importer import to_relax
+    from graphopt.lowering.lower import lower_to_explicit_memory
+    from graphopt.lowering.target import make_target
+    from graphopt.transforms.reorder import reorder_kernels
     from graphopt.frontend import prepare
 
     path, shapes, _ = materialize(name, work)
-    imported = pipeline.import_model(prepare(path, shapes).model)
-    lowered = pipeline.lower_to_explicit_memory(imported.mod, pipeline.make_target("llvm"))
-    lowered, _ = pipeline.reorder_program(lowered)
-    return pipeline.extract(lowered["main"]).problem
+    imported = to_relax(prepare(path, shapes).model)
+    lowered = lower_to_explicit_memory(imported.mod, make_target("llvm"))
+    lowered = reorder_kernels(lowered).module
+    return extract(lowered["main"]).problem
 
 
 def rounded(problem: MemoryProblem) -> MemoryProblem:

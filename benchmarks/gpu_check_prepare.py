@@ -70,7 +70,8 @@ def train_model(spec: Spec):
 def write_stock_artifact(result, out: Path) -> dict:
     """The inference program planned by TVM (StaticPlanBlockMemory), same kernels, as an artifact."""
     from graphopt.artifact import LIBRARY, PARAMS, write_artifact
-    from graphopt.build.pipeline import build_stock, make_target
+    from graphopt.lowering.codegen import build_stock
+    from graphopt.lowering.target import make_target
 
     executable = build_stock(result.lowered, make_target("cuda"))
     core = {k: v for k, v in result.manifest.items() if k not in ("format", "format_version", "id", "files")}

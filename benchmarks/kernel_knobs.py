@@ -27,14 +27,16 @@ from benchmarks.outputs import RESULTS, unused
 
 
 def _tasks(name: str, work: Path):
-    from graphopt.build import pipeline, prepack
+    from graphopt.frontend.importer import to_relax
+    from graphopt.lowering.target import make_target
+    from graphopt.lowering import prepack
     from graphopt.lowering.lower import legalize
     from graphopt.kernels.tuning.search import tasks_of
     from graphopt.frontend import prepare
 
     path, shapes, _ = materialize(name, work)
-    target = pipeline.make_target("llvm")
-    mod = prepack.mark_weights()(legalize(pipeline.import_model(prepare(path, shapes).model).mod, target))
+    target = make_target("llvm")
+    mod = prepack.mark_weights()(legalize(to_relax(prepare(path, shapes).model).mod, target))
     return target, {t.name: t for t in tasks_of(mod)}
 
 

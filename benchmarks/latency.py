@@ -70,14 +70,17 @@ def _stock_runner(model_path: Path, shapes: dict, feeds: dict, session):
     import tvm
     from tvm.runtime.vm import VirtualMachine
 
-    from graphopt.build import pipeline
+    from graphopt.frontend.importer import to_relax
+    from graphopt.lowering.codegen import build_stock
+    from graphopt.lowering.lower import lower_to_explicit_memory
+    from graphopt.lowering.target import make_target
     from graphopt.frontend import prepare
     from graphopt.runtime.signature import check_inputs
 
-    imported = pipeline.import_model(prepare(model_path, shapes).model)
-    target = pipeline.make_target("llvm")
-    lowered = pipeline.lower_to_explicit_memory(imported.mod, target, schedules=False)
-    vm = VirtualMachine(pipeline.build_stock(lowered, target), tvm.runtime.cpu(0))
+    imported = to_relax(prepare(model_path, shapes).model)
+    target = make_target("llvm")
+    lowered = lower_to_explicit_memory(imported.mod, target, schedules=False)
+    vm = VirtualMachine(build_stock(lowered, target), tvm.runtime.cpu(0))
     args = [tvm.runtime.tensor(a) for a in check_inputs(session.inputs, feeds)]
     args += [tvm.runtime.tensor(p) for p in imported.params]
 
@@ -227,7 +230,7 @@ def _meta(argv: list[str], threads: int) -> dict:
     import tvm
 
     from benchmarks.machine import cpu_name
-    from graphopt.lowering.lower import host_cpu
+    from graphopt.lowering.target import host_cpu
 
     return {"date": date.today().isoformat(), "machine": platform.node(), "cpu": cpu_name(),
             "llvm_mcpu": host_cpu(), "cores": os.cpu_count(), "threads": threads,

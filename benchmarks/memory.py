@@ -33,7 +33,8 @@ COLUMNS = ("model", "tensors", "steps", "arena_MiB", "LB_MiB", "stock_MiB", "poo
 
 
 def bench_model(name: str, work: Path, rounds: int, budget_s: float) -> dict:
-    from graphopt.build.pipeline import build_stock, make_target
+    from graphopt.lowering.codegen import build_stock
+    from graphopt.lowering.target import make_target
     from graphopt.compiler import CompileOptions, compile_model
     from graphopt.runtime import load
 
@@ -98,13 +99,13 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _meta(argv: list[str]) -> dict:
+def _meta(argv: list[str], module: str = "benchmarks.memory") -> dict:
     import tvm
 
     return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.node(),
             "cpu": cpu_name(), "cores": os.cpu_count(), "load_average_at_start": os.getloadavg(),
             "python": platform.python_version(),
-            "tvm": tvm.__version__, "command": "python -m benchmarks.memory " + " ".join(argv)}
+            "tvm": tvm.__version__, "command": f"python -m {module} " + " ".join(argv)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,10 @@ EXAMPLES_WITH_BRANCHES = ("residual_branch_net", "parallel_concat", "split_multi
 def _lowered(name: str, work: Path):
     import onnx
 
-    from graphopt.build import pipeline
+    from graphopt.frontend.importer import to_relax
+    from graphopt.lowering.lower import lower_to_explicit_memory
+    from graphopt.lowering.target import make_target
+    from graphopt.transforms.reorder import reorder_kernels
     from graphopt.frontend import prepare
 
     if name in EXAMPLES_WITH_BRANCHES:
@@ -36,18 +39,21 @@ def _lowered(name: str, work: Path):
         onnx.save(EXAMPLES[name](), path)
     else:
         path, shapes, _ = materialize(name, work)
-    imported = pipeline.import_model(prepare(path, shapes).model)
-    return pipeline.lower_to_explicit_memory(imported.mod, pipeline.make_target("llvm"))
+    imported = to_relax(prepare(path, shapes).model)
+    return lower_to_explicit_memory(imported.mod, make_target("llvm"))
 
 
 def bench(name: str, work: Path) -> dict:
-    from graphopt.build import pipeline
+    from graphopt.frontend.importer import to_relax
+    from graphopt.lowering.lower import lower_to_explicit_memory
+    from graphopt.lowering.target import make_target
+    from graphopt.transforms.reorder import reorder_kernels
     from graphopt.transforms.reorder import read_dag
 
     lowered = _lowered(name, work)
     dag = read_dag(lowered["main"])
     start = time.perf_counter()
-    _, record = pipeline.reorder_program(lowered)
+    record = reorder_kernels(lowered).record
     seconds = time.perf_counter() - start
     before, after = record["lower_bound_before"], record["lower_bound_after"]
     joins = sum(1 for preds in dag.problem.preds if len(preds) > 1) if dag else 0
@@ -72,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print("| " + " | ".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in columns) + " |")
     if args.json:
-        args.json.write_text(json.dumps({"meta": _meta(argv), "rows": rows}, indent=1))
+        args.json.write_text(json.dumps({"meta": _meta(argv, "benchmarks.reorder"), "rows": rows}, indent=1))
     return 0
 
 

@@ -24,6 +24,7 @@ import argparse
 import json
 import time
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 from benchmarks.outputs import RESULTS, unused
@@ -53,7 +54,7 @@ def problem_of(name: str) -> SwapProblem:
 
     model, shapes = models()[name]()
     low = lower_train_model(model, TrainOptions(input_shapes=shapes))
-    sp, _costs = swap_problem(low, 0, LinkModel())
+    sp, _costs = swap_problem(low.lowered, low.extraction, 0, LinkModel())
     return sp
 
 
@@ -163,13 +164,13 @@ def _header(args) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--plot", type=Path, default=None, help="default: results/swap.png (a free name)")
-    parser.add_argument("--markdown", type=Path, default=None, help="default: results/swap.md (a free name)")
+    parser.add_argument("--plot", type=Path, default=None, help="default: results/swap-DATE.png (a free name)")
+    parser.add_argument("--markdown", type=Path, default=None, help="default: results/swap-DATE.md (a free name)")
     parser.add_argument("--time-limit", type=float, default=5.0)
     parser.add_argument("--models", default=",".join(models()))
     args = parser.parse_args(argv)
-    args.plot = args.plot or unused(RESULTS / "swap.png")
-    args.markdown = args.markdown or unused(RESULTS / "swap.md")
+    args.plot = args.plot or unused(RESULTS / f"swap-{date.today().isoformat()}.png")
+    args.markdown = args.markdown or unused(RESULTS / f"swap-{date.today().isoformat()}.md")
     results, text = {}, []
     for name in args.models.split(","):
         sp = problem_of(name)

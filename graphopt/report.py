@@ -67,3 +67,17 @@ def _concat_line(record: dict | None) -> str:
     if record.get("off"):
         return "concat         copies kept (--no-concat-in-place)"
     return f"concat         {record['elided']} of {record['concatenations']} concatenations in place (no copy)"
+
+
+def swap_stats(plan: dict) -> dict:
+    """inspect --json fields about memory under a budget, from plan.json alone."""
+    swaps, recomputes = plan.get("swaps", []), plan.get("recomputes", [])
+    noswap = plan.get("predicted_noswap_step_seconds")
+    return {
+        "peak_bytes": int(plan["arena_bytes"]),
+        "budget_bytes": plan.get("budget_bytes"),
+        "predicted_step_seconds": plan.get("predicted_step_seconds", noswap),
+        "predicted_noswap_step_seconds": noswap,
+        "swapped_bytes": int(sum(s["bytes"] for s in swaps)),
+        "recomputed_bytes": int(sum(r["bytes"] for r in recomputes)),
+    }

@@ -204,10 +204,10 @@ def install(device_id: int = 0) -> CudaSwapEngine:
         engine = _STATE["engine"] = CudaSwapEngine(library_path(), device_id)
 
     def swap_out(tensor, slot: int) -> None:
-        (engine.swap_out if _on_cuda(tensor) else cpu_swap._swap_out)(tensor, slot)
+        (engine.swap_out if _on_cuda(tensor) else cpu_swap.swap_out)(tensor, slot)
 
     def swap_in(tensor, slot: int) -> None:
-        (engine.swap_in if _on_cuda(tensor) else cpu_swap._swap_in)(tensor, slot)
+        (engine.swap_in if _on_cuda(tensor) else cpu_swap.swap_in)(tensor, slot)
 
     for name, fn in zip(NAMES, (swap_out, swap_in, engine.wait_out, engine.wait_in)):
         tvm_ffi.register_global_func(name, fn, override=True)

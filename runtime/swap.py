@@ -41,7 +41,8 @@ def reset() -> None:
     _STATE.update(bytes_out=0, bytes_in=0, copies=0, bytes_dropped=0, drops=0)
 
 
-def _swap_out(tensor, slot: int) -> None:
+def swap_out(tensor, slot: int) -> None:
+    """graphopt.swap_out on CPU: copies `tensor` into slot's host buffer."""
     host = tensor.numpy()  # a copy: the arena range may be reused from now on
     _HOST[int(slot)] = host
     _STATE["bytes_out"] += host.nbytes
@@ -63,7 +64,8 @@ def _drop(tensor, _slot: int) -> None:
         _overwrite(tensor, shape, dtype)
 
 
-def _swap_in(tensor, slot: int) -> None:
+def swap_in(tensor, slot: int) -> None:
+    """graphopt.swap_in on CPU: copies slot's host buffer back into `tensor`."""
     host = _HOST.pop(int(slot))
     tensor.copyfrom(host)
     _STATE["bytes_in"] += host.nbytes
@@ -74,6 +76,12 @@ def _wait(_slot: int) -> None:
     """CPU copies are synchronous."""
 
 
-for _name, _fn in (("graphopt.swap_out", _swap_out), ("graphopt.swap_in", _swap_in), ("graphopt.drop", _drop),
-                   ("graphopt.swap_wait_out", _wait), ("graphopt.swap_wait_in", _wait)):
-    tvm_ffi.register_global_func(_name, _fn, override=True)
+def register() -> None:
+    """(Re)registers the CPU functions under all five names, replacing any others
+    (the CUDA engine's, say); done once at import."""
+    for name, fn in (("graphopt.swap_out", swap_out), ("graphopt.swap_in", swap_in), ("graphopt.drop", _drop),
+                     ("graphopt.swap_wait_out", _wait), ("graphopt.swap_wait_in", _wait)):
+        tvm_ffi.register_global_func(name, fn, override=True)
+
+
+register()

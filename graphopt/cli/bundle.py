@@ -1,6 +1,6 @@
 """`graphopt bundle ART [ART...] -o DIR`: a runtime-only bundle to carry artifacts to another machine.
 
-cli.py wires it with `COMMANDS["bundle"] = register(sub)`.
+Registered by graphopt.cli (`register(sub)` returns the handler).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`graphopt explain ART --input FILE.npy ...`: a saliency map of one prediction (thin: parse, call, print).
 
-Wired into graphopt/cli.py by `COMMANDS["explain"] = register(sub)`, whose `main`
+Registered by graphopt.cli (`register(sub)` returns the handler), whose `main`
 holds the error contract: a GraphoptError is one line `error: ...` and exit 2.
 """
 

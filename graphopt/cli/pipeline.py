@@ -1,6 +1,6 @@
 """`graphopt pipeline ...`: MLCask-style versioning of whole pipelines (thin: parse, call, print).
 
-Wired into graphopt/cli.py by `COMMANDS["pipeline"] = register(sub)`, whose `main`
+Registered by graphopt.cli (`register(sub)` returns the handler), whose `main`
 holds the error contract: a GraphoptError is one line `error: ...` and exit 2.
 """
 

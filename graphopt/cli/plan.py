@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 
-def register(subparsers) -> None:
-    """Adds the `plan` subcommand to the `graphopt` parser."""
+def register(subparsers) -> Callable[[argparse.Namespace], int]:
+    """Adds the `plan` subcommand to the `graphopt` parser; returns its handler."""
     plan = subparsers.add_parser("plan", help="place a MiniMalloc CSV instance (id,lower,upper,size)")
     plan.add_argument("instance", type=Path, help="CSV with header id,lower,upper,size")
     plan.add_argument("--time-limit", type=float, default=10.0, metavar="SECONDS", help="planner time limit")
@@ -22,7 +23,7 @@ def register(subparsers) -> None:
     plan.add_argument("--alignment", type=int, default=1, help="byte alignment of every offset (default 1)")
     plan.add_argument("--json", action="store_true", help="print one JSON object")
     plan.add_argument("--out", type=Path, default=None, metavar="PLACED.csv", help="write offsets as an offset column")
-    plan.set_defaults(func=run)
+    return run
 
 
 def run(args: argparse.Namespace) -> int:

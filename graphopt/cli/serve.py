@@ -1,6 +1,6 @@
 """`graphopt serve --variant NAME=ART[:quality] ...`: the elastic inference service (thin: check, load, run).
 
-Wired into graphopt/cli.py by `COMMANDS["serve"] = register(sub)`. Every bad argument,
+Registered by graphopt.cli (`register(sub)` returns the handler). Every bad argument,
 from argparse or from the checks here, is one line `error: ...` and exit status 2;
 variants load (hash-verified) and are measured before the port is bound.
 """

@@ -5,7 +5,7 @@
     graphopt tune MODEL.onnx --train --data FILE.npz --objectives latency,peak_memory,loss ...
     graphopt tune --join --storage URL --study NAME        (one more worker, from any shell or machine)
 
-Wired into graphopt/cli.py by `COMMANDS["tune"] = register(sub)`, whose `main`
+Registered by graphopt.cli (`register(sub)` returns the handler), whose `main`
 holds the error contract: a GraphoptError is one line `error: ...` and exit 2.
 """
 

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from graphopt.cli.args import add_input_shape
 from graphopt.errors import InputError
 
 DEFAULT_DB = Path("tuning-db")
@@ -21,14 +22,11 @@ DEFAULT_DB = Path("tuning-db")
 
 def register(sub) -> Callable[[argparse.Namespace], int]:
     """Adds the `tune-kernels` command to graphopt's subparsers; returns its handler."""
-    from graphopt.cli import _shape_arg
-
     p = sub.add_parser("tune-kernels", help="tune each kernel's CPU schedule into a tuning database")
     p.add_argument("model", type=Path, help="the .onnx file")
     p.add_argument("--trials", type=int, required=True, metavar="N", help="trials per kernel (the default's included)")
     p.add_argument("--db", type=Path, default=DEFAULT_DB, metavar="DIR", help=f"tuning database (default {DEFAULT_DB})")
-    p.add_argument("--input-shape", type=_shape_arg, action="append", default=[], metavar="NAME=D1xD2x...",
-                   help="fix an input's shape (repeatable); needed for dynamic dims")
+    add_input_shape(p)
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="stop tuning after about this long (most expensive kernels go first; "
                         "the rest stay untuned, a rerun continues)")
@@ -58,13 +56,15 @@ def run(args: argparse.Namespace) -> int:
 def tune_model(model: Path, db, trials: int, input_shapes: dict, time_budget: float | None = None,
                threads: int | None = None, progress: bool = True):
     """Prepares and legalizes `model`, then tunes the kernels `db` lacks."""
-    from graphopt.build import pipeline, prepack
+    from graphopt.frontend.importer import to_relax
+    from graphopt.lowering.target import make_target
+    from graphopt.lowering import prepack
     from graphopt.lowering.lower import legalize
     from graphopt.kernels.tuning.search import tune
     from graphopt.frontend import prepare
 
-    imported = pipeline.import_model(prepare(model, input_shapes).model)
-    target = pipeline.make_target("llvm")
+    imported = to_relax(prepare(model, input_shapes).model)
+    target = make_target("llvm")
     # weights marked as in compile: their packing is then left out of the kernel timings
     kernels = prepack.mark_weights()(legalize(imported.mod, target))
     return tune(kernels, target, db, trials, time_budget, threads, progress)

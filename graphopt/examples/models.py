@@ -23,8 +23,11 @@ IR_VERSION = 10
 OPSET = 17
 
 
-class _Builder:
-    """Collects nodes and seeded initializers; names tensors with a running counter."""
+class OnnxModelBuilder:
+    """Collects nodes and seeded initializers; names tensors with a running counter.
+
+    Shared with graphopt.train.models, whose training models are built the same way.
+    """
 
     def __init__(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
@@ -89,7 +92,7 @@ def residual_branch_net(seed: int = 0) -> onnx.ModelProto:
     the file lists both widenings first, as exporters often do: in that order both
     wide tensors are live at once, which reordering undoes.
     """
-    b = _Builder(seed)
+    b = OnnxModelBuilder(seed)
     stem = b.conv("input", 3, 16, 3)
     body = b.conv(b.conv(stem, 16, 16, 3), 16, 16, 3, relu=False)
     res = b.op("Relu", b.op("Add", [body, stem]))[0]
@@ -106,7 +109,7 @@ def parallel_concat(seed: int = 0) -> onnx.ModelProto:
     """Four branches of different cost from one input, concatenated: the order in
     which branches run decides how many branch outputs are live at once.
     """
-    b = _Builder(seed)
+    b = OnnxModelBuilder(seed)
     x = b.conv("x", 8, 16, 3)
     pooled = b.op("MaxPool", [x], kernel_shape=[3, 3], pads=[1, 1, 1, 1])[0]
     branches = [b.conv(x, 16, 8, 1), b.conv(b.conv(x, 16, 16, 1), 16, 8, 3),
@@ -120,7 +123,7 @@ def split_multi_output(seed: int = 0) -> onnx.ModelProto:
     """A Split with three outputs, each consumed later and one twice: a multi-output
     op whose results have different last uses.
     """
-    b = _Builder(seed)
+    b = OnnxModelBuilder(seed)
     x = b.conv("x", 12, 12, 3)
     s0, s1, s2 = b.op("Split", [x], n_out=3, axis=1)
     gated = b.op("Mul", [s1, b.op("Sigmoid", [s2])[0]])[0]
@@ -134,7 +137,7 @@ def reshape_flatten_views(seed: int = 0) -> onnx.ModelProto:
     """Reshape and Flatten views whose source stays live after them: a planner that
     frees the source at the view would let later tensors overwrite the view's bytes.
     """
-    b = _Builder(seed)
+    b = OnnxModelBuilder(seed)
     r = b.conv("x", 4, 8, 3)
     rows = b.op("Reshape", [r, b.const("shape", np.array([1, 8, 64], np.int64))])[0]
     attn = b.op("Softmax", [rows], axis=-1)[0]
@@ -147,7 +150,7 @@ def reshape_flatten_views(seed: int = 0) -> onnx.ModelProto:
 
 def mlp(seed: int = 0) -> onnx.ModelProto:
     """Gemm + Relu, then MatMul + Add + Relu, then Gemm: a plain chain of matmuls."""
-    b = _Builder(seed)
+    b = OnnxModelBuilder(seed)
     h = b.op("Relu", b.op("Gemm", ["x", b.he("w", (64, 128), 64), b.bias("b", 128)]))[0]
     h = b.op("MatMul", [h, b.he("w", (128, 128), 128)])[0]
     h = b.op("Relu", b.op("Add", [h, b.bias("b", 128)]))[0]
@@ -159,7 +162,7 @@ def softmax_transpose(seed: int = 0) -> onnx.ModelProto:
     """One attention head: Q, K, V projections, Transpose(K), scaled Softmax(QK^T) V,
     residual Add. Input 'x' is (batch 1, 16 tokens, 32 features).
     """
-    b = _Builder(seed)
+    b = OnnxModelBuilder(seed)
     dim = 32
     q, k, v = (b.op("MatMul", ["x", b.he(n, (dim, dim), dim)])[0] for n in ("wq", "wk", "wv"))
     k_t = b.op("Transpose", [k], perm=[0, 2, 1])[0]

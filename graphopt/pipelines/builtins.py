@@ -34,7 +34,7 @@ def _one(directory: Path, suffix: str, what: str) -> Path:
 
 
 def compile_options(params: dict):
-    from graphopt.compiler import CompileOptions
+    from graphopt.options import CompileOptions
 
     merged = {**COMPILE_DEFAULTS, **params}
     shapes = {k: tuple(v) for k, v in merged["input_shapes"].items()}
@@ -51,12 +51,9 @@ def predicted_artifact_id(model_file: Path, params: dict) -> str:
     The artifact id hashes the source file, options, target and versions only, so
     it is known before the build: that is what lets the store act as compile cache.
     """
-    from graphopt.artifact import content_id, sha256_file
-    from graphopt.build.pipeline import make_target
-    from graphopt.compiler import id_fields
+    from graphopt.identity import predicted_id
 
-    options = compile_options(params)
-    return content_id(id_fields(sha256_file(model_file), options, make_target(options.target)))
+    return predicted_id(model_file, compile_options(params))
 
 
 def run_compile(inputs: dict[str, Path], out: Path, params: dict) -> str:

@@ -1,19 +1,54 @@
-"""The plan as stored in plan.json and printed by `graphopt inspect`.
+"""plan.json: the one writer of the memory plan an artifact stores.
 
-Baselines are computed on the same MemoryProblem (same program, same order) so
-every ratio compares planners, never programs.
+`graphopt inspect` and the benchmarks read it back; `PlanJSON` names its keys.
+Baselines are computed on the same MemoryProblem (same program, same order), so
+every ratio compares planners, never programs. The compile driver adds sections
+after these keys (reorder, concat_in_place, schedules, weights, and for training
+the swap record): see graphopt.compile_stages.write.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TypedDict
 
 from graphopt.analysis.lower_bound import lower_bound
 from graphopt.analysis.pool import caching_pool_peak, naive_bytes
+from graphopt.plan.placement import Placement
+from graphopt.plan.problem import MemoryProblem
+from graphopt.plan.validator import ValidationReport
 
 
-def plan_record(extraction, placement, report, stock_bytes: int, params: list[np.ndarray], stages: dict) -> dict:
-    problem = extraction.problem
+class BufferJSON(TypedDict):
+    id: int
+    name: str
+    start: int
+    end: int
+    size: int
+    alignment: int
+    offset: int
+
+
+class PlanJSON(TypedDict):
+    planner: str
+    optimal: bool
+    planner_seconds: float
+    arena_bytes: int
+    lower_bound_bytes: int
+    naive_bytes: int
+    tvm_stock_bytes: int
+    pool_bytes: int
+    params_bytes: int
+    output_bytes: int
+    num_tensors: int
+    num_steps: int
+    valid: bool
+    stage_seconds: dict[str, float]
+    steps: list[str]
+    buffers: list[BufferJSON]
+
+
+def plan_record(problem: MemoryProblem, placement: Placement, report: ValidationReport, *, output_bytes: int,
+                step_names: list[str], stock_bytes: int, params_bytes: int, stage_seconds: dict) -> PlanJSON:
     return {
         "planner": placement.planner,
         "optimal": placement.optimal,
@@ -23,13 +58,13 @@ def plan_record(extraction, placement, report, stock_bytes: int, params: list[np
         "naive_bytes": int(naive_bytes(problem)),
         "tvm_stock_bytes": int(stock_bytes),
         "pool_bytes": int(caching_pool_peak(problem)),
-        "params_bytes": int(sum(p.nbytes for p in params)),
-        "output_bytes": int(extraction.output_bytes),
+        "params_bytes": int(params_bytes),
+        "output_bytes": int(output_bytes),
         "num_tensors": len(problem.buffers),
         "num_steps": int(problem.num_steps),
         "valid": bool(report.valid),
-        "stage_seconds": {k: round(v, 3) for k, v in stages.items()},
-        "steps": list(extraction.step_names),
+        "stage_seconds": {k: round(v, 3) for k, v in stage_seconds.items()},
+        "steps": list(step_names),
         "buffers": [
             {"id": b.id, "name": b.name, "start": b.start, "end": b.end, "size": b.size,
              "alignment": b.alignment, "offset": int(placement.offsets[b.id])}

@@ -14,10 +14,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from graphopt.examples.models import IR_VERSION, OPSET, _Builder
+from graphopt.examples.models import IR_VERSION, OPSET, OnnxModelBuilder
 
 
-def _finish(b: _Builder, name: str, inputs: list[tuple[str, list[int]]], out: str) -> onnx.ModelProto:
+def _finish(b: OnnxModelBuilder, name: str, inputs: list[tuple[str, list[int]]], out: str) -> onnx.ModelProto:
     graph = helper.make_graph(
         b.nodes, name, [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
         [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)], initializer=b.inits)
@@ -31,7 +31,7 @@ def _finish(b: _Builder, name: str, inputs: list[tuple[str, list[int]]], out: st
 def mlp(batch: int = 8, features: int = 16, hidden: tuple[int, ...] = (32, 32), classes: int = 4,
         seed: int = 0) -> onnx.ModelProto:
     """Gemm/ReLU stack: x[batch, features] -> logits[batch, classes]."""
-    b = _Builder(seed)
+    b = OnnxModelBuilder(seed)
     x, width = "x", features
     for h in hidden:
         w = b.he("w", (width, h), width)
@@ -47,7 +47,7 @@ def mlp(batch: int = 8, features: int = 16, hidden: tuple[int, ...] = (32, 32), 
 def cnn(batch: int = 2, channels: int = 3, size: int = 8, width: int = 8, classes: int = 4,
         seed: int = 0) -> onnx.ModelProto:
     """conv-relu-maxpool-conv-relu-global-mean-linear: a CNN in miniature."""
-    b = _Builder(seed)
+    b = OnnxModelBuilder(seed)
     y = b.conv("x", channels, width, 3)
     (y,) = b.op("MaxPool", [y], kernel_shape=[2, 2], strides=[2, 2])
     y = b.conv(y, width, 2 * width, 3)
@@ -57,7 +57,7 @@ def cnn(batch: int = 2, channels: int = 3, size: int = 8, width: int = 8, classe
     return _finish(b, "cnn", [("x", [batch, channels, size, size])], "logits")
 
 
-def _layer_norm(b: _Builder, x: str, dim: int) -> str:
+def _layer_norm(b: OnnxModelBuilder, x: str, dim: int) -> str:
     """LayerNorm from primitives (TVM has no layer_norm gradient): (x - mean) / sqrt(var + eps) * g + beta."""
     (mean,) = b.op("ReduceMean", [x], axes=[-1], keepdims=1)
     (centered,) = b.op("Sub", [x, mean])
@@ -70,12 +70,12 @@ def _layer_norm(b: _Builder, x: str, dim: int) -> str:
     return b.op("Add", [scaled, b.const("beta", np.zeros(dim, np.float32))])[0]
 
 
-def _linear(b: _Builder, x: str, d_in: int, d_out: int) -> str:
+def _linear(b: OnnxModelBuilder, x: str, d_in: int, d_out: int) -> str:
     (y,) = b.op("MatMul", [x, b.he("w", (d_in, d_out), d_in)])
     return b.op("Add", [y, b.bias("b", d_out)])[0]
 
 
-def _attention(b: _Builder, x: str, batch: int, seq: int, dim: int, heads: int) -> str:
+def _attention(b: OnnxModelBuilder, x: str, batch: int, seq: int, dim: int, heads: int) -> str:
     hd = dim // heads
     split = b.const("shape", np.array([batch, seq, heads, hd], np.int64))
     parts = []
@@ -95,7 +95,7 @@ def _attention(b: _Builder, x: str, batch: int, seq: int, dim: int, heads: int) 
 def transformer(batch: int = 2, seq: int = 8, dim: int = 16, heads: int = 2, layers: int = 2,
                 classes: int = 4, seed: int = 0) -> onnx.ModelProto:
     """Pre-norm encoder layers (attention + ReLU MLP, residuals), mean-pooled to logits."""
-    b = _Builder(seed)
+    b = OnnxModelBuilder(seed)
     x = "x"
     for _ in range(layers):
         (x,) = b.op("Add", [x, _attention(b, _layer_norm(b, x, dim), batch, seq, dim, heads)])

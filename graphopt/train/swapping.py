@@ -13,7 +13,6 @@ Budgets are bytes of arena, or a percentage of the no-swap arena.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from types import SimpleNamespace
 
 import tvm
 from tvm import relax
@@ -24,17 +23,17 @@ from graphopt.plan.placement import Placement
 from graphopt.plan.problem import MemoryProblem
 from graphopt.plan.swap import SwapProblem, SwapSchedule, simulate, split_problem
 from graphopt.plan.swap_validator import validate_swaps
-from graphopt.plan.validator import ValidationReport, validate
 
 REFIT_ROUNDS = 4
 
 
-@dataclass
+@dataclass(frozen=True)
 class MemoryPlan:
+    """A placement of `problem`: the extracted one, or under swaps its split lifetimes
+    (`origin` maps each split segment to its buffer). `record` goes into plan.json."""
+
     problem: MemoryProblem
     placement: Placement
-    report: ValidationReport
-    extraction_view: SimpleNamespace
     schedule: SwapSchedule | None = None
     origin: dict = field(default_factory=dict)
     record: dict = field(default_factory=dict)
@@ -77,44 +76,41 @@ def _tensor_bytes(arg) -> int:
     return count * ((tvm.DataType(str(ty.dtype)).bits + 7) // 8)
 
 
-def swap_problem(low, budget: int, link: LinkModel, device: DeviceModel | None = None,
+def swap_problem(lowered: tvm.IRModule, ex, budget: int, link: LinkModel, device: DeviceModel | None = None,
                  measured: list[float] | None = None) -> tuple[SwapProblem, StepCosts]:
-    """The swap problem of a lowered step: measured step times when given, else the roofline."""
-    ex = low.extraction
+    """The swap problem of a lowered step (`ex` its Extraction): measured step times
+    when given, else the roofline."""
     if measured is not None:
         if len(measured) != ex.problem.num_steps:
             raise PlanError(f"{len(measured)} measured step times for {ex.problem.num_steps} steps")
         costs = measured_costs(measured)
     else:
-        costs = analytic_costs(step_work(low.lowered, ex.step_calls), device or DeviceModel())
+        costs = analytic_costs(step_work(lowered, ex.step_calls), device or DeviceModel())
     seconds = tuple(costs.seconds) + (0.0,) * max(0, ex.problem.num_steps - len(costs.seconds))
     return SwapProblem(ex.problem, ex.uses, seconds, budget, link, ex.swappable, ex.recompute_inputs), costs
 
 
-def plan_memory(low, options, measured: list[float] | None = None, base: Placement | None = None) -> MemoryPlan:
-    """The memory plan of a lowered step; `base` is the no-swap placement when already made."""
-    from graphopt.passes.registry import get_planner
-
-    ex = low.extraction
-    planner = get_planner(options.planner)
-    if base is None:
-        base = planner.plan(ex.problem, time_limit=options.time_limit)
-    view = SimpleNamespace(problem=ex.problem, output_bytes=ex.output_bytes, step_names=ex.step_names)
+def plan_swaps(lowered: tvm.IRModule, ex, base: Placement, options, measured: list[float] | None = None) -> MemoryPlan:
+    """The memory plan of a lowered step given its no-swap placement `base`: with no
+    budget, `base` and the predicted step time; under a budget, swaps first."""
     if options.memory_budget is None:
-        seconds = analytic_costs(step_work(low.lowered, ex.step_calls)).total
+        seconds = analytic_costs(step_work(lowered, ex.step_calls)).total
         record = {"budget_bytes": None, "noswap_arena_bytes": base.arena_bytes, "swaps": [], "recomputes": [],
                   "predicted_noswap_step_seconds": seconds, "predicted_step_seconds": seconds}
-        return _checked(MemoryPlan(ex.problem, base, validate(ex.problem, base), view, record=record))
+        return MemoryPlan(ex.problem, base, record=record)
     link = LinkModel(options.link_bandwidth or LinkModel().bandwidth, options.link_latency or LinkModel().latency)
     budget = parse_budget(options.memory_budget, base.arena_bytes)
-    sp, costs = swap_problem(low, budget, link, measured=measured)
-    return _checked(_fit(sp, costs, base, planner, options, view))
+    sp, costs = swap_problem(lowered, ex, budget, link, measured=measured)
+    return _fit(sp, costs, base, options)
 
 
-def _fit(sp: SwapProblem, costs: StepCosts, base: Placement, planner, options, view) -> MemoryPlan:
+def _fit(sp: SwapProblem, costs: StepCosts, base: Placement, options) -> MemoryPlan:
+    """Swaps, then placement on the split lifetimes; if fragmentation pushed the arena
+    over the budget, swaps again for a budget lowered by the excess (a few rounds)."""
+    from graphopt.passes.registry import get_planner
     from graphopt.passes.swap_registry import get_swap_planner
 
-    swapper = get_swap_planner(options.swap_planner)
+    planner, swapper = get_planner(options.planner), get_swap_planner(options.swap_planner)
     target = sp.budget
     for _ in range(REFIT_ROUNDS):
         schedule = swapper.plan(replace(sp, budget=target), time_limit=options.time_limit)
@@ -126,9 +122,7 @@ def _fit(sp: SwapProblem, costs: StepCosts, base: Placement, planner, options, v
     report = validate_swaps(sp, schedule, placement.arena_bytes)
     if not report.valid:
         raise PlanError(f"swap plan by {schedule.planner} rejected: {report.errors[0]}")
-    view = SimpleNamespace(problem=split, output_bytes=view.output_bytes, step_names=view.step_names)
-    record = swap_record(sp, schedule, costs.source, base.arena_bytes)
-    return MemoryPlan(split, placement, validate(split, placement), view, schedule, origin, record)
+    return MemoryPlan(split, placement, schedule, origin, swap_record(sp, schedule, costs.source, base.arena_bytes))
 
 
 def swap_record(sp: SwapProblem, schedule: SwapSchedule, cost_source: str, noswap_arena: int) -> dict:
@@ -150,26 +144,3 @@ def swap_record(sp: SwapProblem, schedule: SwapSchedule, cost_source: str, noswa
         "recomputes": [{"buffer": r.buffer, "after": r.after, "before": r.before, "bytes": int(sizes[r.buffer]),
                         "seconds": sp.recompute_seconds(r.buffer)} for r in schedule.recomputes],
     }
-
-
-def _checked(plan: MemoryPlan) -> MemoryPlan:
-    if not plan.report.valid:
-        raise PlanError(f"planner {plan.placement.planner} produced an invalid plan: {plan.report.errors[0]}")
-    return plan
-
-
-def build_with_swaps(low, plan: MemoryPlan):
-    """Swap calls into the program, then the arena rewrite, then codegen."""
-    from graphopt.lowering.lower import build, finalize
-    from graphopt.transforms.apply_placement import apply_placement
-    from graphopt.transforms.insert_swaps import insert_swaps
-
-    mod, buffer_vars = low.lowered, low.extraction.buffer_vars
-    if plan.schedule is not None and (plan.schedule.swaps or plan.schedule.recomputes):
-        segment_ids = {seg: bid for bid, seg in plan.origin.items()}
-        ex = low.extraction
-        producers = {b.id: (b.start, ex.step_calls[b.start]) for b in ex.problem.buffers if b.id in ex.recompute_inputs}
-        mod, buffer_vars = insert_swaps(mod, buffer_vars, list(plan.schedule.swaps), segment_ids,
-                                        list(plan.schedule.recomputes), producers)
-    planned = apply_placement(mod, buffer_vars, plan.placement)
-    return build(finalize(planned, low.target, stock=False), low.target)

@@ -1,17 +1,12 @@
 """A trial's configuration -> compile options -> the artifact id it will produce.
 
 The artifact id hashes only what determines the build (source hash, options,
-target, versions; see graphopt.artifact), so it is known before compiling: that
-is the key under which the tuner's cache dedups trials. Inference compiles hash
-the model file; training compiles hash the loaded model's deterministic
-serialization (that is what graphopt.train stamps), so both are computed here
-the same way their drivers do it.
+target, versions; see graphopt.identity), so it is known before compiling: that
+is the key under which the tuner's cache dedups trials.
 """
 
 from __future__ import annotations
 
-import hashlib
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +50,11 @@ def options_for(model_path: Path, config: dict[str, Any], train: bool, target: s
               "time_limit": float(config.get("time_limit", DEFAULT_TIME_LIMIT)),
               "reorder": bool(config.get("reorder", True)), "input_shapes": _input_shapes(model_path, config)}
     if not train:
-        from graphopt.compiler import CompileOptions
+        from graphopt.options import CompileOptions
 
         return CompileOptions(schedules=bool(config.get("schedules", True)),
                               concat_in_place=bool(config.get("concat_in_place", True)), **common)
-    from graphopt.train import TrainOptions
+    from graphopt.options import TrainOptions
 
     budget = config.get("memory_budget")
     optimizer = f"{config.get('optimizer', 'sgd')}:lr={float(config.get('lr', 0.1)):g}"
@@ -67,23 +62,9 @@ def options_for(model_path: Path, config: dict[str, Any], train: bool, target: s
                         swap_planner=config.get("swap_planner", "ours"), **common)
 
 
-@lru_cache(maxsize=8)
-def _source_sha256(model_path: str, train: bool, mtime_ns: int) -> str:
-    from graphopt.artifact import sha256_file
-
-    if not train:
-        return sha256_file(Path(model_path))
-    from graphopt.frontend.load import load_model
-
-    return hashlib.sha256(load_model(model_path).SerializeToString(deterministic=True)).hexdigest()
-
-
 def predicted_id(model_path: Path, options, train: bool) -> str:
-    """The id compile_model / compile_train_model will stamp on this build, without building."""
-    from graphopt.artifact import content_id
-    from graphopt.build.pipeline import make_target
-    from graphopt.compiler import id_fields
+    """The id the compile driver will stamp on this build, without building
+    (graphopt.identity.predicted_id; `train` is implied by the options' type)."""
+    from graphopt.identity import predicted_id as identity_predicted_id
 
-    path = Path(model_path).resolve()
-    source = _source_sha256(str(path), train, path.stat().st_mtime_ns)
-    return content_id(id_fields(source, options, make_target(options.target)))
+    return identity_predicted_id(Path(model_path).resolve(), options)

@@ -6,7 +6,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from graphopt.build import pipeline
+from graphopt.analysis.extract import extract
+from graphopt.frontend.importer import to_relax
+from graphopt.lowering.lower import lower_to_explicit_memory
+from graphopt.lowering.target import make_target
 from graphopt.frontend import prepare_model
 from tests.conftest import compile_run_check
 
@@ -38,9 +41,9 @@ def view_outlives_source_model() -> onnx.ModelProto:
 
 
 def _extract(model: onnx.ModelProto):
-    imported = pipeline.import_model(prepare_model(model).model)
-    target = pipeline.make_target("llvm")
-    return pipeline.extract(pipeline.lower_to_explicit_memory(imported.mod, target)["main"])
+    imported = to_relax(prepare_model(model).model)
+    target = make_target("llvm")
+    return extract(lower_to_explicit_memory(imported.mod, target)["main"])
 
 
 def test_a_view_keeps_its_source_alive_until_the_views_last_use():

@@ -53,12 +53,14 @@ def conv_zoo(seed: int = 0) -> onnx.ModelProto:
 
 
 def _lowered(model: onnx.ModelProto, schedules: bool):
-    from graphopt.build import pipeline
+    from graphopt.frontend.importer import to_relax
+    from graphopt.lowering.lower import lower_to_explicit_memory
+    from graphopt.lowering.target import make_target
     from graphopt.frontend import prepare
 
-    target = pipeline.make_target("llvm")
-    imported = pipeline.import_model(prepare_model(model, prepare))
-    return pipeline.lower_to_explicit_memory(imported.mod, target, schedules=schedules)
+    target = make_target("llvm")
+    imported = to_relax(prepare_model(model, prepare))
+    return lower_to_explicit_memory(imported.mod, target, schedules=schedules)
 
 
 def prepare_model(model: onnx.ModelProto, prepare):
@@ -98,7 +100,7 @@ def test_schedules_leave_the_memory_problem_unchanged(name):
 
 
 def test_llvm_target_names_the_host_cpu():
-    from graphopt.lowering.lower import host_cpu, make_target
+    from graphopt.lowering.target import host_cpu, make_target
 
     target = make_target("llvm")
     cpu = host_cpu()
@@ -133,7 +135,7 @@ def test_epilogue_zoo_matches_onnx_runtime(tmp_path):
 
 def _taken_by(model: onnx.ModelProto) -> dict[str, str]:
     """{kernel: name of the first rule that schedules it} over the conv/matmul kernels."""
-    from graphopt.lowering.lower import make_target
+    from graphopt.lowering.target import make_target
     from graphopt.kernels.schedules import cpu_rules
 
     target = make_target("llvm")

@@ -23,14 +23,15 @@ def _record(workload: str, **over):
 
 def _kernels(model: onnx.ModelProto):
     """(target, {kernel name: Task}) of the model's legalized, unscheduled kernels."""
-    from graphopt.build import pipeline
+    from graphopt.frontend.importer import to_relax
+    from graphopt.lowering.target import make_target
     from graphopt.lowering.lower import legalize
     from graphopt.kernels.tuning.search import tasks_of
     from graphopt.frontend import prepare
     from tests.kernels.test_schedules import prepare_model
 
-    target = pipeline.make_target("llvm")
-    mod = legalize(pipeline.import_model(prepare_model(model, prepare)).mod, target)
+    target = make_target("llvm")
+    mod = legalize(to_relax(prepare_model(model, prepare)).mod, target)
     return target, {t.name: t for t in tasks_of(mod)}
 
 
@@ -274,14 +275,16 @@ def tvm_equal(a, b) -> bool:
 def test_kernels_that_only_read_weights_are_not_tuned():
     """Work on weights alone (conv_zoo's bias reshapes) runs once at compile time
     (prepack lifts it out of `main`): no task for it, and every other kernel stays."""
-    from graphopt.build import pipeline, prepack
+    from graphopt.frontend.importer import to_relax
+    from graphopt.lowering.target import make_target
+    from graphopt.lowering import prepack
     from graphopt.lowering.lower import legalize
     from graphopt.kernels.tuning import search
     from graphopt.frontend import prepare
     from tests.kernels.test_schedules import prepare_model
 
-    target = pipeline.make_target("llvm")
-    mod = prepack.mark_weights()(legalize(pipeline.import_model(prepare_model(conv_zoo(), prepare)).mod, target))
+    target = make_target("llvm")
+    mod = prepack.mark_weights()(legalize(to_relax(prepare_model(conv_zoo(), prepare)).mod, target))
     weights = search._weight_only_vars(mod)
     sites = search._calls(mod)
     weight_only = {name for name, calls in sites.items() if all(search._reads_only(c, weights) for c in calls)}

@@ -44,7 +44,9 @@ def test_prepared_weights_keep_outputs_and_arena(tmp_path):
 
 
 def test_tuner_times_the_kernel_without_its_weight_packing():
-    from graphopt.build import pipeline, prepack
+    from graphopt.frontend.importer import to_relax
+    from graphopt.lowering.target import make_target
+    from graphopt.lowering import prepack
     from graphopt.lowering.lower import legalize
     from graphopt.kernels.schedules import schedule_kernel
     from graphopt.kernels.tuning.measure import per_run_part
@@ -52,8 +54,8 @@ def test_tuner_times_the_kernel_without_its_weight_packing():
     from graphopt.frontend import prepare
     from tests.kernels.test_schedules import prepare_model
 
-    target = pipeline.make_target("llvm")
-    legal = legalize(pipeline.import_model(prepare_model(conv_zoo(), prepare)).mod, target)
+    target = make_target("llvm")
+    legal = legalize(to_relax(prepare_model(conv_zoo(), prepare)).mod, target)
     marked = prepack.mark_weights()(legal)
     # marking which parameters are weights does not change a kernel's workload key
     assert {t.workload for t in tasks_of(marked)} == {t.workload for t in tasks_of(legal)}

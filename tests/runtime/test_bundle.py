@@ -30,7 +30,7 @@ try:
 except SystemExit as exc:
     assert not exc.code, exc.code
 import tvm, graphopt
-reachable = [m for m in ("onnx", "onnxruntime", "ortools", "graphopt.compiler", "graphopt.build", "tvm.relax")
+reachable = [m for m in ("onnx", "onnxruntime", "ortools", "graphopt.compiler", "graphopt.lowering", "graphopt.transforms", "tvm.relax")
              if importlib.util.find_spec(m) is not None]
 print(json.dumps({{"tvm": tvm.__file__, "graphopt": graphopt.__file__, "reachable": reachable}}))
 """

@@ -132,9 +132,7 @@ def test_cpu_swaps_still_reach_the_cpu_functions_after_a_cuda_install(monkeypatc
         tvm_ffi.get_global_func("graphopt.swap_in")(back, 3)
         np.testing.assert_array_equal(back.numpy(), np.arange(6, dtype=np.float32))
     finally:
-        for name, fn in (("graphopt.swap_out", cpu_swap._swap_out), ("graphopt.swap_in", cpu_swap._swap_in),
-                         ("graphopt.swap_wait_out", cpu_swap._wait), ("graphopt.swap_wait_in", cpu_swap._wait)):
-            tvm_ffi.register_global_func(name, fn, override=True)
+        cpu_swap.register()
         cpu_swap.reset()
 
 

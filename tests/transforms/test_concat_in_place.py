@@ -124,12 +124,13 @@ def test_an_input_shared_by_two_concatenations_goes_into_one(tmp_path):
 def test_concat_axis_recognizes_only_pure_concatenations():
     import tvm
 
-    from graphopt.build import pipeline
+    from graphopt.lowering.lower import lower_to_explicit_memory
+    from graphopt.lowering.target import make_target
     from graphopt.transforms.concat_in_place import concat_axis
     from graphopt.frontend.importer import to_relax
 
     mod, *_ = to_relax(dense_block())
-    lowered = pipeline.lower_to_explicit_memory(mod, pipeline.make_target("llvm"))
+    lowered = lower_to_explicit_memory(mod, make_target("llvm"))
     axes = {gv.name_hint: concat_axis(f) for gv, f in lowered.functions.items() if isinstance(f, tvm.tirx.PrimFunc)}
     assert sorted(a for a in axes.values() if a is not None) == [1, 1]
     assert all(axis is None for name, axis in axes.items() if "concatenate" not in name)

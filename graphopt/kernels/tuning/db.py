@@ -17,6 +17,7 @@ was best; the kernel is still recorded, so it is never tuned again.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import tempfile
@@ -82,6 +83,15 @@ class TuningDB:
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def content_sha256(self) -> str:
+        """Hash of the records (sorted by key, canonical JSON): the same choices give the
+        same hash whatever the file's line order; it enters the artifact id."""
+        digest = hashlib.sha256()
+        for key in sorted(self.records):
+            digest.update(json.dumps(asdict(self.records[key]), sort_keys=True, separators=(",", ":")).encode())
+            digest.update(b"\n")
+        return digest.hexdigest()
 
 
 def _read(path: Path) -> dict[tuple[str, str], Record]:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from graphopt import cli_plan
+from graphopt.cli import plan as cli_plan
 from graphopt.errors import InputError
 from graphopt.plan.csv_io import read_solution
 from graphopt.plan.validator import assert_valid

@@ -1,5 +1,9 @@
 #!/bin/bash
-DB=${DB:-benchmarks/results/tuning-db-znver3-r4b-2026-11-27}
+# Tuning databases r4b and r5 under benchmarks/results/ were made with this script (r4 with an earlier copy):
+#   DB=benchmarks/results/tuning-db-znver3-r5-2026-11-27 MODELS=DIR bash benchmarks/tune_kernels_cnn.sh
+# DIR holds light_model(name, seed=0) saved as NAME.onnx.
+# Passes 1-2: the five CNNs at 16 trials (150 s, then 110 s per model); pass 3: densenet121 at 8 trials.
+DB=${DB:?tuning database directory, e.g. benchmarks/results/tuning-db-znver3-r5-2026-11-27}
 MODELS=${MODELS:?directory holding light_model(name, seed=0) saved as NAME.onnx}
 G=${G:-graphopt}
 for pass in 1 2; do

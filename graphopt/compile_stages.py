@@ -1,0 +1,241 @@
+"""The stages of a compile and the state they share (graphopt.compiler lists them).
+
+Every stage is `stage(state) -> None`: it reads what earlier stages left in the
+`CompileState` and stores its own result there. A stage is a thin call into the
+module that owns the work; the training stages call graphopt.train.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphopt.errors import PlanError
+from graphopt.options import CompileOptions
+
+
+@dataclass
+class CompileState:
+    """Everything one compile knows, filled in stage by stage."""
+
+    model: Any  # a path or an onnx.ModelProto
+    out_dir: Path
+    options: CompileOptions
+    after_plan: Any = None  # Callable[[Placement], None] | None
+    prepared: Any = None  # graphopt.frontend.PreparedModel
+    importable: Any = None  # the ONNX model handed to TVM's importer
+    imported: Any = None  # graphopt.frontend.importer.ImportedModule (weights as the program takes them)
+    imported_names: list[str] = field(default_factory=list)  # weight names as imported, before preparation
+    target: Any = None
+    step: Any = None  # graphopt.train.step.TrainStep
+    states: list[np.ndarray] = field(default_factory=list)  # optimizer states (training)
+    stock_lowered: Any = None  # lowered in TVM's own order: the stock baseline's input
+    lowered: Any = None  # what is planned and built
+    extraction: Any = None  # graphopt.analysis.extract.Extraction
+    memory: Any = None  # graphopt.train.swapping.MemoryPlan
+    report: Any = None  # the validator's verdict on `memory`
+    measured: list[float] | None = None  # per-step seconds from the profile stage
+    stock_bytes: int = 0
+    executable: Any = None
+    records: dict[str, dict] = field(default_factory=dict)  # plan.json sections from the rewrites
+    seconds: dict[str, float] = field(default_factory=dict)
+    manifest: dict | None = None
+    plan: dict | None = None
+
+
+def prepare(state: CompileState) -> None:
+    """Load, check, pin input shapes, fold; a training step also gets its trainable form."""
+    from graphopt.frontend import prepare_model
+    from graphopt.frontend.load import load_model
+    from graphopt.identity import source_sha256
+
+    options = state.options
+    model = state.model if not isinstance(state.model, (str, Path)) else load_model(state.model)
+    state.prepared = prepare_model(model, options.input_shapes, fold=options.fold,
+                                   source_sha256=source_sha256(state.model))
+    state.importable = state.prepared.model
+    state.records["reorder"] = {"method": "off"}
+    if options.training:
+        from graphopt.train.frontend import for_training
+
+        state.importable = for_training(state.prepared.model, options.loss)
+    else:
+        state.records["concat_in_place"] = {"elided": 0, "off": True}
+
+
+def import_model(state: CompileState) -> None:
+    from graphopt.frontend.importer import to_relax
+    from graphopt.lowering.target import make_target
+
+    state.imported = to_relax(state.importable)
+    state.imported_names = list(state.imported.param_names)
+    state.target = make_target(state.options.target)
+
+
+def gradient(state: CompileState) -> None:
+    """Training: forward, loss, backward and update as one Relax function."""
+    from graphopt.train.step import OptimizerSpec, build_train_step
+
+    spec = OptimizerSpec.parse(state.options.optimizer)
+    imported = state.imported
+    state.step = build_train_step(imported.mod, len(imported.input_names), state.options.loss, spec)
+    state.states = spec.initial_states(imported.params)
+
+
+def lower(state: CompileState) -> None:
+    """Inference: weights prepared once at compile time. Training keeps them as
+    imported (they change every step) and lowers the step function."""
+    options = state.options
+    if options.training:
+        from graphopt.train.lowering import lower_step
+
+        state.stock_lowered = lower_step(state.step.mod, state.target, options.schedules, options.tuning_db)
+    else:
+        from graphopt.lowering.lower import lower_imported
+
+        state.stock_lowered, state.imported = lower_imported(state.imported, state.target, options.schedules,
+                                                             options.tuning_db)
+    state.lowered = state.stock_lowered
+
+
+def reorder(state: CompileState) -> None:
+    from graphopt.transforms.reorder import reorder_kernels
+
+    result = reorder_kernels(state.lowered)
+    state.lowered, state.records["reorder"] = result.module, result.record
+
+
+def concat(state: CompileState) -> None:
+    from graphopt.transforms.concat_in_place import concat_in_place
+
+    result = concat_in_place(state.lowered)
+    state.lowered, state.records["concat_in_place"] = result.module, result.record
+
+
+def extract(state: CompileState) -> None:
+    from graphopt.analysis.extract import extract as extract_problem
+
+    state.extraction = extract_problem(state.lowered["main"])
+
+
+def place(state: CompileState) -> None:
+    """The no-swap placement; under a training budget the swap stage replaces it."""
+    from graphopt.passes.registry import get_planner
+    from graphopt.train.swapping import MemoryPlan
+
+    problem = state.extraction.problem
+    placement = get_planner(state.options.planner).plan(problem, time_limit=state.options.time_limit)
+    state.memory = MemoryPlan(problem, placement)
+
+
+def profile(state: CompileState) -> None:
+    """Builds the no-swap plan in a scratch directory and times each kernel there."""
+    from graphopt.train.profile import profile_steps
+
+    with tempfile.TemporaryDirectory(prefix="graphopt-profile-") as scratch:
+        plain = replace(state, out_dir=Path(scratch) / "art", options=replace(state.options, memory_budget=None),
+                        after_plan=None, records=dict(state.records), seconds={})
+        verify(plain)
+        build(plain)
+        write(plain)
+        state.measured = profile_steps(plain.out_dir)
+
+
+def swap(state: CompileState) -> None:
+    """Training: swaps and recomputes under the budget (or the no-swap prediction)."""
+    from graphopt.train.swapping import plan_swaps
+
+    state.memory = plan_swaps(state.lowered, state.extraction, state.memory.placement, state.options, state.measured)
+
+
+def verify(state: CompileState) -> None:
+    """The one validator judges the placement; then the caller's hook sees it."""
+    from graphopt.plan.validator import validate
+
+    memory = state.memory
+    state.report = validate(memory.problem, memory.placement)
+    if not state.report.valid:
+        raise PlanError(f"planner {memory.placement.planner} produced an invalid plan: {state.report.errors[0]}")
+    if state.after_plan is not None:
+        state.after_plan(memory.placement)
+
+
+def stock(state: CompileState) -> None:
+    """The baseline is TVM as it comes: its own order, its own planner."""
+    from graphopt.analysis.stock import stock_bytes
+
+    state.stock_bytes = stock_bytes(state.stock_lowered, state.target)
+
+
+def build(state: CompileState) -> None:
+    """Swap calls into the program (if any), then the arena, finalize and codegen."""
+    from graphopt.lowering.codegen import build_planned
+    from graphopt.transforms.insert_swaps import insert_swaps
+
+    memory, extraction = state.memory, state.extraction
+    mod, buffer_vars = state.lowered, extraction.buffer_vars
+    if memory.schedule is not None:
+        segment_ids = {seg: bid for bid, seg in memory.origin.items()}
+        producers = {b.id: (b.start, extraction.step_calls[b.start])
+                     for b in extraction.problem.buffers if b.id in extraction.recompute_inputs}
+        swapped = insert_swaps(mod, buffer_vars, list(memory.schedule.swaps), segment_ids,
+                               list(memory.schedule.recomputes), producers)
+        mod, buffer_vars = swapped.module, swapped.record["buffer_vars"]
+    state.executable = build_planned(mod, buffer_vars, memory.placement, state.target)
+
+
+def write(state: CompileState) -> None:
+    """The artifact: plan.json (the one writer: graphopt.plan.record), manifest, payload."""
+    from graphopt.artifact import write_artifact
+    from graphopt.kernels.tuning.apply import applied_schedules
+    from graphopt.plan.record import plan_record
+
+    extraction, memory, imported = state.extraction, state.memory, state.imported
+    plan = plan_record(memory.problem, memory.placement, state.report, output_bytes=extraction.output_bytes,
+                       step_names=extraction.step_names, stock_bytes=state.stock_bytes,
+                       params_bytes=sum(p.nbytes for p in imported.params), stage_seconds=state.seconds)
+    plan.update(memory.record)
+    plan.update(state.records)
+    plan["schedules"] = applied_schedules(state.stock_lowered)
+    if not state.options.training:
+        plan["weights"] = _weights_record(state.imported_names, imported.param_names)
+    params = list(imported.params) + list(state.states)
+    state.plan = plan
+    state.manifest = write_artifact(state.out_dir, _manifest(state), plan,
+                                    lambda tmp: _write_payload(tmp, state.executable, params))
+
+
+def _weights_record(imported: list[str], stored: list[str]) -> dict:
+    """How many weights the artifact stores as computed at compile time (packed for
+    the kernels, reshaped, transposed: graphopt.lowering.prepack) rather than as imported."""
+    original = set(imported)
+    return {"imported": len(imported), "stored": len(stored),
+            "prepared_at_compile": sum(name not in original for name in stored)}
+
+
+def _manifest(state: CompileState) -> dict:
+    from graphopt.identity import id_fields
+
+    prepared, imported = state.prepared, state.imported
+    signature = {
+        "inputs": [{"name": n, "shape": list(s), "dtype": d} for n, s, d in prepared.inputs],
+        "outputs": [{"name": n, "shape": list(s), "dtype": d} for n, s, d in prepared.outputs],
+        "param_keys": [f"p{i:05d}" for i in range(len(imported.params) + len(state.states))],
+        "param_names": list(imported.param_names),
+    }
+    if state.options.training:
+        from graphopt.train.manifest import training_signature
+
+        signature = training_signature(signature, state.step, imported, state.states, state.options)
+    return {**id_fields(prepared.source_sha256, state.options, state.target), **signature}
+
+
+def _write_payload(tmp: Path, executable, params: list[np.ndarray]) -> None:
+    from graphopt.artifact import LIBRARY, PARAMS
+
+    executable.export_library(str(tmp / LIBRARY))
+    np.savez(tmp / PARAMS, **{f"p{i:05d}": p for i, p in enumerate(params)})

@@ -1,0 +1,100 @@
+"""What a compile accepts: CompileOptions, and TrainOptions for a training step.
+
+TrainOptions extends CompileOptions, so every compile option exists in training
+too, and `check()` says in one line which combination is refused (an option is
+never silently ignored). What goes into the artifact id is `as_manifest()`:
+every field that can change the artifact, the tuning database by its content hash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from graphopt.errors import InputError
+
+DEFAULT_TIME_LIMIT = 10.0
+DEFAULT_OPTIMIZER = "sgd:lr=0.1"
+STEP_COSTS = ("analytic", "measured")
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """An inference compile; the defaults are what `graphopt compile` uses."""
+
+    target: str = "llvm"
+    planner: str = "auto"
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    time_limit: float = DEFAULT_TIME_LIMIT
+    reorder: bool = True
+    schedules: bool = True
+    tuning_db: Path | None = None  # a `graphopt tune-kernels` database; kernels only, never the plan
+    concat_in_place: bool = True  # producers write into their concatenation (graphopt.transforms.concat_in_place)
+    fold: bool = True  # fold shape arithmetic for the fixed shapes (onnxslim)
+
+    @property
+    def training(self) -> bool:
+        return False
+
+    def check(self) -> None:
+        """Refuses, in one line, a combination this compile cannot honour."""
+        if self.tuning_db is not None and (not self.schedules or self.target != "llvm"):
+            raise InputError("a tuning db applies to the default CPU schedules: it needs --target llvm "
+                             "without --no-schedules")
+
+    def as_manifest(self) -> dict:
+        shapes = {k: list(v) for k, v in sorted(self.input_shapes.items())}
+        record = {"planner": self.planner, "input_shapes": shapes, "time_limit": self.time_limit,
+                  "reorder": self.reorder, "schedules": self.schedules, "concat_in_place": self.concat_in_place,
+                  "tuning_db_sha256": tuning_db_sha256(self.tuning_db)}
+        if not self.fold:
+            record["fold"] = False
+        return record
+
+
+@dataclass(frozen=True)
+class TrainOptions(CompileOptions):
+    """A training step (`graphopt compile --train`): forward, loss, backward, update.
+
+    Concatenation in place is off: a training step's concatenations feed the
+    backward pass, and the swap rewrite does not move views of a concatenation, so
+    `concat_in_place=True` is refused rather than half-honoured.
+    `memory_budget` is bytes or 'NN%' of the no-swap arena."""
+
+    concat_in_place: bool = False
+    loss: str = "cross_entropy"
+    optimizer: str = DEFAULT_OPTIMIZER
+    memory_budget: str | None = None
+    swap_planner: str = "ours"
+    link_bandwidth: float | None = None  # bytes/s; None: the cost model's PCIe 5 x16 default
+    link_latency: float | None = None  # seconds
+    step_costs: str = "analytic"  # or "measured": profile a no-swap build on this machine first
+
+    @property
+    def training(self) -> bool:
+        return True
+
+    def check(self) -> None:
+        super().check()
+        if self.concat_in_place:
+            raise InputError("concatenation in place is not supported with --train (use --no-concat-in-place)")
+        if self.step_costs not in STEP_COSTS:
+            raise InputError(f"--step-costs {self.step_costs!r}: choose analytic or measured")
+
+    def as_manifest(self) -> dict:
+        record = super().as_manifest()
+        record.pop("concat_in_place")
+        return {**record, "train": True, "loss": self.loss, "optimizer": self.optimizer, "fold": self.fold,
+                "memory_budget": self.memory_budget, "swap_planner": self.swap_planner,
+                "link_bandwidth": self.link_bandwidth, "link_latency": self.link_latency,
+                "step_costs": self.step_costs}
+
+
+def tuning_db_sha256(directory: Path | None) -> str | None:
+    """The content hash of a tuning database (None without one): a tuned build and an
+    untuned one, or builds with two different databases, get different artifact ids."""
+    if directory is None:
+        return None
+    from graphopt.kernels.tuning.db import TuningDB
+
+    return TuningDB.open(directory).content_sha256()
