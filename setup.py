@@ -1,8 +1,13 @@
-"""Builds the one compiled helper: the exact placement search's inner loop.
+"""Finds graphopt's packages and builds the one compiled helper: the exact placement search's inner loop.
 
-Everything else (metadata, packages, the package-dir mapping) lives in
-pyproject.toml. The extension is optional: without a C++ compiler the build
-carries on and graphopt uses the pure-Python search (with a loud warning).
+Packages: graphopt is three folders, graphopt/ and the top-level passes/ and
+runtime/, installed as graphopt.passes and graphopt.runtime (pyproject.toml's
+package-dir). Every folder with an __init__.py under them is a package
+(packages() below), so a new subpackage needs no configuration. Everything else
+(metadata, the package-dir mapping, tool settings) lives in pyproject.toml.
+
+The extension is optional: without a C++ compiler the build carries on and
+graphopt uses the pure-Python search (with a loud warning).
 
 The CUDA swap engine (cuda/, loaded by graphopt.runtime.cuda_swap for CUDA
 artifacts with swaps) is built beside it when nvcc exists, with cuda/Makefile
@@ -13,10 +18,23 @@ package directory; without nvcc the install says so in one line and goes on.
 import os
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
+
+HERE = Path(__file__).resolve().parent
+
+
+def packages() -> list[str]:
+    """Each folder pyproject.toml's package-dir maps and every folder with an __init__.py
+    below it, named as installed (passes/swap_cpsat.py -> graphopt.passes.swap_cpsat)."""
+    package_dir = tomllib.loads((HERE / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    found = []
+    for name, folder in package_dir.items():
+        found += [name] + [f"{name}.{sub}" for sub in find_packages(str(HERE / folder))]
+    return sorted(found)
 
 
 class OptionalBuildExt(build_ext):
@@ -62,6 +80,7 @@ def build_swap_engine(package_dir: Path) -> None:
 
 
 setup(
+    packages=packages(),
     ext_modules=[
         Extension(
             "graphopt.passes._dsa_native",

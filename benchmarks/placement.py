@@ -102,7 +102,7 @@ def main() -> None:
         print(" ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     table = markdown(rows)
-    meta = _meta(sys.argv[1:])
+    meta = _meta(sys.argv[1:], "benchmarks.placement")
     header = f"<!-- {meta['date']} on {meta['cpu']} ({meta['cores']} cores): {meta['command']} -->\n"
     stem = unused(RESULTS / "placement", (".md", ".csv"))
     Path(f"{stem}.md").write_text(header + table)

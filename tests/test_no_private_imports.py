@@ -5,8 +5,9 @@ it, renaming or changing it silently breaks that importer. Whatever two modules
 share is made public under a name that explains it, or moved where it belongs.
 
 Read with `ast` (nothing is imported), over every .py file of the package: graphopt/
-plus the folders pyproject.toml maps into it (passes/ -> graphopt.passes,
-runtime/ -> graphopt.runtime). Flagged, for graphopt and third-party modules alike:
+plus the folders the build maps into it (passes/ -> graphopt.passes, runtime/ ->
+graphopt.runtime). Flagged, for graphopt and third-party (standard library included)
+modules alike:
 
 * `from M import _x`, `from M._m import x`, `import M._m` (relative imports too);
 * `mod._x` where `mod` was bound by an import of a module (`import M as mod`,
@@ -21,8 +22,11 @@ importing file, and a stale entry fails too, so the list stays as short as it ca
 from __future__ import annotations
 
 import ast
+import functools
+import runpy
 import tomllib
 from pathlib import Path
+from unittest import mock
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,10 +56,19 @@ def first_private(dotted: str) -> str | None:
     return None
 
 
+@functools.cache
 def package_dirs() -> dict[str, Path]:
-    """Package name -> folder, as pyproject.toml maps them (setuptools' default: the same name)."""
+    """Package name -> folder, as the build maps them: pyproject.toml's package-dir, then the
+    package_dir setup.py hands to setuptools (run with setup() stubbed out: nothing is built);
+    neither: setuptools' default, the folder of the same name."""
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
-    mapping = config.get("tool", {}).get("setuptools", {}).get("package-dir") or {"graphopt": "graphopt"}
+    mapping = dict(config.get("tool", {}).get("setuptools", {}).get("package-dir") or {})
+    if (REPO / "setup.py").exists():
+        captured: dict = {}
+        with mock.patch("setuptools.setup", lambda **kwargs: captured.update(kwargs)):
+            runpy.run_path(str(REPO / "setup.py"), run_name="setup")
+        mapping.update(captured.get("package_dir") or {})
+    mapping = mapping or {"graphopt": "graphopt"}
     return {pkg: REPO / folder for pkg, folder in mapping.items() if pkg.split(".")[0] == "graphopt"}
 
 
@@ -218,6 +231,17 @@ _local_name
         "tvm.relax._ffi_api", "tvm.relax.frontend._private", "graphopt.examples.models._Builder",
         "graphopt.plan._secret",
     ]
+
+
+def test_finder_tells_own_names_from_private_submodules():
+    source = """
+from graphopt.train import _own_helper
+from . import _impl
+from ._impl import helper
+"""
+    finder = Finder("graphopt.train", True, {"graphopt.train", "graphopt.train._impl"})
+    finder.visit(ast.parse(source))
+    assert [name for _, name in finder.found] == ["graphopt.train._impl", "graphopt.train._impl"]
 
 
 def test_no_private_imports():

@@ -22,7 +22,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def test_plan_json_and_out(alloc_dir, tmp_path, capsys):
     out = tmp_path / "placed.csv"
     args = parse(["plan", str(alloc_dir / "C.1048576.csv"), "--time-limit", "5", "--json", "--out", str(out)])
-    assert args.func(args) == 0
+    assert cli_plan.run(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result) == {"height", "lower_bound", "seconds", "valid", "optimal", "planner"}
     assert result["valid"] and result["optimal"] and result["height"] == result["lower_bound"] == 1039360

@@ -178,40 +178,47 @@ def lower(model: onnx.ModelProto) -> Lowered:
     return Lowered(model, lower_to_explicit_memory(mod, target), list(params), list(input_names), target)
 
 
-def main_calls(mod: tvm.IRModule) -> list[str]:
-    """Names of the functions `main` calls, in binding order (kernels, packed functions, ops)."""
+def _call_name(call) -> str:
     import tvm
     from tvm import relax
 
-    names = []
-    for block in mod["main"].body.blocks:
-        for binding in block.bindings:
-            value = binding.value
-            if not isinstance(value, relax.Call):
-                continue
-            op = value.op
-            if isinstance(op, tvm.ir.GlobalVar):
-                names.append(op.name_hint)
-            elif isinstance(op, relax.ExternFunc):
-                names.append(str(op.global_symbol))
-            else:
-                names.append(str(op.name))
-    return names
+    op = call.op
+    if isinstance(op, tvm.ir.GlobalVar):
+        return op.name_hint
+    if isinstance(op, relax.ExternFunc):
+        return str(op.global_symbol)
+    return str(op.name)
+
+
+def main_calls(mod: tvm.IRModule) -> list[str]:
+    """Names of the functions `main` calls, in binding order (kernels, packed functions, ops)."""
+    from tvm import relax
+
+    return [_call_name(b.value) for block in mod["main"].body.blocks for b in block.bindings
+            if isinstance(b.value, relax.Call)]
+
+
+def calls_to(mod: tvm.IRModule, name: str) -> list:
+    """The calls of `main` to `name` (as main_calls names it), in binding order."""
+    from tvm import relax
+
+    return [b.value for block in mod["main"].body.blocks for b in block.bindings
+            if isinstance(b.value, relax.Call) and _call_name(b.value) == name]
+
+
+def kernel_calls(mod: tvm.IRModule) -> list:
+    """The kernel (PrimFunc) calls of `main`, in execution order."""
+    import tvm
+    from tvm import relax
+
+    return [b.value for block in mod["main"].body.blocks for b in block.bindings
+            if isinstance(b.value, relax.Call) and isinstance(b.value.op, tvm.ir.GlobalVar)]
 
 
 def kernel_order(mod: tvm.IRModule) -> list[str]:
-    """The kernels (PrimFunc calls) of `main` in execution order, each named with the
-    variable it binds, so two calls of one PrimFunc tell apart."""
-    import tvm
-    from tvm import relax
-
-    order = []
-    for block in mod["main"].body.blocks:
-        for binding in block.bindings:
-            value = binding.value
-            if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.GlobalVar):
-                order.append(f"{value.op.name_hint}->{value.args[-1].name}")
-    return order
+    """The kernels of `main` in execution order, each named with the tensor it writes,
+    so two calls of one PrimFunc tell apart."""
+    return [f"{call.op.name_hint}->{call.args[-1].name}" for call in kernel_calls(mod)]
 
 
 def buffer_sizes(mod: tvm.IRModule) -> dict[int, int]:

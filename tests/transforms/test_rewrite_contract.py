@@ -16,12 +16,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnx
 import pytest
 
 from tests.transforms import programs
 from tests.transforms.programs import Lowered
+
+if TYPE_CHECKING:
+    from graphopt.plan.placement import Placement
+    from graphopt.plan.swap import Swap
 
 
 # --- the rewrites as the tests call them ----------------------------------------------------
@@ -58,17 +63,17 @@ class SwapSetup:
     """One hand-made swap of a tiny inference program, its split problem and placement."""
 
     buffer: int
-    swap: object  # graphopt.plan.swap.Swap
-    buffer_vars: dict
-    segment_ids: dict
-    placement: object  # graphopt.plan.placement.Placement
-    new_segment: int
+    swap: Swap
+    buffer_vars: dict  # buffer id -> Relax var, as extraction found them
+    segment_ids: dict  # (buffer, segment) -> id in the split problem
+    placement: Placement  # of the split problem
+    new_segment: int  # id of the swapped buffer's second resident segment
 
 
 def _one_swap(mod) -> SwapSetup:
     """The first buffer idle for MIN_GAP steps goes to host over that gap; the schedule
-    becomes segment ids and a placement as graphopt.train.swapping does it (_fit,
-    build_with_swaps): split_problem, a planner on the split problem, the validator."""
+    becomes segment ids and a placement as a training compile does it (graphopt.train.swapping
+    and the driver's build stage): split_problem, a planner on the split problem, the validator."""
     from graphopt.analysis.extract import extract
     from graphopt.passes.registry import get_planner
     from graphopt.plan.swap import MIN_GAP, Swap, SwapProblem, split_problem
@@ -128,6 +133,9 @@ def test_concat_in_place_drops_the_copy_and_makes_its_inputs_views() -> None:
     # both inputs' allocations became views into the concatenation's buffer
     assert after["relax.memory.view"] == 2 and after["relax.memory.ensure_zero_offset"] == 2
     assert after["relax.builtin.alloc_tensor"] == before["relax.builtin.alloc_tensor"] - 2
+    views = programs.calls_to(result.module, "relax.memory.view")
+    assert views[0].args[0].same_as(views[1].args[0])  # one buffer...
+    assert [int(v.args[3].value) for v in views] == [0, 8 * 8 * 8 * 4]  # ...a then b, back to back
     assert "concatenate" in programs.main_calls(low.mod)  # the input is untouched
 
 
@@ -164,17 +172,15 @@ def test_insert_swaps_sends_the_idle_buffer_out_and_reads_the_copy_back() -> Non
     result = _swapped(low.mod, setup)
     assert result.modified
     assert (result.record["swaps"], result.record["recomputes"]) == (1, 0)
-    kernels = [c for c in programs.main_calls(low.mod) if not c.startswith("relax.")]
+    k = [c for c in programs.main_calls(low.mod) if not c.startswith("relax.")]  # the five kernels
     calls = [c for c in programs.main_calls(result.module) if not c.startswith("relax.")]
-    k = kernels
-    assert calls == [k[0], k[1], "graphopt.swap_out", "graphopt.swap_wait_out", k[2], "graphopt.swap_in", k[3],
-                     "graphopt.swap_wait_in", k[4]]
+    assert calls == [k[0], k[1], "graphopt.swap_out", "graphopt.swap_wait_out", k[2],  # out after step 1
+                     "graphopt.swap_in", k[3], "graphopt.swap_wait_in", k[4]]  # in before step 3, ready at 4
     # the new segment is a fresh allocation, and the last kernel reads it, not the original
     new_vars = result.record["buffer_vars"]
     original, copy = setup.buffer_vars[setup.buffer], new_vars[setup.new_segment]
     assert {b: v for b, v in new_vars.items() if b != setup.new_segment} == setup.buffer_vars
-    last = [b.value for block in result.module["main"].body.blocks for b in block.bindings
-            if getattr(b.value, "op", None) is not None and getattr(b.value.op, "name_hint", "") == k[4]][0]
+    last = programs.kernel_calls(result.module)[-1]
     assert copy in list(last.args) and original not in list(last.args)
 
 

@@ -65,7 +65,9 @@ def test_memory_limit_prunes_after_planning_without_building(tmp_path: Path, mod
     trials = load(study_dir).get_trials()
     assert len(trials) == 2 and all(t.state == TrialState.PRUNED for t in trials)
     for t in trials:
-        assert t.user_attrs["stages"][-1] == "plan" and "build" not in t.user_attrs["stages"]
+        # the driver's `verify` stage judges the plan, then calls the tuner's hook: pruned there, before any build
+        stages = t.user_attrs["stages"]
+        assert stages[-2:] == ["plan", "verify"] and "build" not in stages
         assert t.user_attrs["peak_memory"] > 1000
         assert "--memory-limit 1000" in t.user_attrs["pruned_reason"]
     cache = ArtifactCache(study_dir / "artifacts")
