@@ -20,11 +20,11 @@ from graphopt.plan.problem import Buffer, MemoryProblem
 
 def model_trace(name: str, work: Path) -> MemoryProblem:
     from graphopt.analysis.extract import extract
+    from graphopt.frontend import prepare
     from graphopt.frontend.importer import to_relax
     from graphopt.lowering.lower import lower_to_explicit_memory
     from graphopt.lowering.target import make_target
     from graphopt.transforms.reorder import reorder_kernels
-    from graphopt.frontend import prepare
 
     path, shapes, _ = materialize(name, work)
     imported = to_relax(prepare(path, shapes).model)

@@ -27,12 +27,12 @@ from benchmarks.outputs import RESULTS, unused
 
 
 def _tasks(name: str, work: Path):
+    from graphopt.frontend import prepare
     from graphopt.frontend.importer import to_relax
-    from graphopt.lowering.target import make_target
+    from graphopt.kernels.tuning.search import tasks_of
     from graphopt.lowering import prepack
     from graphopt.lowering.lower import legalize
-    from graphopt.kernels.tuning.search import tasks_of
-    from graphopt.frontend import prepare
+    from graphopt.lowering.target import make_target
 
     path, shapes, _ = materialize(name, work)
     target = make_target("llvm")

@@ -70,11 +70,11 @@ def _stock_runner(model_path: Path, shapes: dict, feeds: dict, session):
     import tvm
     from tvm.runtime.vm import VirtualMachine
 
+    from graphopt.frontend import prepare
     from graphopt.frontend.importer import to_relax
     from graphopt.lowering.codegen import build_stock
     from graphopt.lowering.lower import lower_to_explicit_memory
     from graphopt.lowering.target import make_target
-    from graphopt.frontend import prepare
     from graphopt.runtime.signature import check_inputs
 
     imported = to_relax(prepare(model_path, shapes).model)

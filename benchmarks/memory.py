@@ -33,9 +33,9 @@ COLUMNS = ("model", "tensors", "steps", "arena_MiB", "LB_MiB", "stock_MiB", "poo
 
 
 def bench_model(name: str, work: Path, rounds: int, budget_s: float) -> dict:
+    from graphopt.compiler import CompileOptions, compile_model
     from graphopt.lowering.codegen import build_stock
     from graphopt.lowering.target import make_target
-    from graphopt.compiler import CompileOptions, compile_model
     from graphopt.runtime import load
 
     model_path, shapes, feeds = materialize(name, work)

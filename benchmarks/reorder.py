@@ -26,11 +26,10 @@ EXAMPLES_WITH_BRANCHES = ("residual_branch_net", "parallel_concat", "split_multi
 def _lowered(name: str, work: Path):
     import onnx
 
+    from graphopt.frontend import prepare
     from graphopt.frontend.importer import to_relax
     from graphopt.lowering.lower import lower_to_explicit_memory
     from graphopt.lowering.target import make_target
-    from graphopt.transforms.reorder import reorder_kernels
-    from graphopt.frontend import prepare
 
     if name in EXAMPLES_WITH_BRANCHES:
         from graphopt.examples.models import EXAMPLES
@@ -44,11 +43,7 @@ def _lowered(name: str, work: Path):
 
 
 def bench(name: str, work: Path) -> dict:
-    from graphopt.frontend.importer import to_relax
-    from graphopt.lowering.lower import lower_to_explicit_memory
-    from graphopt.lowering.target import make_target
-    from graphopt.transforms.reorder import reorder_kernels
-    from graphopt.transforms.reorder import read_dag
+    from graphopt.transforms.reorder import read_dag, reorder_kernels
 
     lowered = _lowered(name, work)
     dag = read_dag(lowered["main"])

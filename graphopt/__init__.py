@@ -5,8 +5,10 @@ services that have neither onnx, OR-Tools nor the TVM compiler, so nothing here
 may import them at package import time.
 """
 
+from graphopt.checkout import find_mapped_folders
 from graphopt.threads import bound_pool_spinning
 
 __version__ = "0.1.0"
 
 bound_pool_spinning()  # before TVM's thread pool exists: see graphopt/threads.py
+find_mapped_folders(__name__, __file__)  # graphopt.passes / graphopt.runtime in an uninstalled checkout

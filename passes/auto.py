@@ -19,13 +19,12 @@ from __future__ import annotations
 import logging
 import time
 
+from graphopt.analysis.lower_bound import lower_bound
+from graphopt.errors import PlanError
 from graphopt.passes.base import DEFAULT_TIME_LIMIT, Planner
 from graphopt.passes.bnb import BranchAndBound
 from graphopt.passes.greedy_by_size import GreedyBySize
 from graphopt.passes.smartpool import ORDERINGS, BestOfOrderings, SmartPool
-
-from graphopt.analysis.lower_bound import lower_bound
-from graphopt.errors import PlanError
 from graphopt.plan.placement import Placement
 from graphopt.plan.problem import MemoryProblem
 from graphopt.plan.validator import validate

@@ -21,13 +21,13 @@ import logging
 import time
 
 import numpy as np
+
+from graphopt.analysis.lower_bound import lower_bound
 from graphopt.passes.base import DEFAULT_TIME_LIMIT
 from graphopt.passes.best_fit import OverlapIndex, ProblemArrays, offsets_by_id, place_in_order
 from graphopt.passes.decompose import split_timeline
 from graphopt.passes.dsa_search import Instance, fits
 from graphopt.passes.smartpool import ORDERINGS
-
-from graphopt.analysis.lower_bound import lower_bound
 from graphopt.plan.placement import Placement
 from graphopt.plan.problem import MemoryProblem
 

@@ -26,11 +26,11 @@ import logging
 import math
 import time
 
-from graphopt.passes.base import DEFAULT_TIME_LIMIT
-from graphopt.passes.smartpool import BestOfOrderings
 from ortools.sat.python import cp_model
 
 from graphopt.analysis.lower_bound import lower_bound
+from graphopt.passes.base import DEFAULT_TIME_LIMIT
+from graphopt.passes.smartpool import BestOfOrderings
 from graphopt.plan.placement import Placement
 from graphopt.plan.problem import MemoryProblem
 

@@ -52,6 +52,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+
 from graphopt.passes import native
 from graphopt.passes.dsa_python import fits_python
 

@@ -8,9 +8,9 @@ respected by the shared core (`best_fit.fit_offset`).
 from __future__ import annotations
 
 import numpy as np
+
 from graphopt.passes.base import DEFAULT_TIME_LIMIT
 from graphopt.passes.best_fit import ProblemArrays, plan_in_order
-
 from graphopt.plan.placement import Placement
 from graphopt.plan.problem import MemoryProblem
 

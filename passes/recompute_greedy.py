@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from graphopt.passes.swap_singa import InfeasibleBudget
 
+from graphopt.passes.swap_singa import InfeasibleBudget
 from graphopt.plan.swap import Recompute, SwapProblem, SwapSchedule, compatible, live_bytes
 
 

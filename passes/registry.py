@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from graphopt.errors import InputError
 from graphopt.passes.auto import Auto
 from graphopt.passes.base import Planner
 from graphopt.passes.bnb import BranchAndBound
 from graphopt.passes.cpsat import CpSat
 from graphopt.passes.greedy_by_size import GreedyBySize
 from graphopt.passes.smartpool import BestOfOrderings, SmartPool
-
-from graphopt.errors import InputError
 
 PLANNERS: dict[str, Callable[[], Planner]] = {
     "greedy_by_size": GreedyBySize,

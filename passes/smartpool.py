@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+
 from graphopt.passes.base import DEFAULT_TIME_LIMIT
 from graphopt.passes.best_fit import (
     OverlapIndex,
@@ -26,7 +27,6 @@ from graphopt.passes.best_fit import (
     plan_in_order,
 )
 from graphopt.passes.greedy_by_size import by_size
-
 from graphopt.plan.placement import Placement
 from graphopt.plan.problem import MemoryProblem
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from graphopt.passes.swap_singa import InfeasibleBudget, early_late
 
+from graphopt.passes.swap_singa import InfeasibleBudget, early_late
 from graphopt.plan.swap import Gap, Recompute, Swap, SwapProblem, SwapSchedule, compatible, live_bytes
 
 

@@ -23,9 +23,9 @@ engine each). Its swaps then hide by construction, so only recomputes cost.
 
 from __future__ import annotations
 
-from graphopt.passes.swap_singa import early_late
 from ortools.sat.python import cp_model
 
+from graphopt.passes.swap_singa import early_late
 from graphopt.plan.swap import Recompute, Swap, SwapProblem, SwapSchedule, base_live_bytes, conflict
 
 WEIGHTS = (0.05, 0.3, 1.0, 3.0)

@@ -34,12 +34,12 @@ import logging
 import time
 
 import numpy as np
+from ortools.sat.python import cp_model
+
 from graphopt.passes.recompute_greedy import RecomputeGreedy
 from graphopt.passes.swap_capuchin import Capuchin
 from graphopt.passes.swap_cover import cover_schedules
 from graphopt.passes.swap_singa import MODES, RANKINGS, InfeasibleBudget, Singa
-from ortools.sat.python import cp_model
-
 from graphopt.plan.swap import Gap, Recompute, Swap, SwapProblem, SwapSchedule, base_live_bytes, conflict
 from graphopt.plan.swap_validator import validate_swaps
 

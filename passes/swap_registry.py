@@ -3,12 +3,11 @@ recomputation alone."""
 
 from __future__ import annotations
 
+from graphopt.errors import InputError
 from graphopt.passes.recompute_greedy import RecomputeGreedy
 from graphopt.passes.swap_capuchin import Capuchin
 from graphopt.passes.swap_cpsat import SwapCpSat
 from graphopt.passes.swap_singa import MODES, RANKINGS, Singa
-
-from graphopt.errors import InputError
 
 SINGA_NAMES = tuple(Singa(r, m).name for r in RANKINGS for m in MODES)
 BASELINES = (*SINGA_NAMES, Capuchin.name, RecomputeGreedy.name)

@@ -197,6 +197,7 @@ def install(device_id: int = 0) -> CudaSwapEngine:
     graphopt.runtime.swap is imported first so that its import-time
     registration can never come after, and replace, this one."""
     import tvm_ffi
+
     from graphopt.runtime import swap as cpu_swap
 
     engine = _STATE["engine"]

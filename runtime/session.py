@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import tvm
 import tvm.runtime
-from graphopt.runtime.signature import check_inputs
 from tvm.runtime.vm import VirtualMachine
 
 from graphopt.artifact import LIBRARY, PARAMS, load_manifest, load_plan
 from graphopt.errors import ArtifactError, first_line
+from graphopt.runtime.signature import check_inputs
 
 
 @dataclass(frozen=True)

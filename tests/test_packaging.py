@@ -2,7 +2,10 @@
 passes/ and runtime/ (the last two installed as graphopt.passes and graphopt.runtime), and no name
 whose folder is gone. setup.py finds them under pyproject.toml's package-dir; nothing lists them by hand."""
 
+import os
 import runpy
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -43,3 +46,16 @@ def test_pyproject_maps_passes_and_runtime_and_lists_no_packages():
     setuptools_table = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert setuptools_table["package-dir"] == FOLDERS
     assert "packages" not in setuptools_table
+
+
+def test_a_checkout_without_an_install_finds_the_mapped_folders() -> None:
+    """graphopt.passes and graphopt.runtime import from the repository's passes/ and runtime/
+    with no install's import hook (graphopt/checkout.py): the editable finder is removed first."""
+    code = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)]; "
+            "sys.modules.pop('graphopt', None); "
+            "import graphopt.passes.base, graphopt.runtime.signature; "
+            "print(graphopt.passes.__file__); print(graphopt.runtime.__file__); "
+            "import importlib.util; print(importlib.util.find_spec('graphopt.tests'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.split()
+    assert out == [str(ROOT / "passes" / "__init__.py"), str(ROOT / "runtime" / "__init__.py"), "None"]

@@ -34,7 +34,6 @@ from graphopt.analysis.bindings import (
 from graphopt.plan.problem import DEFAULT_ALIGNMENT, Buffer, MemoryProblem
 
 
-
 @dataclass
 class Extraction:
     """The problem plus what the rewrite needs to find each buffer again."""

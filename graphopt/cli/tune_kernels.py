@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--threads must be at least 1, got {args.threads}")
         os.environ["TVM_NUM_THREADS"] = str(args.threads)  # read once, when TVM's pool starts
     from graphopt.kernels.tuning.db import TuningDB
+    from graphopt.kernels.tuning.model import tune_model
 
     db = TuningDB.open(args.db, create=True)  # a corrupt db fails here, before any work
     summary = tune_model(args.model, db, args.trials, dict(args.input_shape), args.time_budget,
@@ -51,23 +52,6 @@ def run(args: argparse.Namespace) -> int:
     for line in summary_lines(summary, args.db):
         print(line)
     return 0
-
-
-def tune_model(model: Path, db, trials: int, input_shapes: dict, time_budget: float | None = None,
-               threads: int | None = None, progress: bool = True):
-    """Prepares and legalizes `model`, then tunes the kernels `db` lacks."""
-    from graphopt.frontend.importer import to_relax
-    from graphopt.lowering.target import make_target
-    from graphopt.lowering import prepack
-    from graphopt.lowering.lower import legalize
-    from graphopt.kernels.tuning.search import tune
-    from graphopt.frontend import prepare
-
-    imported = to_relax(prepare(model, input_shapes).model)
-    target = make_target("llvm")
-    # weights marked as in compile: their packing is then left out of the kernel timings
-    kernels = prepack.mark_weights()(legalize(imported.mod, target))
-    return tune(kernels, target, db, trials, time_budget, threads, progress)
 
 
 def summary_lines(summary, db_dir: Path) -> list[str]:

@@ -16,6 +16,7 @@ from tvm import relax
 
 from graphopt.frontend.importer import ImportedModule
 
+
 def _backend(target: tvm.target.Target):
     if target.kind.name == "cuda":
         import tvm.relax.backend.cuda.pipeline as backend

@@ -25,7 +25,7 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
-from graphopt.analysis.bindings import is_alloc, is_rederivable, is_step, is_view_op
+from graphopt.analysis.bindings import is_alloc, is_rederivable, is_step
 from graphopt.plan.swap import Recompute, Swap
 from graphopt.transforms.result import RewriteResult
 

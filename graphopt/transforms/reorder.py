@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tvm import relax
-
 import tvm
+from tvm import relax
 
 from graphopt.analysis.bindings import AliasTracker, alloc_bytes, is_alloc, is_step
 from graphopt.passes.reorder import DagTensor, ScheduleProblem

@@ -7,10 +7,10 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from graphopt.analysis.extract import extract
+from graphopt.frontend import prepare_model
 from graphopt.frontend.importer import to_relax
 from graphopt.lowering.lower import lower_to_explicit_memory
 from graphopt.lowering.target import make_target
-from graphopt.frontend import prepare_model
 from tests.conftest import compile_run_check
 
 

@@ -53,10 +53,10 @@ def conv_zoo(seed: int = 0) -> onnx.ModelProto:
 
 
 def _lowered(model: onnx.ModelProto, schedules: bool):
+    from graphopt.frontend import prepare
     from graphopt.frontend.importer import to_relax
     from graphopt.lowering.lower import lower_to_explicit_memory
     from graphopt.lowering.target import make_target
-    from graphopt.frontend import prepare
 
     target = make_target("llvm")
     imported = to_relax(prepare_model(model, prepare))
@@ -135,8 +135,8 @@ def test_epilogue_zoo_matches_onnx_runtime(tmp_path):
 
 def _taken_by(model: onnx.ModelProto) -> dict[str, str]:
     """{kernel: name of the first rule that schedules it} over the conv/matmul kernels."""
-    from graphopt.lowering.target import make_target
     from graphopt.kernels.schedules import cpu_rules
+    from graphopt.lowering.target import make_target
 
     target = make_target("llvm")
     taken = {}

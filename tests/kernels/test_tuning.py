@@ -10,8 +10,8 @@ import onnx
 import pytest
 
 from graphopt.cli import main
-from tests.kernels.test_schedules import conv_zoo
 from tests.conftest import onnx_runtime_outputs, random_feeds, relative_error
+from tests.kernels.test_schedules import conv_zoo
 
 
 def _record(workload: str, **over):
@@ -23,11 +23,11 @@ def _record(workload: str, **over):
 
 def _kernels(model: onnx.ModelProto):
     """(target, {kernel name: Task}) of the model's legalized, unscheduled kernels."""
-    from graphopt.frontend.importer import to_relax
-    from graphopt.lowering.target import make_target
-    from graphopt.lowering.lower import legalize
-    from graphopt.kernels.tuning.search import tasks_of
     from graphopt.frontend import prepare
+    from graphopt.frontend.importer import to_relax
+    from graphopt.kernels.tuning.search import tasks_of
+    from graphopt.lowering.lower import legalize
+    from graphopt.lowering.target import make_target
     from tests.kernels.test_schedules import prepare_model
 
     target = make_target("llvm")
@@ -103,9 +103,9 @@ def test_compile_applies_recorded_choice_and_keeps_plan_and_numbers(tmp_path):
     """A record written for the 3x3 conv's workload (rows=7, one vector, swapped
     axes, data read in place: far from the rule's own choice) is applied by compile; the arena and
     the plan are the same as without a db, and outputs still match ONNX Runtime."""
+    from graphopt.compiler import CompileOptions, compile_model
     from graphopt.kernels.tuning.db import Record, TuningDB
     from graphopt.kernels.tuning.workload import target_key
-    from graphopt.compiler import CompileOptions, compile_model
     from graphopt.runtime import load
 
     target, kernels = _kernels(conv_zoo())
@@ -275,12 +275,12 @@ def tvm_equal(a, b) -> bool:
 def test_kernels_that_only_read_weights_are_not_tuned():
     """Work on weights alone (conv_zoo's bias reshapes) runs once at compile time
     (prepack lifts it out of `main`): no task for it, and every other kernel stays."""
+    from graphopt.frontend import prepare
     from graphopt.frontend.importer import to_relax
-    from graphopt.lowering.target import make_target
+    from graphopt.kernels.tuning import search
     from graphopt.lowering import prepack
     from graphopt.lowering.lower import legalize
-    from graphopt.kernels.tuning import search
-    from graphopt.frontend import prepare
+    from graphopt.lowering.target import make_target
     from tests.kernels.test_schedules import prepare_model
 
     target = make_target("llvm")

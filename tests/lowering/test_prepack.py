@@ -8,8 +8,8 @@ import numpy as np
 
 from graphopt.compiler import CompileOptions, compile_model
 from graphopt.runtime import load
-from tests.kernels.test_schedules import conv_zoo
 from tests.conftest import onnx_runtime_outputs, random_feeds, relative_error
+from tests.kernels.test_schedules import conv_zoo
 
 
 def _compile(tmp_path, schedules: bool):
@@ -44,14 +44,14 @@ def test_prepared_weights_keep_outputs_and_arena(tmp_path):
 
 
 def test_tuner_times_the_kernel_without_its_weight_packing():
+    from graphopt.frontend import prepare
     from graphopt.frontend.importer import to_relax
-    from graphopt.lowering.target import make_target
-    from graphopt.lowering import prepack
-    from graphopt.lowering.lower import legalize
     from graphopt.kernels.schedules import schedule_kernel
     from graphopt.kernels.tuning.measure import per_run_part
     from graphopt.kernels.tuning.search import tasks_of
-    from graphopt.frontend import prepare
+    from graphopt.lowering import prepack
+    from graphopt.lowering.lower import legalize
+    from graphopt.lowering.target import make_target
     from tests.kernels.test_schedules import prepare_model
 
     target = make_target("llvm")

@@ -124,10 +124,10 @@ def test_an_input_shared_by_two_concatenations_goes_into_one(tmp_path):
 def test_concat_axis_recognizes_only_pure_concatenations():
     import tvm
 
+    from graphopt.frontend.importer import to_relax
     from graphopt.lowering.lower import lower_to_explicit_memory
     from graphopt.lowering.target import make_target
     from graphopt.transforms.concat_in_place import concat_axis
-    from graphopt.frontend.importer import to_relax
 
     mod, *_ = to_relax(dense_block())
     lowered = lower_to_explicit_memory(mod, make_target("llvm"))
