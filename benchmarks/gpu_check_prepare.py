@@ -126,8 +126,9 @@ def _prepare_infer(spec: Spec, work: Path, out: Path, time_limit: float, record:
 def _prepare_train(spec: Spec, work: Path, out: Path, time_limit: float, record: dict) -> list[Path]:
     import onnx
 
+    from graphopt.compiler import compile_model
+    from graphopt.options import TrainOptions
     from graphopt.runtime import load
-    from graphopt.train import TrainOptions, compile_train_model
 
     onnx.save(train_model(spec), work / "train.onnx")
     from graphopt.lowering.gpu_rules import FAILURES as failures
@@ -135,8 +136,8 @@ def _prepare_train(spec: Spec, work: Path, out: Path, time_limit: float, record:
     plans = {}
     for name, budget in (("train_noswap", None), ("train_swap", BUDGET)):
         options = TrainOptions(target="cuda", memory_budget=budget, time_limit=time_limit)
-        plans[name] = compile_train_model(work / "train.onnx", work / name, options).plan
-    cpu = compile_train_model(work / "train.onnx", work / "train_cpu", TrainOptions(target="llvm", time_limit=time_limit))
+        plans[name] = compile_model(work / "train.onnx", work / name, options).plan
+    cpu = compile_model(work / "train.onnx", work / "train_cpu", TrainOptions(target="llvm", time_limit=time_limit))
     feeds = random_feeds(cpu.manifest["inputs"], spec.classes, seed=1)
     _save_ref(out / "ref" / "train.npz", feeds, load(work / "train_cpu").run(feeds))
     swap, base = plans["train_swap"], plans["train_noswap"]

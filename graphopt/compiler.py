@@ -35,7 +35,7 @@ from graphopt.compile_stages import (
     verify,
     write,
 )
-from graphopt.options import DEFAULT_TIME_LIMIT, CompileOptions, TrainOptions
+from graphopt.options import CompileOptions, TrainOptions
 
 Progress = Callable[[str], None]
 AfterPlan = Callable[[Any], None]
@@ -43,6 +43,8 @@ AfterPlan = Callable[[Any], None]
 
 @dataclass(frozen=True)
 class Stage:
+    """One named step of the compile; `applies(options)` is false where it is skipped."""
+
     name: str
     run: Callable[[CompileState], None]
     applies: Callable[[CompileOptions], bool] = lambda _options: True
@@ -123,11 +125,5 @@ def compile_model(model, out_dir: str | Path, options: CompileOptions, progress:
     return CompileResult(state.out_dir, state.manifest, state.plan, state.seconds, state.stock_lowered, params)
 
 
-def compile_train_model(model, out_dir: str | Path, options: TrainOptions, progress: Progress | None = None,
-                        after_plan: AfterPlan | None = None) -> CompileResult:
-    """`compile_model` for a training step, by its own name."""
-    return compile_model(model, out_dir, options, progress, after_plan)
-
-
-__all__ = ["DEFAULT_TIME_LIMIT", "STAGES", "CompileOptions", "CompileResult", "CompileState", "Stage",
-           "TrainOptions", "compile_model", "compile_train_model", "run_stages", "stage_names", "stages_for"]
+__all__ = ["STAGES", "CompileOptions", "CompileResult", "CompileState", "Stage",
+           "TrainOptions", "compile_model", "run_stages", "stage_names", "stages_for"]

@@ -38,9 +38,7 @@ class CompileOptions:
 
     def check(self) -> None:
         """Refuses, in one line, a combination this compile cannot honour."""
-        if self.tuning_db is not None and (not self.schedules or self.target != "llvm"):
-            raise InputError("a tuning db applies to the default CPU schedules: it needs --target llvm "
-                             "without --no-schedules")
+        check_kernel_options(self.target, self.schedules, self.tuning_db)
 
     def as_manifest(self) -> dict:
         shapes = {k: list(v) for k, v in sorted(self.input_shapes.items())}
@@ -88,6 +86,13 @@ class TrainOptions(CompileOptions):
                 "memory_budget": self.memory_budget, "swap_planner": self.swap_planner,
                 "link_bandwidth": self.link_bandwidth, "link_latency": self.link_latency,
                 "step_costs": self.step_costs}
+
+
+def check_kernel_options(target_kind: str, schedules: bool, tuning_db: Path | None) -> None:
+    """A tuning database holds choices of graphopt's CPU schedule rules: it needs them."""
+    if tuning_db is not None and (not schedules or target_kind != "llvm"):
+        raise InputError("a tuning db applies to the default CPU schedules: it needs --target llvm "
+                         "without --no-schedules")
 
 
 def tuning_db_sha256(directory: Path | None) -> str | None:

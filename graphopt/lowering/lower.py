@@ -87,11 +87,9 @@ def lower_with_prepared_weights(mod: tvm.IRModule, target: tvm.target.Target, pa
 
 
 def _cpu_schedule_passes(target: tvm.target.Target, schedules: bool, tuning_db=None) -> list:
-    if tuning_db is not None and (not schedules or target.kind.name != "llvm"):
-        from graphopt.errors import InputError
+    from graphopt.options import check_kernel_options
 
-        raise InputError("a tuning db applies to the default CPU schedules: it needs --target llvm "
-                         "without --no-schedules")
+    check_kernel_options(target.kind.name, schedules, tuning_db)
     if not schedules or target.kind.name != "llvm":
         return []
     from graphopt.kernels.tuning.apply import apply_schedules

@@ -53,11 +53,12 @@ def digits(test_fraction: float = 0.3, seed: int = 0) -> Digits:
 
 def train_sliced(out: Path, spec: SliceSpec, data: Digits, steps: int, batch: int, lr: float) -> tuple[dict, list]:
     """One training run with a random width per step; returns (trained weights by name, losses)."""
-    from graphopt.train import TrainOptions, compile_train_model
+    from graphopt.compiler import compile_model
+    from graphopt.options import TrainOptions
     from graphopt.train.runner import TrainRunner
 
     art = out / "train-art"
-    compile_train_model(training_model(spec, batch), art,
+    compile_model(training_model(spec, batch), art,
                         TrainOptions(optimizer=f"adam:lr={lr}", fold=False, time_limit=2.0))
     runner = TrainRunner(art)
     rng = np.random.default_rng(spec.seed)

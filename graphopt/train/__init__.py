@@ -7,7 +7,6 @@ The compile is graphopt.compiler's, with the training stages (gradient, profile,
 swap) switched on by TrainOptions; this package holds what those stages call.
 """
 
-from graphopt.compiler import compile_train_model
 from graphopt.options import TrainOptions
 
 
@@ -22,4 +21,4 @@ def lower_train_model(model, options: TrainOptions):
     return run_stages(CompileState(model, Path("."), options), until="extract")
 
 
-__all__ = ["TrainOptions", "compile_train_model", "lower_train_model"]
+__all__ = ["TrainOptions", "lower_train_model"]

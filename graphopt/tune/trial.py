@@ -93,14 +93,9 @@ def _compile(cfg: StudyConfig, model: Path, options, cache: ArtifactCache, artif
 
     began = time.perf_counter()
     try:
-        if cfg.train:
-            from graphopt.train import compile_train_model
+        from graphopt.compiler import compile_model
 
-            result = compile_train_model(model, cache.artifact(artifact_id), options, stage, after_plan)
-        else:
-            from graphopt.compiler import compile_model
-
-            result = compile_model(model, cache.artifact(artifact_id), options, stage, after_plan)
+        result = compile_model(model, cache.artifact(artifact_id), options, stage, after_plan)  # TrainOptions: a step
     except OverMemoryLimit as over:
         cache.log_compile(artifact_id, time.perf_counter() - began, "pruned")
         attrs["stage_seconds"] = _durations(stages, marks)

@@ -8,8 +8,9 @@ import onnx
 import pytest
 
 import graphopt.runtime.swap as swap_runtime
+from graphopt.compiler import compile_model
 from graphopt.errors import InputError
-from graphopt.train import TrainOptions, compile_train_model
+from graphopt.options import TrainOptions
 from graphopt.train.frontend import for_training
 from graphopt.train.models import cnn, mlp, transformer
 from graphopt.train.runner import TrainRunner
@@ -26,7 +27,7 @@ def _batch(runner: TrainRunner, seed: int = 0) -> dict[str, np.ndarray]:
 
 def _compiled(tmp_path_factory, model: onnx.ModelProto, name: str, **kw) -> TrainRunner:
     out = tmp_path_factory.mktemp(name) / "art"
-    compile_train_model(model, out, TrainOptions(fold=False, time_limit=2.0, **kw))
+    compile_model(model, out, TrainOptions(fold=False, time_limit=2.0, **kw))
     return TrainRunner(out)
 
 
