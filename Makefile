@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.graphopt-installed
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean postgres-server
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (graphopt needs Python 3.11)"; exit 2; }
@@ -18,8 +18,13 @@ demo: $(STAMP)
 	$(PY) -m graphopt.examples.demo --out $(DEMO_OUT)
 
 # pytest exits 5 when it collects nothing: that is a failure here too.
-test: $(STAMP)
+test: $(STAMP) postgres-server
 	$(PY) -m pytest -q -ra
+
+# The tuner's storage tests start a throwaway PostgreSQL server: install its binaries when missing
+# (apt-get, as root or with passwordless sudo; GRAPHOPT_TEST_NO_POSTGRES=1 skips those tests instead).
+postgres-server:
+	@.ci/install-postgres
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.memory --json benchmarks/results/memory-latest.json

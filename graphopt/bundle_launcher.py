@@ -1,11 +1,14 @@
 """Runs an artifact of this graphopt bundle, without the compiler (copied as DIR/run.py).
 
-    python DIR/run.py --input NAME=FILE.npy [--artifact NAME] [--output-dir OUT] [--repeat N]
+    python DIR/run.py --input NAME=FILE.npy [--artifact NAME[@ID]] [--trusted-key PUB] [--output-dir OUT] [--repeat N]
 
 Needs Python (a version listed in bundle.json's python_tags) and numpy; TVM's
 runtime, TVM-FFI and graphopt's runtime come from DIR/site. TVM is loaded
 runtime-only (TVM_USE_RUNTIME_LIB=1): the bundle has no compiler library.
 Other programs use the same runtime with `activate(DIR)` then `graphopt.runtime.load`.
+`--artifact NAME@ID` pins the content id; `--trusted-key` / GRAPHOPT_TRUSTED_KEYS demand a
+signature, which needs the `cryptography` package importable by this Python (the bundle
+does not carry it): without it a configured key refuses every load, in one line.
 """
 
 from __future__ import annotations
@@ -47,7 +50,10 @@ def artifact_dir(info: dict, name: str | None, root: Path = HERE) -> Path:
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run an artifact of this graphopt bundle.")
-    parser.add_argument("--artifact", default=None, help="artifact name (needed when the bundle has several)")
+    parser.add_argument("--artifact", default=None, metavar="NAME[@ID]",
+                        help="artifact name (needed when the bundle has several); @ID pins its content id")
+    parser.add_argument("--trusted-key", action="append", default=[], metavar="PUB",
+                        help="load only an artifact signed by this Ed25519 public key (repeatable)")
     parser.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy")
     parser.add_argument("--output-dir", type=Path, default=None, help="write each output as NAME.npy here")
     parser.add_argument("--repeat", type=int, default=1, help="runs to time (median reported)")
@@ -59,17 +65,19 @@ def main(argv: list[str] | None = None) -> int:
     info = activate()
     import numpy as np
 
+    from graphopt.artifact import split_pin
     from graphopt.errors import GraphoptError
     from graphopt.runtime import load
 
     try:
+        chosen, pin = split_pin(args.artifact) if args.artifact is not None else (None, None)
         feeds = {}
         for item in args.input:
             name, sep, path = item.partition("=")
             if not sep:
                 raise SystemExit(f"error: expected NAME=FILE.npy, got {item!r}")
             feeds[name] = np.load(path, allow_pickle=False)
-        session = load(artifact_dir(info, args.artifact))
+        session = load(artifact_dir(info, chosen), expect_id=pin, trusted_keys=args.trusted_key)
         times = []
         for _ in range(max(args.repeat, 1)):
             start = time.perf_counter()

@@ -16,7 +16,8 @@ def inspect_json(manifest: dict, plan: dict) -> dict:
     out["concat_in_place"] = plan.get("concat_in_place", {})
     if "weights" in plan:
         out["weights"] = plan["weights"]
-    out.update(id=manifest["id"], target=manifest["target"], inputs=manifest["inputs"], outputs=manifest["outputs"])
+    out.update(id=manifest["id"], build_id=manifest["build_id"], target=manifest["target"],
+               inputs=manifest["inputs"], outputs=manifest["outputs"])
     return out
 
 

@@ -10,6 +10,8 @@ back as numpy arrays keyed by the model's output names.
 from __future__ import annotations
 
 import time
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +20,12 @@ import tvm
 import tvm.runtime
 from tvm.runtime.vm import VirtualMachine
 
-from graphopt.artifact import LIBRARY, PARAMS, load_manifest, load_plan
+from graphopt.artifact import LIBRARY, PARAMS, load_manifest, load_plan, private_copy
 from graphopt.errors import ArtifactError, first_line
+from graphopt.runtime.cpu_features import check_host_cpu
+from graphopt.runtime.outputs import check_outputs
 from graphopt.runtime.signature import check_inputs
+from graphopt.signing import configured_keys  # light: cryptography is imported only when a key is used
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,9 @@ def _load_params(path: Path, names: list[str], device) -> list:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = [data[n] for n in names]
-    except (OSError, KeyError, ValueError) as exc:
-        raise ArtifactError(f"{path}: cannot read parameters ({exc})") from None
+    except (OSError, KeyError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile, zlib.error) as exc:
+        # a truncated or damaged archive fails inside zipfile/zlib, not as OSError
+        raise ArtifactError(f"{path}: cannot read parameters ({first_line(exc)})") from None
     return [tvm.runtime.tensor(a, device) for a in arrays]
 
 
@@ -77,26 +83,40 @@ class Session:
     one session per worker thread, or a lock around `run`.
     """
 
-    def __init__(self, art_dir: str | Path) -> None:
+    def __init__(self, art_dir: str | Path, expect_id: str | None = None, trusted_keys=None) -> None:
         self.path = Path(art_dir)
-        self.manifest = load_manifest(self.path)
+        # pin and signatures are checked on the manifest, then every file is re-hashed: before model.so loads
+        keys = configured_keys(trusted_keys)
+        self.manifest = load_manifest(self.path, expect_id=expect_id, trusted_keys=keys)
         _check_tvm_version(self.manifest, self.path)
-        self.plan = load_plan(self.path)
+        self.cpu_check = check_host_cpu(self.manifest["target"], self.path)  # before model.so: else SIGILL
+        # pinned or signed: read from a private copy hashed as it is made, so a file swapped after the
+        # check is never what loads (graphopt.artifact.private_copy)
+        copy = private_copy(self.path, self.manifest) if expect_id or keys else None
+        src = Path(copy.name) if copy else self.path
+        self.plan = load_plan(src)
         self.device = _device(self.manifest["target"])
         if self.plan.get("swaps") or self.plan.get("recomputes"):  # the program calls graphopt.swap_*/drop
             _register_swaps(self.manifest["target"], self.device)
         try:
-            library = tvm.runtime.load_module(str(self.path / LIBRARY))
+            library = tvm.runtime.load_module(str(src / LIBRARY))
         except Exception as exc:  # TVM raises many types; report one line
             raise ArtifactError(f"{self.path}: cannot load {LIBRARY} ({first_line(exc)})") from None
         self.vm = VirtualMachine(library, self.device)
-        self.params = _load_params(self.path / PARAMS, self.manifest["param_keys"], self.device)
+        self.params = _load_params(src / PARAMS, self.manifest["param_keys"], self.device)
+        if copy:
+            copy.cleanup()
         self.inputs = self.manifest["inputs"]
         self.outputs = self.manifest["outputs"]
 
     @property
     def id(self) -> str:
+        """The content id (covers every file); `build_id` is the predictable cache key."""
         return self.manifest["id"]
+
+    @property
+    def build_id(self) -> str:
+        return self.manifest["build_id"]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.run_timed(feeds).outputs
@@ -113,11 +133,16 @@ class Session:
 
     def _to_numpy(self, result) -> dict[str, np.ndarray]:
         values = list(result) if not hasattr(result, "numpy") else [result]
-        if len(values) != len(self.outputs):
-            raise ArtifactError(f"artifact returned {len(values)} outputs, manifest lists {len(self.outputs)}")
-        return {sig["name"]: v.numpy() for sig, v in zip(self.outputs, values)}
+        return check_outputs(self.outputs, [v.numpy() for v in values])  # shapes/dtypes as the manifest says
 
 
-def load(art_dir: str | Path) -> Session:
-    """Loads and verifies an artifact; raises ArtifactError with one line if it cannot."""
-    return Session(art_dir)
+def load(art_dir: str | Path, expect_id: str | None = None, trusted_keys=None) -> Session:
+    """Loads and verifies an artifact; raises ArtifactError with one line if it cannot.
+
+    `expect_id`: the content id the caller trusts (or a prefix of 12+ hex digits): any
+    other artifact is refused. `trusted_keys`: public key files (graphopt.signing), added
+    to GRAPHOPT_TRUSTED_KEYS; when there is any, the artifact must be signed by one of them.
+    Both are checked before the library is loaded; without either, the file hashes still
+    are (they catch corruption, not someone who rewrote the manifest too).
+    """
+    return Session(art_dir, expect_id, trusted_keys)

@@ -40,15 +40,10 @@ def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
 
 
 def revalidate(plan: dict):
-    """Judges a stored plan with the validator, from plan.json alone."""
-    from graphopt.plan.placement import Placement
-    from graphopt.plan.problem import Buffer, MemoryProblem
-    from graphopt.plan.validator import validate
+    """Judges a stored plan with the validator, from plan.json alone (as `graphopt inspect` does)."""
+    from graphopt.plan.record import revalidate as judge
 
-    buffers = tuple(Buffer(b["id"], b["start"], b["end"], b["size"], b["alignment"], b["name"]) for b in plan["buffers"])
-    problem = MemoryProblem(buffers=buffers, num_steps=plan["num_steps"])
-    placement = Placement({b["id"]: b["offset"] for b in plan["buffers"]}, plan["arena_bytes"], plan["planner"])
-    return validate(problem, placement)
+    return judge(plan)
 
 
 def compile_run_check(model: onnx.ModelProto, workdir: Path, tol: float = 1e-4, planner: str = "auto",

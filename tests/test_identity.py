@@ -1,5 +1,6 @@
-"""The artifact id: one function predicts it, the driver stamps the same, and it covers
-the tuning database by content (a tuned build never shares an untuned build's id)."""
+"""The build id: one function predicts it, the driver stamps the same, and it covers
+the tuning database by content (a tuned build never shares an untuned build's id).
+The content id (`id`) is another thing: it also covers the built files."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def test_the_tuning_db_content_enters_the_id(model_file: Path, tmp_path: Path) -
 def test_the_driver_stamps_the_predicted_id(model_file: Path, tmp_path: Path) -> None:
     options = CompileOptions(time_limit=1.0, tuning_db=_db(tmp_path / "db", 3))
     result = compile_model(model_file, tmp_path / "art", options)
-    assert result.manifest["id"] == predicted_id(model_file, options)
+    assert result.manifest["build_id"] == predicted_id(model_file, options)
+    assert result.manifest["id"] != result.manifest["build_id"]  # the content id covers the files too
 
 
 def test_the_tuner_and_the_pipeline_store_use_the_one_function(model_file: Path) -> None:

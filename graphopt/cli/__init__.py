@@ -23,7 +23,7 @@ from graphopt.errors import GraphoptError, first_line
 COMMANDS = {
     "compile": "compile", "run": "run", "inspect": "inspect", "planners": "planners", "plan": "plan",
     "train": "train", "pipeline": "pipeline", "explain": "explain", "tune-kernels": "tune_kernels",
-    "serve": "serve", "bundle": "bundle", "tune": "tune",
+    "serve": "serve", "bundle": "bundle", "tune": "tune", "sign": "sign", "keygen": "keygen",
 }
 
 Handler = Callable[[argparse.Namespace], int]

@@ -20,12 +20,47 @@ def shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def input_arg(text: str) -> tuple[str, str]:
-    """NAME=FILE.npy as (name, path)."""
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=FILE.npy, got {text!r}")
-    return name, path
+def input_arg(text: str):
+    """NAME=FILE.npy | NAME=FILE.npz[:KEY] [:bfloat16] as an InputSpec (graphopt.cli.inputs)."""
+    from graphopt.cli.inputs import parse_input_spec
+    from graphopt.errors import GraphoptError
+
+    try:
+        return parse_input_spec(text)
+    except GraphoptError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (a count of runs, of rows...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """argparse prints usage and then its message; the CLI contract is one line
+    `error: ...` on stderr and exit status 2."""
+    import sys
+
+    def error(message: str):
+        print(f"error: {parser.prog}: {message}", file=sys.stderr)
+        sys.exit(2)
+
+    parser.error = error  # type: ignore[method-assign]
+
+
+def add_trusted_key(parser: argparse.ArgumentParser) -> None:
+    """--trusted-key PUB (repeatable), as run and serve take it (graphopt.signing)."""
+    from pathlib import Path
+
+    parser.add_argument("--trusted-key", type=Path, action="append", default=[], metavar="PUB",
+                        help="load only artifacts signed by this Ed25519 public key (repeatable; "
+                             "GRAPHOPT_TRUSTED_KEYS adds more; see `graphopt sign`)")
 
 
 def add_input_shape(parser: argparse.ArgumentParser) -> None:

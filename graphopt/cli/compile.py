@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             bar.update(1)
 
         result = compile_model(args.model, args.output, options, progress=progress)
-    print(f"wrote {result.artifact} (id {result.manifest['id'][:12]})")
+    print(f"wrote {result.artifact} (id {result.manifest['id']})")  # the content id: pin it as ART@ID
     if options.training:
         for key, value in swap_stats(result.plan).items():
             print(f"{key}: {value}")

@@ -1,4 +1,9 @@
-"""`graphopt inspect ART [--json] [--plot FILE.png]`: an artifact's memory plan."""
+"""`graphopt inspect ART [--json] [--plot FILE.png]`: an artifact's memory plan.
+
+`valid` is re-judged: the plan's buffers and offsets go through the one validator
+(graphopt.plan.record.revalidate), and its first error is shown when it rejects
+them. The exit status stays 0: inspect reports, it does not refuse.
+"""
 
 from __future__ import annotations
 
@@ -19,15 +24,22 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
 
 def run(args: argparse.Namespace) -> int:
     from graphopt.artifact import load_manifest, load_plan
+    from graphopt.plan.record import revalidate
     from graphopt.report import inspect_json, summary_lines, swap_stats
 
     manifest = load_manifest(args.artifact)
     plan = load_plan(args.artifact)
+    # `valid` is the validator's verdict on the buffers and offsets shown, never the stored flag
+    report = revalidate(plan)
+    plan = {**plan, "valid": report.valid}
+    error = None if report.valid else report.errors[0]
     if args.json:
-        print(json.dumps({**inspect_json(manifest, plan), **swap_stats(plan)}))
+        print(json.dumps({**inspect_json(manifest, plan), **swap_stats(plan), "validation_error": error}))
     else:
         for line in summary_lines(plan):
             print(line)
+        if error is not None:
+            print(f"invalid        {error}")
     if args.plot is not None:
         from graphopt.plot import plot_timeline
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,12 @@ def _repo_arg(p: argparse.ArgumentParser) -> None:
                    help="repository directory (default: here or a parent)")
 
 
+def _area_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--area", default=None, metavar="NAME",
+                   help="staging area: a commit takes only its own area's changes (default: $GRAPHOPT_STAGE_AREA, "
+                        "else the shared area); give concurrent committers one each")
+
+
 def register(sub) -> Callable[[argparse.Namespace], int]:
     """Adds the `pipeline` command group to graphopt's subparsers; returns its handler."""
     group = sub.add_parser("pipeline", help="version ML pipelines: branch, commit, merge by metric (MLCask)",
@@ -50,10 +57,12 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
     p.add_argument("--ref", help="MODULE:FUNCTION of a python component")
     p.add_argument("--argv", nargs=argparse.REMAINDER, help="command line of a command component (last option)")
     p.add_argument("--position", type=int, default=None, help="index in the chain for a new component")
+    _area_arg(p)
     p = cmds.add_parser("commit", help="run the changed suffix of the pipeline and commit it")
     p.add_argument("-m", "--message", required=True)
     p.add_argument("--branch", default=None, help="commit to this branch (default: the current one)")
     p.add_argument("--quiet", action="store_true", help="no progress")
+    _area_arg(p)
     p = cmds.add_parser("branch", help="list branches, or create one")
     p.add_argument("name", nargs="?")
     p.add_argument("--from", dest="start", default=None, metavar="REF", help="branch or commit to start from")
@@ -77,7 +86,7 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
     p.add_argument("-m", "--message", default=None)
     p.add_argument("--quiet", action="store_true", help="no progress")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    cmds.add_parser("status", help="current branch, head, staged changes")
+    _area_arg(cmds.add_parser("status", help="current branch, head, staged changes"))
     p = cmds.add_parser("gc", help="remove objects nothing refers to")
     p.add_argument("--prune-runs", action="store_true", help="also drop run records no commit uses")
     p.add_argument("--grace", type=float, default=3600.0, metavar="SECONDS", help="keep objects younger than this")
@@ -95,8 +104,10 @@ def run(args) -> int:
 
 def _open(args):
     from graphopt.pipelines import open_repo
+    from graphopt.pipelines.repo import SHARED_AREA
 
-    return open_repo(args.repo)
+    area = getattr(args, "area", None) or os.environ.get("GRAPHOPT_STAGE_AREA") or SHARED_AREA
+    return open_repo(args.repo, area=area)
 
 
 def _bar(desc: str, quiet: bool, total: int | None = None):
@@ -115,14 +126,17 @@ def cmd_init(args) -> int:
 
 def cmd_add_component(args) -> int:
     from graphopt.pipelines.components import make_spec, summary
+    from graphopt.pipelines.names import check_name, check_new_component
 
+    check_name("component", args.name)  # before anything is opened or stored
     repo = _open(args)
-    spec = make_spec(args.kind, repo.store, inputs=args.input, params=dict(args.param), files=args.file,
-                     ref=args.ref, argv=args.argv)
     known = repo.component_names(repo.current_branch())
+    check_new_component(args.name, known)
     missing = [i for i in args.input if i not in known]
     if missing:
         raise InputError(f"input {missing[0]!r} is not a component of the pipeline (has: {', '.join(known) or 'none'})")
+    spec = make_spec(args.kind, repo.store, inputs=args.input, params=dict(args.param), files=args.file,
+                     ref=args.ref, argv=args.argv)
     repo.stage(args.name, spec, position=args.position)
     print(f"staged {args.name}: {summary(spec)}")
     return 0
@@ -155,7 +169,7 @@ def cmd_commit(args) -> int:
 
 def cmd_branch(args) -> int:
     repo = _open(args)
-    if args.name:
+    if args.name is not None:  # "" is a bad name, not a listing
         head = repo.create_branch(args.name, args.start)
         print(f"created branch {args.name} at {head[:12] if head else '(no commits)'}")
         return 0
@@ -261,9 +275,13 @@ def cmd_status(args) -> int:
     head = repo.head(branch)
     print(f"on branch {branch}, head {head[:12] if head else '(no commits)'}")
     staged = repo.staged(branch)
-    print("staged changes:" if staged else "nothing staged")
+    where = f" (area {repo.area})" if repo.area else ""
+    print(f"staged changes{where}:" if staged else f"nothing staged{where}")
     for name, _pos, spec in staged:
         print(f"  {name}: {summary(spec)}")
+    others = repo.staged_elsewhere(branch)
+    if others:
+        print("other staging areas: " + ", ".join(f"{a or '(shared)'} {n}" for a, n in others.items()))
     return 0
 
 

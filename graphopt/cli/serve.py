@@ -1,4 +1,4 @@
-"""`graphopt serve --variant NAME=ART[:quality] ...`: the elastic inference service (thin: check, load, run).
+"""`graphopt serve --variant NAME=ART[@ID][:quality] ...`: the elastic inference service (thin: check, load, run).
 
 Registered by graphopt.cli (`register(sub)` returns the handler). Every bad argument,
 from argparse or from the checks here, is one line `error: ...` and exit status 2;
@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from graphopt.cli.args import add_trusted_key
 from graphopt.errors import InputError
 
 
@@ -30,8 +31,9 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
     p = sub.add_parser("serve", help="serve compiled variants over HTTP, picking per request the best one meeting an SLO",
                        description="Elastic inference: every variant stays loaded; per request the controller picks "
                                    "the highest-quality variant whose predicted queue + service time meets the SLO.")
-    p.add_argument("--variant", action="append", default=[], metavar="NAME=ART[:QUALITY]",
-                   help="a compiled artifact and its quality (higher is better; default 1.0); repeatable")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=ART[@ID][:QUALITY]",
+                   help="a compiled artifact and its quality (higher is better; default 1.0); repeatable; "
+                        "@ID pins its content id (or 12+ leading hex digits): any other artifact is refused")
     p.add_argument("--slo-ms", type=float, default=100.0, help="latency target per request (default 100)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (0: any free port; default 8000)")
@@ -39,8 +41,13 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
     p.add_argument("--max-batch", type=int, default=None, metavar="ROWS",
                    help="most rows per request and per batch (default: each artifact's batch size)")
     p.add_argument("--max-body-bytes", type=int, default=8 << 20, help="larger bodies get 413 (default 8 MiB)")
+    p.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+                   help="a request line + headers not complete within S seconds: 408 and close (default 10)")
+    p.add_argument("--body-timeout", type=float, default=10.0, metavar="S",
+                   help="a body not complete within S seconds of the headers: 408 (default 10)")
     p.add_argument("--headroom", type=float, default=0.8,
                    help="quality is chosen to finish within this fraction of the SLO (default 0.8)")
+    add_trusted_key(p)
     _one_line_errors(p)
     return cmd_serve
 
@@ -58,6 +65,9 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError(f"--max-body-bytes must be at least 1, got {args.max_body_bytes}")
     if not 0 < args.headroom <= 1:
         raise InputError(f"--headroom must be in (0, 1], got {args.headroom:g}")
+    for flag, seconds in (("--header-timeout", args.header_timeout), ("--body-timeout", args.body_timeout)):
+        if not 0 < seconds < float("inf"):
+            raise InputError(f"{flag} must be a positive number of seconds, got {seconds:g}")
 
 
 def read_token(path: Path | None) -> str | None:
@@ -95,7 +105,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _check(args)
     token = read_token(args.token_file)
     specs = [VariantSpec.parse(text) for text in args.variant]
-    variants = load_variants(specs, args.max_batch)  # hash-verified; ArtifactError if not
+    variants = load_variants(specs, args.max_batch, args.trusted_key)  # hash/pin/signature-verified
     if args.host not in ("127.0.0.1", "localhost", "::1") and token is None:
         print(f"warning: serving on {args.host} without --token-file: anyone who can reach it may run inference",
               file=sys.stderr)
@@ -112,11 +122,13 @@ def _run(args, service, token, sock) -> int:
     import uvicorn
 
     from graphopt.serve.app import Limits, create_app
+    from graphopt.serve.protocol import head_deadline_protocol
 
-    app = create_app(service, token, Limits(args.max_body_bytes))
+    app = create_app(service, token, Limits(args.max_body_bytes, args.body_timeout))
     host, port = sock.getsockname()[:2]
     print(f"serving {len(service.variants)} variant(s) on http://{host}:{port} (SLO {args.slo_ms:g} ms)",
           flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(app, http=head_deadline_protocol(args.header_timeout),
+                                           log_level="warning", lifespan="on", access_log=False))
     server.run(sockets=[sock])
     return 0

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from graphopt.cli.args import positive_int
 from graphopt.errors import InputError
 
 _SUFFIX = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -35,16 +36,6 @@ def _bytes_arg(text: str) -> int:
     return int(value * scale)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def register(sub) -> Callable[[argparse.Namespace], int]:
     """Adds the `tune` command to graphopt's subparsers; returns its handler."""
     p = sub.add_parser("tune", help="search compile/training options for latency, peak memory, loss (Optuna)",
@@ -54,8 +45,8 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
                                    "it is built. Workers on one storage share the study.")
     p.add_argument("model", nargs="?", type=Path, help="the .onnx file (not with --join)")
     p.add_argument("--objectives", default="latency,peak_memory", metavar="latency,peak_memory[,loss]")
-    p.add_argument("--trials", type=_positive, default=20, metavar="N", help="trials in the study (all workers)")
-    p.add_argument("--workers", type=_positive, default=1, metavar="K", help="local worker processes")
+    p.add_argument("--trials", type=positive_int, default=20, metavar="N", help="trials in the study (all workers)")
+    p.add_argument("--workers", type=positive_int, default=1, metavar="K", help="local worker processes")
     p.add_argument("--storage", default=None, metavar="URL",
                    help="sqlite:///FILE (default: STUDY_DIR/study.db), postgresql://..., or journal:FILE")
     p.add_argument("--study", default=None, metavar="NAME", help="study name (default: the model's file stem)")
@@ -68,12 +59,12 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
     p.add_argument("--space", type=Path, default=None, metavar="FILE.yaml", help="override the default search space")
     p.add_argument("--sampler", default="tpe", choices=("tpe", "nsga2", "random"))
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--repeat", type=_positive, default=10, help="timed runs per latency measurement (median)")
+    p.add_argument("--repeat", type=positive_int, default=10, help="timed runs per latency measurement (median)")
     p.add_argument("--target", choices=("llvm", "cuda"), default="llvm")
     g = p.add_argument_group("training")
     g.add_argument("--train", action="store_true", help="tune training-step compiles (and training knobs)")
     g.add_argument("--data", type=Path, default=None, metavar="FILE.npz", help="batches for the loss objective")
-    g.add_argument("--steps", type=_positive, default=5, help="training steps per trial for the loss")
+    g.add_argument("--steps", type=positive_int, default=5, help="training steps per trial for the loss")
     o = p.add_argument_group("output")
     o.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="draw the Pareto front")
     o.add_argument("--commit", action="store_true", help="commit the chosen configuration to the pipeline store")
@@ -88,11 +79,12 @@ def run(args) -> int:
     if args.join:
         return _join(args)
     from graphopt.tune import workers as pool
+    from graphopt.tune.storage import masked
     from graphopt.tune.study import create_or_resume
 
     config, name, url, study_dir = _new_config(args)
     resumed, config = create_or_resume(url, name, config)
-    print(f"{'resuming' if resumed else 'created'} study {name!r} in {url} ({config.trials} trials, "
+    print(f"{'resuming' if resumed else 'created'} study {name!r} in {masked(url)} ({config.trials} trials, "
           f"{args.workers} worker{'s' if args.workers > 1 else ''})")
     cache_dir = str(Path(args.cache).resolve()) if args.cache else config.cache_dir  # one cache for all processes
     started = pool.start_workers(url, name, args.workers, study_dir, cache_dir)
@@ -197,8 +189,9 @@ def _commit(args, summary, config, cache) -> None:
     chosen = min(summary.pareto, key=lambda t: t.values[k])
     values = ", ".join(f"{o} {fmt(o, v)}" for o, v in zip(config.objectives, chosen.values))
     art = cache.artifact(chosen.user_attrs["artifact_id"])
+    pin = chosen.user_attrs.get("content_id") or cache.recorded_content_id(chosen.user_attrs["artifact_id"])
     message = f"tune: trial {chosen.number} of study {study_name(args)} ({values})"
-    cid, reused = commit_choice(args.repo, config, chosen, art, message)
+    cid, reused = commit_choice(args.repo, config, chosen, art, message, content_id=pin)
     print(f"committed trial {chosen.number} as {cid[:12]} ({'stored artifact reused' if reused else 'recompiled'})")
 
 

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import onnx
 
 from graphopt.errors import ShapeError
+from graphopt.frontend.attributes import check_attributes
 from graphopt.frontend.batchnorm_to_affine import batchnorms_to_affine
 from graphopt.frontend.load import load_model
 from graphopt.frontend.shapes import (
@@ -79,6 +80,7 @@ def prepare_model(
     if source_sha256 is None:
         source_sha256 = hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
     fixed = fix_input_shapes(model, dict(input_shapes or {}))
+    check_attributes(fixed)  # rules the checker and shape inference skip (attributes.py)
     folded = simplify(fixed, enabled=fold)
     sums = sums_to_adds(folded)
     batchnorms = batchnorms_to_affine(sums.module)

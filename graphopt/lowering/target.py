@@ -2,7 +2,9 @@
 
 TVM 0.27 targets are dicts. An llvm target is tuned to the host CPU (`mcpu`), so
 an artifact's code may use this machine's vector extensions: the manifest records
-the CPU, and the artifact id covers it.
+the CPU and the instruction-set features its code may use (`cpu_features`, in
+/proc/cpuinfo spelling, checked by the runtime before it loads the library), and
+the artifact id covers both.
 """
 
 from __future__ import annotations
@@ -41,6 +43,18 @@ def target_record(target: tvm.target.Target) -> dict:
     record = {"kind": target.kind.name}
     if target.kind.name == "cuda":
         record["arch"] = str(target.attrs.get("arch", ""))
-    elif target.attrs.get("mcpu"):
-        record["mcpu"] = str(target.attrs["mcpu"])  # code may use this CPU's vector extensions
+    else:
+        if target.attrs.get("mcpu"):
+            record["mcpu"] = str(target.attrs["mcpu"])  # code may use this CPU's vector extensions
+        record["cpu_features"] = cpu_features(target)
     return record
+
+
+def cpu_features(target: tvm.target.Target) -> list[str]:
+    """The instruction-set extensions an llvm target's code may use, as /proc/cpuinfo
+    names them: the runtime refuses a host that lacks one (graphopt.runtime.cpu_features)."""
+    from tvm.target import codegen
+
+    from graphopt.runtime.cpu_features import cpuinfo_features
+
+    return cpuinfo_features(codegen.llvm_get_cpu_features(target))

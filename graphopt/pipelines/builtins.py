@@ -2,10 +2,11 @@
 
 `dataset` and `model` are files captured into the store when the component is
 added (their content is their version). `compile` runs graphopt's compiler and is
-keyed by the artifact id it will produce, so a model compiled with the same
-options is never compiled twice, on any branch. `evaluate` runs the compiled
+keyed by the build id it will produce (graphopt.artifact), so a model compiled with
+the same options is never compiled twice, on any branch. `evaluate` runs the compiled
 artifact through graphopt's runtime on a dataset split and writes metrics.json
-(accuracy, loss, latency, and the plan's arena/lower-bound bytes).
+(accuracy, loss, latency, and the plan's arena/lower-bound bytes); the runtime loads
+it pinned to the content id of the stored tree (graphopt.pipelines.artifacts).
 
 Each runnable builtin is `fn(inputs, out, params)` like a user component, with
 an `accepts(spec, signatures)` static check that judges compatibility from the
@@ -46,10 +47,11 @@ def compile_options(params: dict):
 
 
 def predicted_artifact_id(model_file: Path, params: dict) -> str:
-    """The id `compile_model` will stamp, computed without compiling (see graphopt.artifact).
+    """The build id `compile_model` will stamp, computed without compiling (see graphopt.artifact).
 
-    The artifact id hashes the source file, options, target and versions only, so
-    it is known before the build: that is what lets the store act as compile cache.
+    The build id hashes the source file, options, target and versions only, so it is
+    known before the build: that is what lets the store act as compile cache. (The
+    content id, which covers the built files, is checked when the cached tree is used.)
     """
     from graphopt.identity import predicted_id
 
@@ -57,12 +59,12 @@ def predicted_artifact_id(model_file: Path, params: dict) -> str:
 
 
 def run_compile(inputs: dict[str, Path], out: Path, params: dict) -> str:
-    """Compiles the one .onnx file of the single input into `out`; returns the artifact id."""
+    """Compiles the one .onnx file of the single input into `out`; returns the build id."""
     from graphopt.compiler import compile_model
 
     (model_dir,) = inputs.values()
     result = compile_model(_one(model_dir, ".onnx", "model"), out, compile_options(params))
-    return result.manifest["id"]
+    return result.manifest["build_id"]
 
 
 def accepts_compile(spec: dict, inputs: dict[str, dict]) -> str | None:
@@ -92,14 +94,15 @@ def _batches(x: np.ndarray, batch: int) -> list[tuple[np.ndarray, int]]:
     return out
 
 
-def run_evaluate(inputs: dict[str, Path], out: Path, params: dict) -> None:
-    """Accuracy and loss on (x, y), median batch latency, and the plan's memory figures."""
+def run_evaluate(inputs: dict[str, Path], out: Path, params: dict, pins: dict[str, str] | None = None) -> None:
+    """Accuracy and loss on (x, y), median batch latency, and the plan's memory figures.
+    `pins[name]`: the content id the artifact input must have (the executor passes it)."""
     from graphopt.runtime import load
 
     p = {**EVALUATE_DEFAULTS, **params}
-    art = next(d for d in inputs.values() if (d / "manifest.json").is_file())
+    art_name, art = next((n, d) for n, d in inputs.items() if (d / "manifest.json").is_file())
     data = next(d for d in inputs.values() if d != art)
-    session = load(art)
+    session = load(art, expect_id=(pins or {}).get(art_name))
     (sig,) = session.inputs
     x = _array(data, p["x"]).astype(sig["dtype"])
     y = _array(data, p["y"]).astype(np.int64)

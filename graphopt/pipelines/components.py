@@ -29,7 +29,7 @@ import subprocess
 from pathlib import Path
 
 from graphopt.errors import GraphoptError, InputError
-from graphopt.pipelines import builtins
+from graphopt.pipelines import builtins, names
 from graphopt.pipelines.errors import ComponentRunError, SchemaConflictError
 from graphopt.pipelines.objects import ObjectStore, canonical, sha256_bytes
 
@@ -85,6 +85,8 @@ def make_spec(kind: str, store: ObjectStore, *, inputs: list[str] | None = None,
 def _capture(kind: str, store: ObjectStore, files: list[Path]) -> dict[str, str]:
     if not files:
         raise InputError(f"a {kind} component needs --file (one or more)")
+    # names first, so a refused one stores nothing; a model is always model.onnx
+    names.check_file_names([Path(f).name for f in files] if kind != "model" else [])
     captured = {}
     for f in files:
         f = Path(f)
@@ -110,8 +112,10 @@ def accepts(spec: dict, inputs: dict[str, dict]) -> str | None:
     return None
 
 
-def run(spec: dict, inputs: dict[str, Path], out: Path) -> dict:
-    """Runs a non-file component into `out`; returns extra facts (e.g. the artifact id).
+def run(spec: dict, inputs: dict[str, Path], out: Path, pins: dict[str, str] | None = None) -> dict:
+    """Runs a non-file component into `out`; returns extra facts (e.g. the artifact's build id).
+
+    `pins`: input name -> the content id its artifact must have (evaluate loads no other).
 
     Errors of the component become ComponentRunError (or SchemaConflictError when
     it says its inputs do not fit), always one line naming the component kind.
@@ -121,7 +125,7 @@ def run(spec: dict, inputs: dict[str, Path], out: Path) -> dict:
         if kind == "compile":
             return {"artifact_id": builtins.run_compile(inputs, out, params)}
         if kind == "evaluate":
-            builtins.run_evaluate(inputs, out, params)
+            builtins.run_evaluate(inputs, out, params, pins)
         elif kind == "python":
             fn = _resolve(spec["ref"])
             if _code_hash(fn) != spec["code"]:

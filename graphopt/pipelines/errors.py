@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from graphopt.errors import GraphoptError
+from graphopt.errors import GraphoptError, InputError
 
 
 class PipelineError(GraphoptError):
@@ -39,3 +39,15 @@ class CorruptObjectError(PipelineError):
 
 class FsckError(PipelineError):
     """fsck found problems (they were listed before this error)."""
+
+
+class BadNameError(PipelineError, InputError):
+    """A component, branch, area or file name that cannot safely become a path (see names.py)."""
+
+
+class StagedChangedError(PipelineError):
+    """The staged changes a commit took were re-staged or committed by another process meanwhile."""
+
+
+class HeadMovedError(PipelineError):
+    """Another commit landed on the branch while this one ran (commit rebuilds on it; merge refuses)."""

@@ -5,9 +5,10 @@ inputs it declares. A run record (key -> output tree, schema) is written once th
 output is stored; the next time the same key comes up, on any branch, in a
 commit or in a merge candidate, the stored output is taken instead of running.
 That gives MLCask's "re-run only the changed suffix" for free: an unchanged
-prefix has unchanged keys. `compile` is additionally keyed by the artifact id it
-will produce (the id is known before building), so equal (model, options) never
-compile twice even under different specs.
+prefix has unchanged keys. `compile` is additionally keyed by the build id it
+will produce (known before building), so equal (model, options) never compile
+twice even under different specs; a cached tree is checked to hold that build
+before it is reused, and evaluate loads an artifact pinned to its content id.
 
 A step that fails because its inputs do not fit (SchemaConflictError) leaves a
 failed run record and a `compat` row, so the pair is known-incompatible history
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from graphopt.pipelines import components, signatures
+from graphopt.pipelines import components, names, signatures
 from graphopt.pipelines.errors import SchemaConflictError, UnknownComponentError
 from graphopt.pipelines.meta import now, transaction
 from graphopt.pipelines.objects import ObjectStore, canonical, sha256_bytes
@@ -113,6 +114,7 @@ class Executor:
 
     def run_path(self, nodes: list[Node]) -> list[Step]:
         """Runs every node in order, reusing stored results; raises on the first failure."""
+        names.check_chain(n.component for n in nodes)  # each becomes the folder tmp/run-*/in/<name>
         steps: dict[str, Step] = {}
         for node in nodes:
             missing = [n for n in node.spec.get("inputs", []) if n not in steps]
@@ -167,8 +169,9 @@ class Executor:
             self.runs += 1
             out = work / "out"
             out.mkdir()
+            pins = self._pins(trees) if spec["kind"] == "evaluate" else None
             try:
-                facts = components.run(spec, inputs, out)
+                facts = components.run(spec, inputs, out, pins=pins)
             except SchemaConflictError as exc:
                 message = conflict_message(node, schemas, str(exc))
                 self._record_failure(node, key, trees, schemas, message)
@@ -184,9 +187,24 @@ class Executor:
             return None
         from graphopt.pipelines.builtins import predicted_artifact_id
 
-        artifact_id = predicted_artifact_id(onnx_files[0], spec.get("params", {}))
+        artifact_id = predicted_artifact_id(onnx_files[0], spec.get("params", {}))  # the build id
         row = self.conn.execute("SELECT tree FROM artifacts WHERE artifact_id=?", (artifact_id,)).fetchone()
-        return row["tree"] if row and self.store.has(row["tree"]) else None
+        if not row or not self.store.has(row["tree"]):
+            return None
+        from graphopt.pipelines.artifacts import check_tree, older_format
+
+        if older_format(self.store, row["tree"]):
+            return None  # stored by an older graphopt: compile again
+        check_tree(self.store, row["tree"], build_id=artifact_id)  # the build the key predicts, or refuse
+        return row["tree"]
+
+    def _pins(self, trees: dict[str, str]) -> dict[str, str]:
+        """The content id of each input that is a stored artifact (checked against its tree's
+        blobs): the runtime refuses the materialized copy unless it is exactly that artifact."""
+        from graphopt.pipelines.artifacts import check_tree, holds_artifact
+
+        return {name: check_tree(self.store, tree)["id"] for name, tree in trees.items()
+                if holds_artifact(self.store, tree)}
 
     def _tmp(self) -> Path:
         self.store.tmp.mkdir(parents=True, exist_ok=True)
@@ -210,8 +228,8 @@ class Executor:
             if schemas:
                 self.conn.execute("INSERT OR REPLACE INTO compat VALUES (?,?,?,1,'ran')",
                                   (node.component, node.spec_hash, schemas_key(schemas)))
-            if "artifact_id" in facts:
-                self.conn.execute("INSERT OR IGNORE INTO artifacts VALUES (?,?)", (facts["artifact_id"], output))
+            if "artifact_id" in facts:  # replaces a row whose tree an older graphopt wrote (_cached_artifact)
+                self.conn.execute("INSERT OR REPLACE INTO artifacts VALUES (?,?)", (facts["artifact_id"], output))
 
     def _record_failure(self, node: Node, key: str, trees: dict, schemas: dict, error: str) -> None:
         with transaction(self.conn):

@@ -14,13 +14,17 @@ first (merge candidates that lost), so their outputs become garbage too.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass, field
 
+from graphopt.pipelines.errors import BadNameError
 from graphopt.pipelines.meta import transaction
+from graphopt.pipelines.names import check_file_name
 from graphopt.pipelines.objects import TREE_FORMAT
-from graphopt.pipelines.repo import Repository
+from graphopt.pipelines.repo import PRIVATE_PREFIX, Repository
 
 STALE_TMP_SECONDS = 3600.0
 
@@ -54,6 +58,10 @@ def fsck(repo: Repository, progress=None) -> FsckReport:
             report.problems.append(f"corrupt object {oid} (sha-256 mismatch)")
             continue
         for name, blob in (_tree_files(repo, oid) or {}).items():
+            try:
+                check_file_name(name, nested=True)
+            except BadNameError:
+                report.problems.append(f"tree {oid} names an unsafe path {name[:80]!r}")
             if not repo.store.has(blob):
                 report.problems.append(f"tree {oid} names missing object {blob} ({name})")
     _check_rows(repo, report)
@@ -105,6 +113,7 @@ def gc(repo: Repository, prune_runs: bool = False, grace: float = STALE_TMP_SECO
     rows that name them, so a fresh unnamed object may be about to become live.
     """
     report = GcReport()
+    _drop_dead_private_areas(repo)
     if prune_runs:
         used = {e["run"] for r in repo.conn.execute("SELECT pipeline FROM commits") for e in json.loads(r["pipeline"])}
         with transaction(repo.conn):
@@ -126,6 +135,30 @@ def gc(repo: Repository, prune_runs: bool = False, grace: float = STALE_TMP_SECO
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             report.tmp_removed += 1
     return report
+
+
+def _drop_dead_private_areas(repo: Repository) -> None:
+    """Staged rows of a private area whose process (on this host) is gone: nobody can commit them."""
+    host = socket.gethostname()
+    dead = []
+    for (area,) in repo.conn.execute("SELECT DISTINCT area FROM staged WHERE area LIKE ?", (PRIVATE_PREFIX + "%",)):
+        owner, _, rest = area[len(PRIVATE_PREFIX):].rpartition(":")[0].rpartition(":")
+        if owner == host and rest.isdigit() and not _alive(int(rest)):
+            dead.append(area)
+    if dead:
+        with transaction(repo.conn):
+            for area in dead:
+                repo.conn.execute("DELETE FROM staged WHERE area=?", (area,))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def _reachable(repo: Repository) -> set[str]:

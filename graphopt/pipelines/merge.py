@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from graphopt.errors import InputError
-from graphopt.pipelines.errors import ComponentRunError, PipelineError, SchemaConflictError
+from graphopt.pipelines.errors import ComponentRunError, HeadMovedError, PipelineError, SchemaConflictError
 from graphopt.pipelines.executor import Node
 from graphopt.pipelines.meta import transaction
 from graphopt.pipelines.repo import Repository
@@ -173,6 +173,8 @@ def merge(repo: Repository, other: str, objective: Objective, budget: int | None
         raise PipelineError(f"branch {other!r} has no commits")
     if ours is None or ours in repo.ancestors(theirs):
         with transaction(repo.conn):
+            if repo.head(branch) != ours:
+                raise HeadMovedError(f"{branch} moved while merging (another commit landed); merge again")
             repo.conn.execute("UPDATE branches SET head=? WHERE name=?", (theirs, branch))
         return MergeResult(theirs, None, [], fast_forward=True)
     if theirs in repo.ancestors(ours):
@@ -182,5 +184,6 @@ def merge(repo: Repository, other: str, objective: Objective, budget: int | None
     if result.best is None:
         raise PipelineError("no candidate pipeline ran to the end; nothing to merge")
     text = message or f"merge {other} into {branch} by {', '.join(m for m, _ in objective.metrics)}"
-    result.commit = repo.record_commit(branch, list(result.best.nodes), result.best.steps, text, extra_parents=(theirs,))
+    result.commit = repo.record_commit(branch, list(result.best.nodes), result.best.steps, text, extra_parents=(theirs,),
+                                       base=ours)  # refused (HeadMovedError) if another commit landed meanwhile
     return result

@@ -6,8 +6,14 @@ front (no deadlocking upgrade from a read), and a busy timeout makes writers wai
 their turn instead of failing. Everything a commit writes is in one transaction,
 so a killed process leaves either the whole commit or none of it.
 
-Objects are written before the rows that name them, so no row ever points at an
-object that is not stored (fsck checks this invariant).
+Objects are written (and their names fsync'ed) before the rows that name them,
+so no row ever points at an object that is not stored (fsck checks this
+invariant); `synchronous = FULL` makes every committed transaction (a branch
+head, a commit) durable before the call returns.
+
+Staged changes live in *areas* (`staged.area`): a commit takes exactly the rows
+of its own area, each identified by the token it was staged with (see
+Repository.commit).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 DDL = """
 CREATE TABLE IF NOT EXISTS state(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,9 +49,11 @@ CREATE TABLE IF NOT EXISTS compat(
   component TEXT NOT NULL, spec_hash TEXT NOT NULL, input_schemas TEXT NOT NULL,
   ok INTEGER NOT NULL, reason TEXT NOT NULL, PRIMARY KEY(component, spec_hash, input_schemas));
 CREATE TABLE IF NOT EXISTS artifacts(artifact_id TEXT PRIMARY KEY, tree TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS staged(branch TEXT NOT NULL, component TEXT NOT NULL, position INTEGER,
-  spec TEXT NOT NULL, PRIMARY KEY(branch, component));
 """
+STAGED_DDL = """CREATE TABLE IF NOT EXISTS staged(branch TEXT NOT NULL, area TEXT NOT NULL DEFAULT '',
+  component TEXT NOT NULL, position INTEGER, spec TEXT NOT NULL, token TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY(branch, area, component))"""
+DDL += STAGED_DDL + ";\n"
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -54,8 +62,27 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout = 60000")
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    upgrade(conn)
     return conn
+
+
+def upgrade(conn: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: staged rows gain an area and a token (old rows: the shared area)."""
+    columns = {r["name"] for r in conn.execute("PRAGMA table_info(staged)")}
+    if not columns or "area" in columns:
+        return
+    with transaction(conn):
+        columns = {r["name"] for r in conn.execute("PRAGMA table_info(staged)")}
+        if "area" in columns:  # another process upgraded it first
+            return
+        conn.execute("ALTER TABLE staged RENAME TO staged_v1")
+        conn.execute(STAGED_DDL)
+        conn.execute("INSERT INTO staged(branch, area, component, position, spec, token) "
+                     "SELECT branch, '', component, position, spec, lower(hex(randomblob(16))) "
+                     "FROM staged_v1 ORDER BY rowid")
+        conn.execute("DROP TABLE staged_v1")
+        conn.execute("UPDATE state SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
 
 @contextmanager

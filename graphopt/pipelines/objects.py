@@ -4,9 +4,11 @@ Why this shape (git/DVC): equal outputs are stored once whatever run produced
 them, and a name is its own checksum, so corruption is detectable anywhere.
 
 Writes go to `tmp/` on the same filesystem, are fsync'ed, made read-only and then
-linked into place; a process killed mid-write leaves only a temp file (ignored by
-fsck, removed by gc), never a half-written object under its final name. Reads
-re-hash the bytes and refuse a mismatch.
+linked into place, and the directory holding the new name is fsync'ed too (so the
+name survives a power cut before any metadata row names it); a process killed
+mid-write leaves only a temp file (ignored by fsck, removed by gc), never a
+half-written object under its final name. Reads re-hash the bytes and refuse a
+mismatch.
 
 A *tree* is a small JSON object `{"format": "graphopt-tree", "files": {name: id}}`
 describing a directory of outputs; its id is that of its JSON bytes.
@@ -21,7 +23,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from graphopt.pipelines.errors import CorruptObjectError, MissingObjectError
+from graphopt.pipelines.errors import BadNameError, ComponentRunError, CorruptObjectError, MissingObjectError
+from graphopt.pipelines.names import check_file_name
 
 TREE_FORMAT = "graphopt-tree"
 CHUNK = 1 << 20
@@ -34,6 +37,19 @@ def canonical(obj) -> bytes:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    """Makes the names in directory `path` durable (a link, a rename or an unlink there)."""
+    if os.name != "posix":
+        return
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError:  # a file system that cannot sync directories: nothing more to do
+        pass
+    finally:
+        os.close(fd)
 
 
 class ObjectStore:
@@ -83,11 +99,16 @@ class ObjectStore:
                 os.fsync(f.fileno())
             os.chmod(tmp_name, 0o444)
             final = self.path(oid)
-            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                final.parent.mkdir(parents=True)
+                fsync_dir(self.objects)  # the new fan-out folder's name
+            except FileExistsError:
+                pass
             try:
                 os.link(tmp_name, final)
             except FileExistsError:
                 pass  # another process stored the same bytes first
+            fsync_dir(final.parent)  # the object's name, before any row can name it
         finally:
             os.unlink(tmp_name)
 
@@ -136,11 +157,22 @@ class ObjectStore:
         return self.put_bytes(canonical({"format": TREE_FORMAT, "files": dict(sorted(files.items()))}))
 
     def put_dir(self, directory: Path) -> str:
-        """Stores every file under `directory` (recursively) and the tree naming them."""
+        """Stores every file under `directory` (recursively) and the tree naming them.
+
+        A symbolic link is refused, not followed: an output holds its own bytes, and
+        the store never copies in a file from outside the folder it was given.
+        """
         files = {}
         for path in sorted(Path(directory).rglob("*")):
+            name = path.relative_to(directory).as_posix()
+            if path.is_symlink():
+                raise ComponentRunError(f"output {name!r} is a symbolic link; outputs must be regular files")
             if path.is_file():
-                files[path.relative_to(directory).as_posix()] = self.put_file(path)
+                try:
+                    check_file_name(name, nested=True)
+                except BadNameError as exc:
+                    raise ComponentRunError(f"output file: {exc}") from None
+                files[name] = self.put_file(path)
         return self.put_tree_files(files)
 
     def read_tree(self, tree_id: str) -> dict[str, str]:
@@ -159,10 +191,20 @@ class ObjectStore:
         mode would not stop them from writing into a shared object.
         """
         dest = Path(dest)
-        for name, oid in self.read_tree(tree_id).items():
+        files = self.read_tree(tree_id)
+        for name in files:  # all names first: nothing is written for a tree naming a path outside `dest`
+            try:
+                check_file_name(name, nested=True)
+            except BadNameError as exc:
+                raise CorruptObjectError(f"tree {tree_id} names an unsafe path ({exc}); "
+                                         f"run `graphopt pipeline fsck`") from None
+        for name, oid in files.items():
             target = dest / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(self.read_bytes(oid))
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(self.read_bytes(oid))
+            except (NotADirectoryError, IsADirectoryError, FileExistsError):
+                raise CorruptObjectError(f"tree {tree_id} names {name!r} both as a file and a folder") from None
         return dest
 
     def tree_bytes(self, tree_id: str) -> int:

@@ -13,8 +13,21 @@ so the same spec fed a new upstream schema is a new version.
 
 Commit runs the working chain through the Executor (an unchanged prefix is reused
 from the store), then writes versions, the commit row and the branch head in one
-transaction: concurrent committers serialize there and none is lost; the parent is
-the head at that moment.
+transaction: concurrent committers serialize there and none is lost.
+
+Concurrent committers never take each other's changes:
+  * staged changes live in an *area*; a commit takes exactly the rows of its own
+    area that it read when it started, each by the token it was staged with, and
+    deletes them in the commit's transaction (compare-and-swap): if one was
+    re-staged or committed by another process meanwhile, the commit is refused
+    (StagedChangedError) and nothing is written. Rows staged later stay staged.
+    A `Repository` opened without `area` gets a private area of its own (one per
+    instance: a process stages and commits its own changes); the CLI uses the
+    shared area `""` unless given `--area` / GRAPHOPT_STAGE_AREA.
+  * the chain is built on the head the commit started from; if another commit
+    landed on the branch meanwhile, it is rebuilt on the new head (stored steps are
+    reused) and written with that head as parent, so it never reverts the other
+    commit's changes.
 """
 
 from __future__ import annotations
@@ -22,18 +35,30 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from graphopt.errors import InputError
-from graphopt.pipelines import meta
-from graphopt.pipelines.errors import PipelineError, RepoNotFoundError, UnknownBranchError, UnknownComponentError
+from graphopt.pipelines import meta, names
+from graphopt.pipelines.errors import (
+    HeadMovedError,
+    PipelineError,
+    RepoNotFoundError,
+    StagedChangedError,
+    UnknownBranchError,
+    UnknownComponentError,
+)
 from graphopt.pipelines.executor import Executor, Node, Step, schemas_key
-from graphopt.pipelines.objects import ObjectStore, canonical, sha256_bytes
+from graphopt.pipelines.objects import ObjectStore, canonical, fsync_dir, sha256_bytes
 
 DIRNAME = ".graphopt-pipeline"
 DB = "meta.sqlite"
+SHARED_AREA = ""  # the staging area of the CLI unless --area names another
+PRIVATE_PREFIX = "~"  # private areas: "~HOST:PID:RANDOM", never a valid user-given name
+MAX_REBASES = 20
 
 
 @dataclass(frozen=True)
@@ -49,6 +74,7 @@ class Commit:
 
 
 def init(path: str | Path, branch: str = "main") -> Repository:
+    names.check_name("branch", branch)
     root = Path(path) / DIRNAME
     if (root / DB).is_file():
         raise PipelineError(f"{path} already holds a pipeline repository")
@@ -56,15 +82,20 @@ def init(path: str | Path, branch: str = "main") -> Repository:
     (root / "tmp").mkdir(exist_ok=True)
     repo = Repository(root)
     meta.create(repo.conn, branch)
+    for folder in (root, root.parent):  # the new folders' names (SQLite syncs its own files)
+        fsync_dir(folder)
     return repo
 
 
-def open_repo(path: str | Path = ".") -> Repository:
-    """Finds the repository at `path` or in a parent directory (like git)."""
+def open_repo(path: str | Path = ".", area: str | None = None) -> Repository:
+    """Finds the repository at `path` or in a parent directory (like git).
+
+    `area`: the staging area to stage into and commit from (None: a private one).
+    """
     start = Path(path).resolve()
     for folder in (start, *start.parents):
         if (folder / DIRNAME / DB).is_file():
-            return Repository(folder / DIRNAME)
+            return Repository(folder / DIRNAME, area)
     raise RepoNotFoundError(f"no pipeline repository at {path} or above it (run `graphopt pipeline init`)")
 
 
@@ -75,13 +106,27 @@ def _author() -> str:
         return "unknown"
 
 
+def private_area() -> str:
+    return f"{PRIVATE_PREFIX}{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
 class Repository:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, area: str | None = None) -> None:
+        if area is None:
+            area = private_area()
+        elif area != SHARED_AREA:
+            names.check_name("staging area", area)
         self.root = Path(root)
+        self.area = area
         self.store = ObjectStore(self.root)
         self.conn = meta.connect(self.root / DB)
 
     def close(self) -> None:
+        """Closes the metadata; a private area's uncommitted changes are dropped with it."""
+        if self.area.startswith(PRIVATE_PREFIX) and self.conn.execute(
+                "SELECT 1 FROM staged WHERE area=? LIMIT 1", (self.area,)).fetchone():
+            with meta.transaction(self.conn):
+                self.conn.execute("DELETE FROM staged WHERE area=?", (self.area,))
         self.conn.close()
 
     def executor(self, say: Callable[[str], None] | None = None) -> Executor:
@@ -104,8 +149,7 @@ class Repository:
 
     def create_branch(self, name: str, start: str | None = None) -> str | None:
         """A new branch at `start` (a branch or commit; default: the current branch's head)."""
-        if not name or any(c in name for c in "@ \t\n/:"):
-            raise InputError(f"bad branch name {name!r} (no '@', '/', ':' or spaces)")
+        names.check_name("branch", name)
         commit = self.resolve(start or self.current_branch())
         with meta.transaction(self.conn):
             if self.conn.execute("SELECT 1 FROM branches WHERE name=?", (name,)).fetchone():
@@ -176,10 +220,26 @@ class Repository:
         return cur.lastrowid
 
     def record_commit(self, branch: str, nodes: list[Node], steps: list[Step], message: str,
-                      extra_parents: tuple[str, ...] = ()) -> str:
-        """Writes versions + commit + head in one transaction; the parent is the head at that moment."""
+                      extra_parents: tuple[str, ...] = (), base: str | None | bool = False,
+                      taken: tuple[tuple[str, str], ...] = ()) -> str:
+        """Writes versions + commit + head in one transaction; the parent is the head at that moment.
+
+        `base` (unless False): the head `nodes` were built on; HeadMovedError if the head
+        is another one now. `taken`: the (component, token) staged rows this commit
+        consumes; StagedChangedError, and nothing written, if one is no longer staged.
+        """
         with meta.transaction(self.conn):
             parent = self.head(branch)
+            if base is not False and parent != base:
+                raise HeadMovedError(f"{branch} moved to {parent[:12] if parent else '(no commits)'} while this ran "
+                                     f"(another commit landed); run it again")
+            for component, token in taken:
+                cur = self.conn.execute("DELETE FROM staged WHERE branch=? AND area=? AND component=? AND token=?",
+                                        (branch, self.area, component, token))
+                if cur.rowcount != 1:
+                    raise StagedChangedError(f"the staged change of {component!r} on {branch} was re-staged or "
+                                             f"committed by another process while this commit ran; nothing was "
+                                             f"committed (see `graphopt pipeline status`, then commit again)")
             pipeline = [{"component": s.component, "version": self._resolve_version(s, n.spec, branch), "run": s.run_key}
                         for n, s in zip(nodes, steps)]
             if parent and not extra_parents and list(self.commit_row(parent).pipeline) == pipeline:
@@ -192,9 +252,6 @@ class Repository:
                               (cid, branch, json.dumps(parents), message, body["author"], body["created"],
                                json.dumps(pipeline), json.dumps(body["metrics"])))
             self.conn.execute("UPDATE branches SET head=? WHERE name=?", (cid, branch))
-            for node in nodes:
-                self.conn.execute("DELETE FROM staged WHERE branch=? AND component=? AND spec=?",
-                                  (branch, node.component, json.dumps(node.spec)))
         return cid
 
     def step_metrics(self, steps: list[Step]) -> dict[str, float]:
@@ -211,40 +268,55 @@ class Repository:
     def stage(self, name: str, spec: dict, branch: str | None = None, position: int | None = None) -> None:
         """Adds or replaces component `name` in the branch's working pipeline (applied by commit)."""
         branch = branch or self.current_branch()
-        self.head(branch)
+        names.check_new_component(name, self.component_names(branch))
+        _check_spec_names(spec)
         with meta.transaction(self.conn):
-            self.conn.execute("INSERT OR REPLACE INTO staged VALUES (?,?,?,?)", (branch, name, position, json.dumps(spec)))
+            self.conn.execute("INSERT OR REPLACE INTO staged(branch, area, component, position, spec, token) "
+                              "VALUES (?,?,?,?,?,?)",
+                              (branch, self.area, name, position, json.dumps(spec), secrets.token_hex(16)))
+
+    def _staged_rows(self, branch: str) -> list[tuple[str, int | None, dict, str]]:
+        rows = self.conn.execute("SELECT * FROM staged WHERE branch=? AND area=? ORDER BY rowid", (branch, self.area))
+        return [(r["component"], r["position"], json.loads(r["spec"]), r["token"]) for r in rows]
 
     def staged(self, branch: str) -> list[tuple[str, int | None, dict]]:
-        rows = self.conn.execute("SELECT * FROM staged WHERE branch=? ORDER BY rowid", (branch,))
-        return [(r["component"], r["position"], json.loads(r["spec"])) for r in rows]
+        """This area's staged changes on `branch`, in staging order."""
+        return [(name, position, spec) for name, position, spec, _token in self._staged_rows(branch)]
+
+    def staged_elsewhere(self, branch: str) -> dict[str, int]:
+        """How many changes other staging areas hold on `branch`, by area."""
+        rows = self.conn.execute("SELECT area, COUNT(*) AS n FROM staged WHERE branch=? AND area!=? GROUP BY area "
+                                 "ORDER BY area", (branch, self.area))
+        return {r["area"]: r["n"] for r in rows}
 
     def working(self, branch: str) -> list[Node]:
-        """The branch head's chain with the staged changes applied."""
-        nodes = self.nodes(self.head(branch))
-        for name, position, spec in self.staged(branch):
-            names = [n.component for n in nodes]
-            if name in names:
-                nodes[names.index(name)] = Node(name, spec)
-            else:
-                nodes.insert(len(nodes) if position is None else position, Node(name, spec))
-        return nodes
+        """The branch head's chain with this area's staged changes applied."""
+        return _apply(self.nodes(self.head(branch)), self.staged(branch))
 
     def commit(self, message: str, branch: str | None = None, changes: dict[str, dict] | None = None,
                say: Callable[[str], None] | None = None) -> str:
-        """Runs the working chain (reusing the unchanged prefix) and commits it to `branch`."""
+        """Runs the working chain (reusing the unchanged prefix) and commits it to `branch`.
+
+        Takes exactly this area's changes staged when it starts (see the module note);
+        rebuilt on the new head if another commit lands on the branch meanwhile.
+        """
         branch = branch or self.current_branch()
-        nodes = self.working(branch)
-        for name, spec in (changes or {}).items():
-            names = [n.component for n in nodes]
-            if name not in names:
-                nodes.append(Node(name, spec))
-            else:
-                nodes[names.index(name)] = Node(name, spec)
-        if not nodes:
-            raise PipelineError("nothing to commit: add components first (`graphopt pipeline add-component`)")
-        steps = self.executor(say).run_path(nodes)
-        return self.record_commit(branch, nodes, steps, message)
+        for name in changes or {}:
+            names.check_new_component(name, self.component_names(branch))
+        for _ in range(MAX_REBASES):
+            base = self.head(branch)
+            rows = self._staged_rows(branch)
+            nodes = _apply(self.nodes(base), [(n, p, s) for n, p, s, _t in rows] + [(n, None, s) for n, s in
+                                                                                    (changes or {}).items()])
+            if not nodes:
+                raise PipelineError("nothing to commit: add components first (`graphopt pipeline add-component`)")
+            steps = self.executor(say).run_path(nodes)
+            try:
+                return self.record_commit(branch, nodes, steps, message, base=base,
+                                          taken=tuple((n, t) for n, _p, _s, t in rows))
+            except HeadMovedError:
+                continue  # another commit landed on the branch: rebuild on top of it (its steps are stored)
+        raise HeadMovedError(f"{branch} kept moving under this commit ({MAX_REBASES} tries); commit again")
 
     def component_names(self, branch: str) -> list[str]:
         return [n.component for n in self.working(branch)]
@@ -252,3 +324,24 @@ class Repository:
     def require_component(self, branch: str, name: str) -> None:
         if name not in self.component_names(branch):
             raise UnknownComponentError(f"no component {name!r} on {branch}")
+
+
+def _apply(nodes: list[Node], changes: list[tuple[str, int | None, dict]]) -> list[Node]:
+    """`nodes` with each (name, position, spec) replacing its component or inserted at `position`."""
+    nodes = list(nodes)
+    for name, position, spec in changes:
+        present = [n.component for n in nodes]
+        if name in present:
+            nodes[present.index(name)] = Node(name, spec)
+        else:
+            nodes.insert(len(nodes) if position is None else position, Node(name, spec))
+    return nodes
+
+
+def _check_spec_names(spec: dict) -> None:
+    """The names inside a spec that become paths: its captured files and the inputs it reads."""
+    files = spec.get("files") if isinstance(spec, dict) else None
+    if isinstance(files, dict):
+        names.check_file_names(files)
+    for name in (spec.get("inputs") or []) if isinstance(spec, dict) else []:
+        names.check_name("component", name)

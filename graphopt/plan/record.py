@@ -1,6 +1,8 @@
-"""plan.json: the one writer of the memory plan an artifact stores.
+"""plan.json: the one writer of the memory plan an artifact stores, and its reader.
 
 `graphopt inspect` and the benchmarks read it back; `PlanJSON` names its keys.
+`revalidate` rebuilds the problem and placement from the stored buffers and runs
+the one validator on them: what is displayed is judged, not the stored `valid`.
 Baselines are computed on the same MemoryProblem (same program, same order), so
 every ratio compares planners, never programs. The compile driver adds sections
 after these keys (reorder, concat_in_place, schedules, weights, and for training
@@ -14,8 +16,8 @@ from typing import TypedDict
 from graphopt.analysis.lower_bound import lower_bound
 from graphopt.analysis.pool import caching_pool_peak, naive_bytes
 from graphopt.plan.placement import Placement
-from graphopt.plan.problem import MemoryProblem
-from graphopt.plan.validator import ValidationReport
+from graphopt.plan.problem import Buffer, MemoryProblem
+from graphopt.plan.validator import ValidationReport, validate
 
 
 class BufferJSON(TypedDict):
@@ -71,3 +73,30 @@ def plan_record(problem: MemoryProblem, placement: Placement, report: Validation
             for b in problem.buffers
         ],
     }
+
+
+def from_record(plan: dict) -> tuple[MemoryProblem, Placement]:
+    """The problem and placement a plan.json holds; ValueError (one line) if it is malformed."""
+    try:
+        buffers = tuple(Buffer(int(b["id"]), int(b["start"]), int(b["end"]), int(b["size"]), int(b["alignment"]),
+                               str(b.get("name", ""))) for b in plan["buffers"])
+        problem = MemoryProblem(buffers=buffers, num_steps=int(plan["num_steps"]))
+        offsets = {int(b["id"]): int(b["offset"]) for b in plan["buffers"]}
+        placement = Placement(offsets, int(plan["arena_bytes"]), str(plan.get("planner", "?")))
+    except KeyError as exc:
+        raise ValueError(f"plan.json lacks {exc}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"plan.json is malformed ({exc})") from None
+    return problem, placement
+
+
+def revalidate(plan: dict) -> ValidationReport:
+    """The validator's verdict on a stored plan, from plan.json alone; a malformed
+    record is an invalid plan whose one error says why."""
+    try:
+        problem, placement = from_record(plan)
+    except ValueError as exc:
+        arena = plan.get("arena_bytes") if isinstance(plan, dict) else None
+        return ValidationReport(valid=False, errors=(str(exc),),
+                                arena_bytes=arena if isinstance(arena, int) else 0, lower_bound=0)
+    return validate(problem, placement)

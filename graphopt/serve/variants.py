@@ -10,7 +10,8 @@ smaller spatial size (an input-resolution variant of a CNN, NCHW) gets the rows 
 
 Loading goes through graphopt.runtime.load, which re-hashes every file of the artifact
 against its manifest and refuses a mismatch: an artifact holds native code, so nothing
-unverified is ever loaded.
+unverified is ever loaded. `NAME=ART@ID` pins the artifact's content id and trusted keys
+(--trusted-key, GRAPHOPT_TRUSTED_KEYS) demand a signature: what stops a rewritten manifest.
 """
 
 from __future__ import annotations
@@ -28,24 +29,36 @@ from graphopt.errors import ArtifactError, InputError
 
 @dataclass(frozen=True)
 class VariantSpec:
-    """`NAME=ART[:quality]` from the command line; quality defaults to 1.0 (all equal)."""
+    """`NAME=ART[@ID][:quality]` from the command line; quality defaults to 1.0 (all equal);
+    ID pins the artifact's content id (or its first 12+ hex digits)."""
 
     name: str
     path: Path
     quality: float = 1.0
+    expect_id: str | None = None
 
     @staticmethod
     def parse(text: str) -> VariantSpec:
         name, sep, rest = text.partition("=")
         if not sep or not name or not rest:
-            raise InputError(f"--variant expects NAME=ART[:QUALITY], got {text!r}")
+            raise InputError(f"--variant expects NAME=ART[@ID][:QUALITY], got {text!r}")
         path, colon, tail = rest.rpartition(":")
         if colon and path:
             try:
-                return VariantSpec(name, Path(path), float(tail))
+                quality = float(tail)
             except ValueError:
                 pass  # a colon inside the path itself
-        return VariantSpec(name, Path(rest))
+            else:
+                return _pinned(name, path, quality)
+        return _pinned(name, rest, 1.0)
+
+
+def _pinned(name: str, art: str, quality: float) -> VariantSpec:
+    """ART[@ID]: the text after the last @, when all hex digits, pins the content id."""
+    from graphopt.artifact import split_pin
+
+    path, pin = split_pin(art)
+    return VariantSpec(name, Path(path), quality, pin)
 
 
 @functools.cache
@@ -80,11 +93,12 @@ def resize_rows(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 class Variant:
     """One loaded artifact; `run(rows)` pads to the batch size and returns per-row outputs."""
 
-    def __init__(self, spec: VariantSpec, max_batch: int | None = None) -> None:
+    def __init__(self, spec: VariantSpec, max_batch: int | None = None, trusted_keys=None) -> None:
         from graphopt.runtime import load
 
         self.name, self.quality = spec.name, spec.quality
-        self.session = load(spec.path)  # verifies every file's sha-256 (ArtifactError if not)
+        # verifies every file's sha-256, the pinned id and the signature (ArtifactError if not)
+        self.session = load(spec.path, expect_id=spec.expect_id, trusted_keys=trusted_keys)
         if len(self.session.inputs) != 1:
             raise ArtifactError(f"{spec.path}: serve needs single-input artifacts, this one has "
                                 f"{len(self.session.inputs)}")
@@ -141,10 +155,10 @@ def sample_shape_of(variants: list[Variant]) -> tuple[int, ...]:
     return native.sample_shape
 
 
-def load_variants(specs: list[VariantSpec], max_batch: int | None = None) -> list[Variant]:
+def load_variants(specs: list[VariantSpec], max_batch: int | None = None, trusted_keys=None) -> list[Variant]:
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise InputError(f"variant names must be distinct, got {names}")
-    variants = [Variant(s, max_batch) for s in specs]
+    variants = [Variant(s, max_batch, trusted_keys) for s in specs]
     sample_shape_of(variants)
     return variants

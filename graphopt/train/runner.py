@@ -29,10 +29,10 @@ class TrainLog:
 class TrainRunner:
     """A train artifact loaded once; `step` may be called many times."""
 
-    def __init__(self, art_dir: str | Path) -> None:
+    def __init__(self, art_dir: str | Path, expect_id: str | None = None, trusted_keys=None) -> None:
         import graphopt.runtime.swap  # noqa: F401  registers the swap functions the program calls
 
-        self.session = Session(art_dir)
+        self.session = Session(art_dir, expect_id, trusted_keys)
         train = self.session.manifest.get("train")
         if train is None:
             raise InputError(f"{art_dir} is not a training artifact (compile with --train)")

@@ -3,7 +3,13 @@
     CACHE/<id>/               the artifact (written atomically by the compiler)
     CACHE/<id>.result.json    what a trial measured on it (or the plan's peak when pruned)
     CACHE/.locks/<id>         flock held while one worker compiles/measures that id
-    CACHE/compiles.jsonl      one line per compile: the audit that recompilations are zero
+    CACHE/compiles.jsonl      one line per compile: the audit that recompilations are zero,
+                              and the content id each build wrote (what later loads pin)
+
+<id> is the build id (predicted before compiling). The artifact's content id is
+known once it is written; the worker that built it records it (compile log, result,
+trial attributes) and every later load of that artifact pins it: an artifact changed
+in the cache after it was built is refused, never measured or committed.
 
 Why a lock per id: two workers (or two machines on a shared disk) may draw the
 same configuration at once; the second waits and then reuses the first's
@@ -61,10 +67,13 @@ class ArtifactCache:
         tmp.write_text(json.dumps(result, indent=1, sort_keys=True))
         os.replace(tmp, final)
 
-    def log_compile(self, artifact_id: str, seconds: float, outcome: str) -> None:
+    def log_compile(self, artifact_id: str, seconds: float, outcome: str, content_id: str | None = None) -> None:
         """Appends one line (O_APPEND: whole lines from concurrent writers)."""
-        line = json.dumps({"id": artifact_id, "seconds": round(seconds, 3), "outcome": outcome,
-                           "worker": worker_name(), "time": time.time()}) + "\n"
+        entry = {"id": artifact_id, "seconds": round(seconds, 3), "outcome": outcome,
+                 "worker": worker_name(), "time": time.time()}
+        if content_id is not None:
+            entry["content_id"] = content_id
+        line = json.dumps(entry) + "\n"
         fd = os.open(self.root / COMPILE_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             os.write(fd, line.encode())
@@ -76,6 +85,14 @@ class ArtifactCache:
         if not path.is_file():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def recorded_content_id(self, artifact_id: str) -> str | None:
+        """The content id the last build of `artifact_id` wrote (None: never recorded)."""
+        found = None
+        for entry in self.compile_log():
+            if entry.get("id") == artifact_id and entry.get("outcome") == "built" and entry.get("content_id"):
+                found = entry["content_id"]
+        return found
 
     def recompilations(self) -> int:
         """Builds of an id built before (a trial compiles only after finding no artifact for its id)."""

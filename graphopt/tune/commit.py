@@ -1,11 +1,15 @@
 """`--commit`: record the chosen configuration and its artifact in the pipeline store.
 
-The pipeline store's `compile` component is keyed by the artifact id it will
+The pipeline store's `compile` component is keyed by the build id it will
 produce (graphopt.pipelines.executor). So the tuned artifact is put into the
-store's objects and its id registered as a known artifact first; then the model
-and a compile component carrying the chosen options are committed the normal
-way, and the executor finds the artifact by id instead of compiling again. The
-commit is an ordinary pipeline commit: `graphopt pipeline log` shows it.
+store's objects and its build id registered as a known artifact first; then the
+model and a compile component carrying the chosen options are committed the
+normal way, and the executor finds the artifact by id instead of compiling again.
+The commit is an ordinary pipeline commit: `graphopt pipeline log` shows it.
+
+The artifact is committed only if it is the one the trial built: its content id
+must be the one recorded then (the trial's `content_id`, else the cache's compile
+log), both in the cache folder before copying and in the store after.
 """
 
 from __future__ import annotations
@@ -27,9 +31,13 @@ def compile_params(config: StudyConfig, params: dict) -> dict:
             "reorder": opts.reorder, "schedules": opts.schedules, "concat_in_place": opts.concat_in_place}
 
 
-def commit_choice(repo_dir: Path, config: StudyConfig, trial, art_dir: Path, message: str) -> tuple[str, bool]:
-    """Commits model + compile(chosen params); returns (commit id, whether the stored artifact was reused)."""
+def commit_choice(repo_dir: Path, config: StudyConfig, trial, art_dir: Path, message: str,
+                  content_id: str | None = None) -> tuple[str, bool]:
+    """Commits model + compile(chosen params); returns (commit id, whether the stored artifact was reused).
+    `content_id`: the content id recorded when the artifact was built (else the trial's)."""
+    from graphopt.artifact import load_manifest
     from graphopt.pipelines import meta, open_repo
+    from graphopt.pipelines.artifacts import check_tree
     from graphopt.pipelines.builtins import predicted_artifact_id
     from graphopt.pipelines.components import make_spec
 
@@ -39,9 +47,15 @@ def commit_choice(repo_dir: Path, config: StudyConfig, trial, art_dir: Path, mes
     artifact_id = trial.user_attrs["artifact_id"]
     if predicted_artifact_id(Path(config.model), params) != artifact_id:
         raise TuneError("the pipeline store would key this configuration under another artifact id; not committing")
+    pin = content_id or trial.user_attrs.get("content_id")
+    if not pin:
+        raise TuneError(f"trial {trial.number} recorded no content id for its artifact (tuned by an older graphopt); "
+                        "tune again before committing")
+    load_manifest(art_dir, expect_id=pin)  # the artifact the trial built, every file re-hashed
     repo = open_repo(repo_dir)
     try:
         tree = repo.store.put_dir(art_dir)
+        check_tree(repo.store, tree, build_id=artifact_id, expect_id=pin)  # and what the store now holds
         with meta.transaction(repo.conn):
             repo.conn.execute("INSERT OR IGNORE INTO artifacts VALUES (?,?)", (artifact_id, tree))
         branch = repo.current_branch()

@@ -27,10 +27,10 @@ def random_feeds(inputs: list[dict], seed: int = 0) -> dict[str, np.ndarray]:
     return feeds
 
 
-def inference_latency_ms(art: Path, repeat: int, warmup: int) -> float:
+def inference_latency_ms(art: Path, repeat: int, warmup: int, expect_id: str | None = None) -> float:
     from graphopt.runtime import load
 
-    session = load(art)
+    session = load(art, expect_id=expect_id)
     feeds = random_feeds(session.inputs)
     for _ in range(max(warmup, 0)):
         session.run_timed(feeds)
@@ -38,11 +38,12 @@ def inference_latency_ms(art: Path, repeat: int, warmup: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def train_measure(art: Path, data_path: Path, steps: int, warmup: int) -> tuple[float, float]:
+def train_measure(art: Path, data_path: Path, steps: int, warmup: int,
+                  expect_id: str | None = None) -> tuple[float, float]:
     """(median step latency in ms after warm-up, mean loss of the last 3 steps)."""
     from graphopt.train.runner import TrainRunner, load_data
 
-    runner = TrainRunner(art)
+    runner = TrainRunner(art, expect_id=expect_id)
     log = runner.run(load_data(data_path), max(steps, 1) + max(warmup, 0))
     timed = log.seconds[max(warmup, 0):] or log.seconds
     last = log.losses[-min(3, len(log.losses)):]

@@ -1,8 +1,9 @@
-"""A trial's configuration -> compile options -> the artifact id it will produce.
+"""A trial's configuration -> compile options -> the build id it will produce.
 
-The artifact id hashes only what determines the build (source hash, options,
+The build id hashes only what determines the build (source hash, options,
 target, versions; see graphopt.identity), so it is known before compiling: that
-is the key under which the tuner's cache dedups trials.
+is the key under which the tuner's cache dedups trials. (The artifact's content
+id, which covers its files, is recorded once built and pinned when it is loaded.)
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def options_for(model_path: Path, config: dict[str, Any], train: bool, target: s
 
 
 def predicted_id(model_path: Path, options, train: bool) -> str:
-    """The id the compile driver will stamp on this build, without building
+    """The build id the compile driver will stamp on this build, without building
     (graphopt.identity.predicted_id; `train` is implied by the options' type)."""
     from graphopt.identity import predicted_id as identity_predicted_id
 

@@ -2,7 +2,8 @@
 
     (default)                     sqlite:///STUDY_DIR/study.db (embedded, one file)
     sqlite:///PATH                one file; fine for the workers of one machine
-    postgresql://USER@HOST/DB     workers on several machines (mysql:// works the same way)
+    postgresql://USER@HOST/DB     workers on several machines, through psycopg 3 (a dependency);
+                                  postgresql+DRIVER:// picks another driver, mysql:// works the same way
     journal:PATH  or  PATH.journal  Optuna's append-only journal file (NFS-friendly)
 
 RDB storages get a heartbeat, so a trial whose worker was killed is marked
@@ -59,6 +60,15 @@ def open_storage(url: str):
     return _rdb(url, scheme)
 
 
+def sqlalchemy_url(url: str) -> str:
+    """`url` with PostgreSQL's driver made explicit: SQLAlchemy's default for a bare postgresql://
+    is psycopg2 and it does not know postgres:// at all; graphopt installs psycopg (3)."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    return url
+
+
 def _journal(path: Path):
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -86,8 +96,8 @@ def _rdb(url: str, scheme: str):
     try:
         with warnings.catch_warnings():  # the heartbeat is marked experimental; it is what resumption relies on
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
-                                              grace_period=GRACE_SECONDS)
+            return optuna.storages.RDBStorage(sqlalchemy_url(url), engine_kwargs=engine,
+                                              heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS)
     except ModuleNotFoundError as exc:
         raise StorageError(f"cannot open {masked(url)}: database driver {exc.name!r} is not installed") from None
     except Exception as exc:  # noqa: BLE001  (SQLAlchemy/driver errors of every kind mean "cannot open")

@@ -1,9 +1,14 @@
 """One trial = one configuration compiled (or reused), checked against the memory limit, measured.
 
 Order of work, cheapest exit first:
-    predicted artifact id   (hash only)  -> a stored result for that id is reused as is
+    predicted build id      (hash only)  -> a stored result for that id is reused as is
     plan stage of compile   (no TVM build) -> predicted peak over --memory-limit: pruned
     build + write, measure  -> result stored beside the artifact for every later trial
+
+The build writes the artifact's content id into the compile log; measuring (now or
+in a later trial that finds the artifact but no result) loads it pinned to that id,
+so an artifact changed in the cache is refused, not measured. An artifact with no
+recorded content id (its builder was killed before logging it) is built again.
 
 Everything a trial learned is returned as `attrs` (stored as Optuna user_attrs),
 so a study says for each trial whether it was reused, pruned or compiled, and
@@ -45,19 +50,23 @@ def evaluate(cfg: StudyConfig, config: dict, cache: ArtifactCache) -> Outcome:
     with cache.lock(artifact_id):
         stored = cache.load_result(artifact_id)
         if stored is not None and _covers(stored, cfg):
-            return _judge(cfg, stored, {"artifact_id": artifact_id, "reused": True, "compiled": False, "stages": []})
+            attrs = {"artifact_id": artifact_id, "reused": True, "compiled": False, "stages": []}
+            if stored.get("content_id"):
+                attrs["content_id"] = stored["content_id"]
+            return _judge(cfg, stored, attrs)
         attrs = {"artifact_id": artifact_id, "reused": False, "compiled": False, "stages": []}
-        if not cache.has_artifact(artifact_id):
+        pin = cache.recorded_content_id(artifact_id) if cache.has_artifact(artifact_id) else None
+        if pin is None:  # not built, or built by a worker killed before it recorded the content id
             peak = _compile(cfg, model, options, cache, artifact_id, attrs)
             if peak is not None:  # stopped after planning
                 cache.save_result(artifact_id, {"peak_memory": peak, "built": False})
                 return _judge(cfg, {"peak_memory": peak}, attrs)
         else:
-            attrs["reused_artifact"] = True  # built earlier, killed before its result was stored
+            attrs.update(reused_artifact=True, content_id=pin)  # built earlier, killed before its result was stored
         began = time.perf_counter()
-        result = _measure(cfg, cache.artifact(artifact_id))
+        result = _measure(cfg, cache.artifact(artifact_id), attrs["content_id"])
         attrs["measure_seconds"] = round(time.perf_counter() - began, 3)
-        cache.save_result(artifact_id, {**result, "built": True})
+        cache.save_result(artifact_id, {**result, "built": True, "content_id": attrs["content_id"]})
         return _judge(cfg, result, attrs)
 
 
@@ -102,11 +111,11 @@ def _compile(cfg: StudyConfig, model: Path, options, cache: ArtifactCache, artif
         return over.peak
     seconds = time.perf_counter() - began
     attrs["stage_seconds"] = _durations(stages, marks)
-    cache.log_compile(artifact_id, seconds, "built")
-    attrs.update(compiled=True, compile_seconds=round(seconds, 3))
-    if result.manifest["id"] != artifact_id:  # dedup would be silently broken: refuse loudly
-        raise TuneError(f"artifact id {result.manifest['id'][:12]} differs from the predicted {artifact_id[:12]}; "
+    if result.manifest["build_id"] != artifact_id:  # dedup would be silently broken: refuse loudly
+        raise TuneError(f"build id {result.manifest['build_id'][:12]} differs from the predicted {artifact_id[:12]}; "
                         "the tuner's id prediction is out of date with the compiler")
+    cache.log_compile(artifact_id, seconds, "built", content_id=result.manifest["id"])
+    attrs.update(compiled=True, compile_seconds=round(seconds, 3), content_id=result.manifest["id"])
     return None
 
 
@@ -116,21 +125,22 @@ def _durations(stages: list[str], marks: list[float]) -> dict[str, float]:
     return {name: round(end - start, 3) for name, start, end in zip(stages, marks, ends)}
 
 
-def _measure(cfg: StudyConfig, art: Path) -> dict:
+def _measure(cfg: StudyConfig, art: Path, content_id: str) -> dict:
+    """Measures the artifact, loaded only if it is still the one built (content id pinned)."""
     from graphopt.artifact import load_manifest, load_plan
 
-    load_manifest(art)
+    load_manifest(art, expect_id=content_id)
     result = {"peak_memory": int(load_plan(art)["arena_bytes"])}
     if cfg.train:
         from graphopt.tune.measure import train_measure
 
-        latency, loss = train_measure(art, Path(cfg.data), cfg.steps, cfg.warmup)
+        latency, loss = train_measure(art, Path(cfg.data), cfg.steps, cfg.warmup, expect_id=content_id)
         if not math.isfinite(loss):
             raise TuneError(f"loss is {loss} after {cfg.steps} steps (diverged)")
         result.update(latency=latency, loss=loss)
     else:
         from graphopt.tune.measure import inference_latency_ms
 
-        result["latency"] = inference_latency_ms(art, cfg.repeat, cfg.warmup)
+        result["latency"] = inference_latency_ms(art, cfg.repeat, cfg.warmup, expect_id=content_id)
     result["measured_by"] = worker_name()
     return result

@@ -26,7 +26,7 @@ from graphopt.tune.cache import ArtifactCache, worker_name
 from graphopt.tune.errors import StorageError
 from graphopt.tune.sampler import make_sampler
 from graphopt.tune.space import from_dict
-from graphopt.tune.storage import open_storage
+from graphopt.tune.storage import masked, open_storage
 
 LIVE = ("COMPLETE", "PRUNED", "RUNNING")
 
@@ -50,7 +50,7 @@ def load_study(url: str, name: str, cache_dir: str | None = None):
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
-        raise StorageError(f"no study {name!r} in {url}") from None
+        raise StorageError(f"no study {name!r} in {masked(url)}") from None
     config = study_config.read(study)  # the sampler needs the stored space: set it once that is read
     study_config.check_model(config)
     study.sampler = make_sampler(config.sampler, from_dict(config.space, config.train), config.trials, config.seed)

@@ -38,3 +38,25 @@ def toy_repo(tmp_path):
     repo = build_base(tmp_path)
     yield repo
     repo.close()
+
+
+def gp(repo, *args) -> int:
+    """`graphopt pipeline ARGS[0] --repo REPO ARGS[1:]` in process."""
+    from graphopt.cli import main
+
+    return main(["pipeline", args[0], "--repo", str(repo), *args[1:]])
+
+
+def one_line_error(capsys) -> str:
+    """The CLI's error contract: exactly one `error: ...` line, no traceback."""
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """The toy repository built once per module; tests copy it."""
+    root = tmp_path_factory.mktemp("template") / "r"
+    build_base(root).close()
+    return root

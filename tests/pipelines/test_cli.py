@@ -10,18 +10,8 @@ import sys
 import pytest
 
 from graphopt.cli import main
-from tests.pipelines.conftest import TOY
+from tests.pipelines.conftest import TOY, gp, one_line_error
 from tests.pipelines.toy import write_data
-
-
-def gp(repo, *args) -> int:
-    return main(["pipeline", args[0], "--repo", str(repo), *args[1:]])
-
-
-def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and len(err.splitlines()) == 1 and "Traceback" not in err, err
-    return err
 
 
 def test_cli_flow_and_errors(tmp_path, capsys):

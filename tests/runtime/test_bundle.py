@@ -133,3 +133,38 @@ def test_bundle_for_python_312_runs_there(bundled):
     import graphopt.runtime
 
     np.testing.assert_array_equal(logits, graphopt.runtime.load(work / "art").run(feeds)["logits"])
+
+
+PINNED = """
+import runpy, sys
+sys.path[:0] = [{numpy_dir!r}]
+sys.argv = ["run.py", "--input", "input=" + {feed!r}, *{extra!r}]
+runpy.run_path({run!r}, run_name="__main__")
+"""
+
+
+def _launch_isolated(work: Path, bundle: Path, *extra: str) -> subprocess.CompletedProcess:
+    code = PINNED.format(numpy_dir=str(_numpy_only_dir(work / "numpy-same", sys.executable)),
+                         feed=str(work / "input.npy"), run=str(bundle / "run.py"), extra=list(extra))
+    return subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin"}, cwd=work, timeout=120, check=False)
+
+
+def test_bundle_pins_and_refuses_a_key_it_cannot_check(bundled, tmp_path):
+    """A bundle carries no `cryptography`: a pinned id works there; a trusted key refuses in one
+    line (never a silently skipped check)."""
+    cryptography = pytest.importorskip("cryptography")
+    del cryptography
+    from graphopt.signing import generate_keypair
+
+    work, _ = bundled
+    bundle = work / "bundle"
+    ident = json.loads((bundle / "artifacts" / "art" / "manifest.json").read_text())["id"]
+    assert _launch_isolated(work, bundle, "--artifact", f"art@{ident[:12]}").returncode == 0
+    wrong = _launch_isolated(work, bundle, "--artifact", f"art@{'0' * 64}")
+    assert wrong.returncode == 2 and wrong.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "is not the pinned" in wrong.stderr
+    _private, public, _kid = generate_keypair(tmp_path / "ops")
+    keyed = _launch_isolated(work, bundle, "--trusted-key", str(public))
+    lines = keyed.stderr.strip().splitlines()
+    assert keyed.returncode == 2 and len(lines) == 1 and "needs the Python package 'cryptography'" in lines[0], lines

@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 import graphopt.runtime
-from graphopt.artifact import MANIFEST, content_id
+from graphopt.artifact import MANIFEST, stamp_ids
 from graphopt.compiler import CompileOptions, compile_model
 from graphopt.errors import ArtifactError
 from graphopt.examples.models import EXAMPLES
@@ -55,7 +55,7 @@ def test_artifact_from_another_tvm_is_refused(artifact, tmp_path):
     shutil.copytree(work / "art", copy)
     manifest = json.loads((copy / MANIFEST).read_text())
     manifest["versions"]["tvm"] = "0.1.0"
-    manifest["id"] = content_id(manifest)  # a consistent manifest, just foreign
+    manifest = stamp_ids(manifest)  # a consistent manifest (build id and content id), just foreign
     (copy / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="built with TVM 0.1.0"):
         graphopt.runtime.load(copy)

@@ -1,4 +1,5 @@
-"""A worker killed mid-study loses no finished trial; running the command again resumes the study."""
+"""A worker killed mid-study loses no finished trial; running the command again resumes the study
+(on SQLite and on a PostgreSQL server)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ from optuna.trial import TrialState
 
 from graphopt.cli import main
 from graphopt.tune.cache import ArtifactCache
-from tests.tune.conftest import load, tune_args
+from graphopt.tune.storage import sqlalchemy_url
+from tests.tune.conftest import Storage, load, tune_args
 
 DEADLINE_S = 60
 
 
-def _kill_a_worker_after_first_trial(study_dir: Path) -> tuple[dict, int]:
+def _kill_a_worker_after_first_trial(url: str) -> tuple[dict, int]:
     """Waits for a finished trial and a worker holding a trial, SIGKILLs that worker; returns
     (finished trials before the kill: number -> values, the killed trial's number)."""
-    storage = optuna.storages.RDBStorage(f"sqlite:///{study_dir / 'study.db'}")  # the study exists by now
+    storage = optuna.storages.RDBStorage(sqlalchemy_url(url))  # the study exists by now
     began = time.monotonic()
     while time.monotonic() - began < DEADLINE_S:
         time.sleep(0.1)
@@ -36,21 +38,23 @@ def _kill_a_worker_after_first_trial(study_dir: Path) -> tuple[dict, int]:
 
 
 def test_killed_worker_loses_nothing_and_the_study_resumes(tmp_path: Path, model: Path, space_file: Path,
-                                                           capsys) -> None:
+                                                           storage: Storage, capsys) -> None:
     study_dir = tmp_path / "study"
-    argv = tune_args(model, space_file, study_dir, "--trials", "4", "--sampler", "random")
+    url = storage.url(study_dir)
+    argv = tune_args(model, space_file, study_dir, "--trials", "4", "--sampler", "random", *storage.args())
     parent = subprocess.Popen([sys.executable, "-m", "graphopt.cli", *argv], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert parent.stdout.readline().startswith("created study 'mlp'")  # printed once the study is in the storage
-    done_before, killed = _kill_a_worker_after_first_trial(study_dir)
+    done_before, killed = _kill_a_worker_after_first_trial(url)
     _out, err = parent.communicate(timeout=DEADLINE_S)
     assert parent.returncode == 1 and "exited with status -9" in err  # the death is reported, not hidden
-    kept = {t.number: tuple(t.values) for t in load(study_dir).get_trials() if t.state == TrialState.COMPLETE}
+    kept = {t.number: tuple(t.values) for t in load(study_dir, url=url).get_trials()
+            if t.state == TrialState.COMPLETE}
     assert done_before.items() <= kept.items()  # every trial finished before the kill is still there
 
     assert main(argv) == 0
     assert "resuming study 'mlp'" in capsys.readouterr().out
-    trials = load(study_dir).get_trials()
+    trials = load(study_dir, url=url).get_trials()
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 4 and not [t for t in trials if t.state == TrialState.RUNNING]
     assert {t.number: tuple(t.values) for t in complete}.items() >= kept.items()

@@ -1,5 +1,6 @@
-"""Real studies on a tiny model: two worker processes on one SQLite file, dedup by artifact id
-across studies (and --commit reusing the artifact), pruning by the planned peak before any build."""
+"""Real studies on a tiny model: two worker processes on one study (an SQLite file, a PostgreSQL
+database), dedup by artifact id across studies (and --commit reusing the artifact), pruning by the
+planned peak before any build."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from optuna.trial import TrialState
 
 from graphopt.cli import main
 from graphopt.tune.cache import ArtifactCache
-from tests.tune.conftest import load, tune_args
+from tests.tune.conftest import Storage, load, tune_args
 
 
-def test_two_workers_share_one_sqlite_study_then_a_second_study_reuses_every_artifact(
-        tmp_path: Path, model: Path, space_file: Path, capsys) -> None:
+def test_two_workers_share_one_study_then_a_second_study_reuses_every_artifact(
+        tmp_path: Path, model: Path, space_file: Path, storage: Storage, capsys) -> None:
     first = tmp_path / "first"
-    assert main(tune_args(model, space_file, first, "--trials", "4", "--workers", "2", "--sampler", "random")) == 0
-    study = load(first)
+    argv = tune_args(model, space_file, first, "--trials", "4", "--workers", "2", "--sampler", "random",
+                     *storage.args())
+    assert main(argv) == 0
+    study = load(first, url=storage.url(first))
     trials = study.get_trials()
     assert len(trials) == 4 and sorted(t.number for t in trials) == list(range(4))
     assert len({t._trial_id for t in trials}) == 4
@@ -40,10 +43,10 @@ def test_two_workers_share_one_sqlite_study_then_a_second_study_reuses_every_art
     init(repo).close()
     second = tmp_path / "second"
     argv = tune_args(model, space_file, second, "--trials", "4", "--study", "again", "--cache",
-                     str(first / "artifacts"), "--commit", "--repo", str(repo))
+                     str(first / "artifacts"), "--commit", "--repo", str(repo), *storage.args())
     assert main(argv) == 0
     out = capsys.readouterr().out
-    again = load(second, "again").get_trials()
+    again = load(second, "again", storage.url(second)).get_trials()
     assert len(again) == 4 and all(t.user_attrs["reused"] and not t.user_attrs["compiled"] for t in again)
     assert {t.user_attrs["artifact_id"] for t in again} == ids
     by_id = {t.user_attrs["artifact_id"]: t.values for t in trials}
@@ -59,10 +62,12 @@ def test_two_workers_share_one_sqlite_study_then_a_second_study_reuses_every_art
     r.close()
 
 
-def test_memory_limit_prunes_after_planning_without_building(tmp_path: Path, model: Path, space_file: Path) -> None:
+def test_memory_limit_prunes_after_planning_without_building(tmp_path: Path, model: Path, space_file: Path,
+                                                              storage: Storage) -> None:
     study_dir = tmp_path / "pruned"
-    assert main(tune_args(model, space_file, study_dir, "--trials", "2", "--memory-limit", "1000")) == 0
-    trials = load(study_dir).get_trials()
+    assert main(tune_args(model, space_file, study_dir, "--trials", "2", "--memory-limit", "1000",
+                          *storage.args())) == 0
+    trials = load(study_dir, url=storage.url(study_dir)).get_trials()
     assert len(trials) == 2 and all(t.state == TrialState.PRUNED for t in trials)
     for t in trials:
         # the driver's `verify` stage judges the plan, then calls the tuner's hook: pruned there, before any build

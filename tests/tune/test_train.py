@@ -1,4 +1,4 @@
-"""Tuning training-step compiles: the loss objective comes from real steps on --data."""
+"""Tuning training-step compiles: the loss objective comes from real steps on --data (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from optuna.trial import TrialState
 
 from graphopt.artifact import load_manifest
 from graphopt.cli import main
-from tests.tune.conftest import load
+from tests.tune.conftest import Storage, load
 
 TRAIN_SPACE = "planner: greedy_by_size\nreorder: true\nmemory_budget: null\noptimizer: [sgd, adam]\nlr: 0.05\n"
 
 
-def test_train_study_measures_loss_on_the_data(tmp_path: Path, model: Path) -> None:
+def test_train_study_measures_loss_on_the_data(tmp_path: Path, model: Path, storage: Storage) -> None:
     rng = np.random.default_rng(0)
     data = tmp_path / "data.npz"
     np.savez(data, x=rng.standard_normal((4, 4, 64)).astype(np.float32),
@@ -24,9 +24,9 @@ def test_train_study_measures_loss_on_the_data(tmp_path: Path, model: Path) -> N
     space.write_text(TRAIN_SPACE)
     study_dir = tmp_path / "train"
     argv = ["tune", str(model), "--train", "--data", str(data), "--objectives", "latency,peak_memory,loss",
-            "--space", str(space), "--trials", "2", "--steps", "3", "--dir", str(study_dir), "--quiet"]
+            "--space", str(space), "--trials", "2", "--steps", "3", "--dir", str(study_dir), "--quiet", *storage.args()]
     assert main(argv) == 0
-    trials = load(study_dir).get_trials()
+    trials = load(study_dir, url=storage.url(study_dir)).get_trials()
     assert len(trials) == 2 and all(t.state == TrialState.COMPLETE for t in trials)
     assert {t.params["optimizer"] for t in trials} == {"sgd", "adam"}
     for t in trials:

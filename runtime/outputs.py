@@ -1,0 +1,35 @@
+"""Checks what a run returned against the manifest's `outputs`, before a caller sees it.
+
+The manifest promises each output's name, shape and dtype; services size their
+responses and callers index arrays by it. A library that returns something else
+(a manifest edited after the build, a library swapped for another model's) must
+not hand back arrays that silently disagree with the signature: the session
+raises ArtifactError naming the first output that differs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graphopt.errors import ArtifactError
+
+
+def _dims(shape) -> str:
+    return "x".join(map(str, shape)) or "scalar"
+
+
+def check_outputs(signature: list[dict], values: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Outputs keyed by name, or ArtifactError (one line) on a count, shape or dtype mismatch."""
+    if len(values) != len(signature):
+        raise ArtifactError(f"artifact returned {len(values)} outputs, manifest lists {len(signature)}")
+    outputs = {}
+    for sig, value in zip(signature, values):
+        name = sig["name"]
+        if str(value.dtype) != str(sig["dtype"]):
+            raise ArtifactError(f"output {name} has dtype {value.dtype}, manifest says {sig['dtype']}; "
+                                "the artifact is inconsistent (recompile it)")
+        if tuple(value.shape) != tuple(sig["shape"]):
+            raise ArtifactError(f"output {name} has shape {_dims(value.shape)}, manifest says {_dims(sig['shape'])}; "
+                                "the artifact is inconsistent (recompile it)")
+        outputs[name] = value
+    return outputs
