@@ -93,7 +93,16 @@ class Session:
         # pinned or signed: read from a private copy hashed as it is made, so a file swapped after the
         # check is never what loads (graphopt.artifact.private_copy)
         copy = private_copy(self.path, self.manifest) if expect_id or keys else None
-        src = Path(copy.name) if copy else self.path
+        try:
+            self._load_files(Path(copy.name) if copy else self.path)
+        finally:  # the private copy is removed on success and on every refusal
+            if copy:
+                copy.cleanup()
+        self.inputs = self.manifest["inputs"]
+        self.outputs = self.manifest["outputs"]
+
+    def _load_files(self, src: Path) -> None:
+        """plan.json, the library and the params, from the verified folder `src`."""
         self.plan = load_plan(src)
         self.device = _device(self.manifest["target"])
         if self.plan.get("swaps") or self.plan.get("recomputes"):  # the program calls graphopt.swap_*/drop
@@ -104,10 +113,6 @@ class Session:
             raise ArtifactError(f"{self.path}: cannot load {LIBRARY} ({first_line(exc)})") from None
         self.vm = VirtualMachine(library, self.device)
         self.params = _load_params(src / PARAMS, self.manifest["param_keys"], self.device)
-        if copy:
-            copy.cleanup()
-        self.inputs = self.manifest["inputs"]
-        self.outputs = self.manifest["outputs"]
 
     @property
     def id(self) -> str:
