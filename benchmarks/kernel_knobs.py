@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -75,14 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--knobs", required=True, help="JSON list of knob settings")
     parser.add_argument("--rule", default="gemm")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, default=None, help="default: the runtime's (one per physical core)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    os.environ["TVM_NUM_THREADS"] = str(args.threads)  # read once, at TVM's first parallel call
-    settings = json.loads(args.knobs)
-    from benchmarks.latency import _meta
+    from benchmarks.latency import _meta, engine_threads
 
-    meta = _meta(argv, args.threads) | {"command": "python -m benchmarks.kernel_knobs " + " ".join(argv)}
+    threads = engine_threads(args.threads)
+    settings = json.loads(args.knobs)
+    meta = _meta(argv, threads) | {"command": "python -m benchmarks.kernel_knobs " + " ".join(argv)}
     with tempfile.TemporaryDirectory() as tmp:
         target, tasks = _tasks(args.model, Path(tmp))
         missing = [k for k in args.kernels.split(",") if k not in tasks]

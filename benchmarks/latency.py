@@ -224,6 +224,17 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def engine_threads(requested: int | None) -> int:
+    """The thread count every engine runs with: `requested`, or graphopt's default (one per
+    physical core, graphopt/threads.py), which is also ONNX Runtime's default on this kind of
+    machine. graphopt's pool is resized in process, never through the environment."""
+    from graphopt.threads import current_threads, set_threads
+
+    if requested is not None:
+        set_threads(requested)
+    return current_threads()
+
+
 def _meta(argv: list[str], threads: int) -> dict:
     import platform
 
@@ -242,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help=f"comma list from: {', '.join(ZOO)}")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for every engine (default: each engine's own default, what a user gets)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--skip-stock", action="store_true", help="no TVM-stock column (it is 10-80x slower)")
     parser.add_argument("--json", type=Path, default=None)
@@ -251,14 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ablate", choices=ABLATIONS, default=None,
                         help="add a column with this compile option off, and the paired ratio to it")
     args = parser.parse_args(argv)
-    # TVM reads its pool size once, at first use: set it before anything runs
-    os.environ["TVM_NUM_THREADS"] = str(args.threads)
-    meta = _meta(argv, args.threads)
+    threads = engine_threads(args.threads)
+    meta = _meta(argv, threads)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             print(f"[{name}] compiling and timing...", file=sys.stderr, flush=True)
-            rows.append(bench_model(name, Path(tmp), args.threads, args.rounds, args.skip_stock, args.tuning_db,
+            rows.append(bench_model(name, Path(tmp), threads, args.rounds, args.skip_stock, args.tuning_db,
                                     args.ablate))
             print(markdown(rows[-1:]).splitlines()[2], file=sys.stderr, flush=True)
     print(markdown(rows))

@@ -53,3 +53,18 @@ def physical_cores(cpus: set[int] | None = None, sys_cpu: Path = SYS_CPU) -> int
 def use_physical_cores() -> None:
     """TVM_NUM_THREADS = physical cores, unless the user already set it (read when TVM's pool starts)."""
     os.environ.setdefault("TVM_NUM_THREADS", str(physical_cores()))
+
+
+def set_threads(count: int) -> None:
+    """Resizes TVM's CPU pool now (any time, not only before its first use): for tools that
+    time kernels at a chosen thread count. The runtime's default is `physical_cores()`."""
+    import tvm
+
+    tvm.get_global_func("runtime.config_threadpool")(0, int(count))  # 0: TVM's default (big) core affinity
+
+
+def current_threads() -> int:
+    """How many threads TVM's CPU pool runs kernels with."""
+    import tvm
+
+    return int(tvm.get_global_func("runtime.NumThreads")())

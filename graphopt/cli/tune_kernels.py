@@ -10,7 +10,6 @@ compile --tuning-db DIR` applies what was recorded.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         if args.threads < 1:
             raise InputError(f"--threads must be at least 1, got {args.threads}")
-        os.environ["TVM_NUM_THREADS"] = str(args.threads)  # read once, when TVM's pool starts
+        from graphopt.threads import set_threads
+
+        set_threads(args.threads)
     from graphopt.kernels.tuning.db import TuningDB
     from graphopt.kernels.tuning.model import tune_model
 

@@ -48,3 +48,12 @@ def test_the_runtime_uses_every_physical_core_by_default() -> None:
 @pytest.mark.skipif(physical_cores() < 2, reason="needs 2 physical cores to tell the user's value from ours")
 def test_a_value_the_user_exported_wins() -> None:
     assert _runtime_threads({**os.environ, "TVM_NUM_THREADS": "1"}) == 1
+
+
+def test_set_threads_resizes_the_pool_in_process() -> None:
+    """Tools that time kernels at a chosen count (tune-kernels --threads, benchmarks) resize TVM's
+    pool through its API, never through the environment a user's process would inherit."""
+    code = ("import graphopt.runtime; from graphopt.threads import current_threads, set_threads; "
+            "set_threads(1); print(current_threads())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "1"
