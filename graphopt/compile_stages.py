@@ -110,9 +110,9 @@ def reorder(state: CompileState) -> None:
 
 
 def concat(state: CompileState) -> None:
-    from graphopt.transforms.concat_in_place import concat_in_place
+    from graphopt.transforms.concat_no_worse import concat_in_place_no_worse
 
-    result = concat_in_place(state.lowered)
+    result = concat_in_place_no_worse(state.lowered)
     state.lowered, state.records["concat_in_place"] = result.module, result.record
 
 

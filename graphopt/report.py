@@ -67,7 +67,9 @@ def _concat_line(record: dict | None) -> str:
         return "concat         (no record)"
     if record.get("off"):
         return "concat         copies kept (--no-concat-in-place)"
-    return f"concat         {record['elided']} of {record['concatenations']} concatenations in place (no copy)"
+    kept = record.get("kept_for_memory")
+    why = f"; {kept} kept as copies: in place they would raise the peak" if kept else ""
+    return f"concat         {record['elided']} of {record['concatenations']} concatenations in place (no copy){why}"
 
 
 def swap_stats(plan: dict) -> dict:

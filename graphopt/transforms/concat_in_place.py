@@ -51,14 +51,18 @@ class Member:
     offset: int  # bytes from the parent's start
 
 
-def concat_in_place(mod: tvm.IRModule, func_name: str = "main") -> RewriteResult[tvm.IRModule]:
-    """The module with every eligible concatenation elided; the record counts the
-    concatenations and how many were elided (none: the input module, unchanged)."""
+def concat_in_place(mod: tvm.IRModule, func_name: str = "main",
+                    keep: frozenset[int] = frozenset()) -> RewriteResult[tvm.IRModule]:
+    """The module with every eligible concatenation elided, except the bindings (indices
+    into `main`'s bindings) in `keep`; the record counts the concatenations, how many
+    were elided and, under `elided_at`, which bindings (none: the input module, unchanged).
+    Which to keep for memory's sake is graphopt.transforms.concat_no_worse's choice."""
     func = mod[func_name]
     bindings = [b for block in func.body.blocks for b in block.bindings]
     kernels = _Kernels(mod)
-    members, elided = _plan_members(kernels, func, bindings)
-    record = {"elided": len(elided), "concatenations": _count_concats(kernels, bindings)}
+    members, elided = _plan_members(kernels, func, bindings, keep)
+    record = {"elided": len(elided), "concatenations": _count_concats(kernels, bindings),
+              "elided_at": sorted(elided)}
     if not elided:
         return RewriteResult(mod, False, record)
     return RewriteResult(_rewrite(mod, func_name, bindings, members, elided), True, record)
@@ -220,7 +224,7 @@ class _Writes:
                     self.at.setdefault(root, []).append(index)
 
 
-def _plan_members(kernels: _Kernels, func, bindings) -> tuple[dict[relax.Var, Member], set[int]]:
+def _plan_members(kernels: _Kernels, func, bindings, keep: frozenset[int]) -> tuple[dict[relax.Var, Member], set[int]]:
     """Which inputs go where, and the binding indices of the concatenations elided."""
     tracker, writes = AliasTracker(), _Writes()
     allocs: dict[relax.Var, relax.Call] = {}
@@ -245,6 +249,8 @@ def _plan_members(kernels: _Kernels, func, bindings) -> tuple[dict[relax.Var, Me
     members: dict[relax.Var, Member] = {}
     elided: set[int] = set()
     for index, binding in enumerate(bindings):
+        if index in keep:
+            continue
         placed = _place_inputs(kernels, index, binding, allocs, plain, writes, outputs, members, used_results)
         if placed:
             members.update(placed)
