@@ -85,3 +85,16 @@ def compile_run_check(model: onnx.ModelProto, workdir: Path, tol: float = 1e-4, 
         assert plan["arena_bytes"] <= plan["tvm_stock_bytes"], (plan["arena_bytes"], plan["tvm_stock_bytes"])
     assert plan["arena_bytes"] >= plan["lower_bound_bytes"]
     return plan
+
+
+def compile_example(work: Path, name: str, time_limit: float = 1.0) -> onnx.ModelProto:
+    """Writes example model `name` (graphopt.examples.models) to work/m.onnx and compiles it to
+    work/art with the default options; returns the model."""
+    from graphopt.compiler import compile_model
+    from graphopt.examples.models import EXAMPLES
+    from graphopt.options import CompileOptions
+
+    model = EXAMPLES[name]()
+    onnx.save(model, work / "m.onnx")
+    compile_model(work / "m.onnx", work / "art", CompileOptions(time_limit=time_limit))
+    return model

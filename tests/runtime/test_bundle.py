@@ -10,13 +10,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 
 from graphopt.cli import main
-from graphopt.compiler import CompileOptions, compile_model
-from graphopt.examples.models import EXAMPLES
-from tests.conftest import random_feeds
+from tests.conftest import compile_example, random_feeds
 
 SIZE_LIMIT = 60 * 2**20
 # The child Python sees the bundle and numpy only: -I (no env vars, no user site),
@@ -39,9 +36,7 @@ print(json.dumps({{"tvm": tvm.__file__, "graphopt": graphopt.__file__, "reachabl
 @pytest.fixture(scope="module")
 def bundled(tmp_path_factory):
     work = tmp_path_factory.mktemp("bundle")
-    model = EXAMPLES["residual_branch_net"]()
-    onnx.save(model, work / "m.onnx")
-    compile_model(work / "m.onnx", work / "art", CompileOptions(time_limit=2.0))
+    model = compile_example(work, "residual_branch_net", time_limit=2.0)
     feeds = random_feeds(model)
     np.save(work / "input.npy", feeds["input"])
     assert main(["bundle", str(work / "art"), "-o", str(work / "bundle"), "--python", "3.11"]) == 0

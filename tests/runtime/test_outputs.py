@@ -4,26 +4,20 @@ manifest promises another shape or dtype is refused by name, never returned as i
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 
 import graphopt.runtime
 from graphopt.cli import main
-from graphopt.compiler import CompileOptions, compile_model
 from graphopt.errors import ArtifactError
-from graphopt.examples.models import EXAMPLES
 from graphopt.runtime.outputs import check_outputs
 from tests.artifact_edit import edited_copy
-from tests.conftest import random_feeds
+from tests.conftest import compile_example, random_feeds
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     work = tmp_path_factory.mktemp("outputs")
-    model = EXAMPLES["split_multi_output"]()
-    onnx.save(model, work / "m.onnx")
-    compile_model(work / "m.onnx", work / "art", CompileOptions(time_limit=1.0))
-    return work, model
+    return work, compile_example(work, "split_multi_output")
 
 
 def _edit_output(index: int, **change):

@@ -5,24 +5,18 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import onnx
 import pytest
 
 import graphopt.runtime
 from graphopt.artifact import MANIFEST, stamp_ids
-from graphopt.compiler import CompileOptions, compile_model
 from graphopt.errors import ArtifactError
-from graphopt.examples.models import EXAMPLES
-from tests.conftest import onnx_runtime_outputs, random_feeds, relative_error
+from tests.conftest import compile_example, onnx_runtime_outputs, random_feeds, relative_error
 
 
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory):
     work = tmp_path_factory.mktemp("session")
-    model = EXAMPLES["split_multi_output"]()
-    onnx.save(model, work / "m.onnx")
-    compile_model(work / "m.onnx", work / "art", CompileOptions(time_limit=2.0))
-    return work, model
+    return work, compile_example(work, "split_multi_output", time_limit=2.0)
 
 
 def test_outputs_survive_later_runs_that_reuse_the_arena(artifact):
