@@ -30,6 +30,7 @@ class CompileState:
     importable: Any = None  # the ONNX model handed to TVM's importer
     imported: Any = None  # graphopt.frontend.importer.ImportedModule (weights as the program takes them)
     imported_names: list[str] = field(default_factory=list)  # weight names as imported, before preparation
+    imported_bytes: int = 0  # weight bytes as imported, before preparation
     target: Any = None
     step: Any = None  # graphopt.train.step.TrainStep
     states: list[np.ndarray] = field(default_factory=list)  # optimizer states (training)
@@ -73,6 +74,7 @@ def import_model(state: CompileState) -> None:
 
     state.imported = to_relax(state.importable)
     state.imported_names = list(state.imported.param_names)
+    state.imported_bytes = int(sum(p.nbytes for p in state.imported.params))
     state.target = make_target(state.options.target)
 
 
@@ -202,19 +204,24 @@ def write(state: CompileState) -> None:
     plan.update(state.records)
     plan["schedules"] = applied_schedules(state.stock_lowered)
     if not state.options.training:
-        plan["weights"] = _weights_record(state.imported_names, imported.param_names)
+        plan["weights"] = _weights_record(state.imported_names, imported.param_names, state.imported_bytes,
+                                          int(sum(p.nbytes for p in imported.params)))
     params = list(imported.params) + list(state.states)
     state.plan = plan
     state.manifest = write_artifact(state.out_dir, _manifest(state), plan,
                                     lambda tmp: _write_payload(tmp, state.executable, params))
 
 
-def _weights_record(imported: list[str], stored: list[str]) -> dict:
+def _weights_record(imported: list[str], stored: list[str], imported_bytes: int, stored_bytes: int) -> dict:
     """How many weights the artifact stores as computed at compile time (packed for
-    the kernels, reshaped, transposed: graphopt.lowering.prepack) rather than as imported."""
+    the kernels, reshaped, transposed: graphopt.lowering.prepack) rather than as imported,
+    and how many bytes that preparation added to the weights (negative: it saved some,
+    e.g. a weight only used through a slice)."""
     original = set(imported)
     return {"imported": len(imported), "stored": len(stored),
-            "prepared_at_compile": sum(name not in original for name in stored)}
+            "prepared_at_compile": sum(name not in original for name in stored),
+            "imported_bytes": imported_bytes, "stored_bytes": stored_bytes,
+            "prepared_bytes_added": stored_bytes - imported_bytes}
 
 
 def _manifest(state: CompileState) -> dict:

@@ -51,7 +51,14 @@ def _weights_note(record: dict | None) -> str:
     """Training artifacts and artifacts from before compile-time weight preparation have no record."""
     if not record or not record.get("prepared_at_compile"):
         return ""
-    return f"   ({record['prepared_at_compile']} of {record['stored']} prepared at compile time)"
+    note = f"   ({record['prepared_at_compile']} of {record['stored']} prepared at compile time)"
+    if "prepared_bytes_added" in record:  # artifacts from before the byte counts have none
+        note += f" {_signed_mib(record['prepared_bytes_added'])} over the imported {_mib(record['imported_bytes'])}"
+    return note
+
+
+def _signed_mib(n: int) -> str:
+    return ("+" if n >= 0 else "-") + _mib(abs(n))
 
 
 def _reorder_line(record: dict) -> str:

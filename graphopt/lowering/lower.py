@@ -81,6 +81,7 @@ def lower_with_prepared_weights(mod: tvm.IRModule, target: tvm.target.Target, pa
     with target:
         program, transform = prepack.split_transform(tvm.transform.Sequential(scheduled)(mod))
         if transform is not None:
+            program, transform, _ = prepack.merge_duplicates(program, transform)
             params, names = prepack.prepare_weights(transform, params, target), prepack.weight_names(program)
         lowered = tvm.transform.Sequential(_backend(target).dataflow_lower_passes(target))(program)
     return lowered, params, names
