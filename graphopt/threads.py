@@ -58,13 +58,13 @@ def use_physical_cores() -> None:
 def set_threads(count: int) -> None:
     """Resizes TVM's CPU pool now (any time, not only before its first use): for tools that
     time kernels at a chosen thread count. The runtime's default is `physical_cores()`."""
-    import tvm
+    from graphopt.runtime import tvm_rt  # TVM's runtime library only, unless `tvm` is imported
 
-    tvm.get_global_func("runtime.config_threadpool")(0, int(count))  # 0: TVM's default (big) core affinity
+    tvm_rt.global_func("runtime.config_threadpool")(0, int(count))  # 0: TVM's default (big) core affinity
 
 
 def current_threads() -> int:
     """How many threads TVM's CPU pool runs kernels with."""
-    import tvm
+    from graphopt.runtime import tvm_rt
 
-    return int(tvm.get_global_func("runtime.NumThreads")())
+    return int(tvm_rt.global_func("runtime.NumThreads")())

@@ -8,5 +8,6 @@ embed it without the compiler, onnx or OR-Tools:
 """
 
 from graphopt.runtime.session import Session, load
+from graphopt.runtime.tvm_rt import mode as tvm_mode  # "runtime-only" unless the process imported `tvm`
 
-__all__ = ["Session", "load"]
+__all__ = ["Session", "load", "tvm_mode"]

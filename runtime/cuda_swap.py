@@ -67,10 +67,11 @@ def preload_cudart(directory: Path) -> Path | None:
 def ensure_tvm_cuda_runtime() -> None:
     """Loads libtvm_runtime_cuda when `import tvm` did not (runtime-only TVM, as in
     a bundle, skips backend autoloading); raises ArtifactError naming the cause."""
-    import tvm.base
     from tvm_ffi.libinfo import load_lib_ctypes
 
-    loaded = tvm.base._LOADED_LIBS
+    from graphopt.runtime import tvm_rt
+
+    loaded = tvm_rt.loaded_libs()  # tvm.base's when `tvm` is imported, else the runtime-only load's
     if "tvm_runtime_cuda" in loaded:
         return
     runtime_dir = Path(loaded["tvm_runtime"]._name).resolve().parent

@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tvm
-import tvm.runtime
-from tvm.runtime.vm import VirtualMachine
 
 from graphopt.artifact import LIBRARY, PARAMS, load_manifest, load_plan, private_copy
 from graphopt.errors import ArtifactError, first_line
+from graphopt.runtime import tvm_rt  # TVM's runtime library only, unless `tvm` is imported already
 from graphopt.runtime.cpu_features import check_host_cpu
 from graphopt.runtime.outputs import check_outputs
 from graphopt.runtime.signature import check_inputs
@@ -37,13 +35,13 @@ class RunResult:
 def _device(target: dict):
     kind = target.get("kind")
     if kind == "llvm":
-        return tvm.runtime.cpu(0)
+        return tvm_rt.device("cpu", 0)
     if kind == "cuda":
         from graphopt.runtime.cuda_swap import ensure_tvm_cuda_runtime
 
         ensure_tvm_cuda_runtime()  # runtime-only TVM (a bundle) does not autoload it
-        dev = tvm.runtime.cuda(0)
-        if not dev.exist:
+        dev = tvm_rt.device("cuda", 0)
+        if not tvm_rt.device_exists(dev):
             raise ArtifactError("artifact targets CUDA but no CUDA device is available here")
         return dev
     raise ArtifactError(f"artifact target {kind!r} is not supported by this runtime")
@@ -66,14 +64,14 @@ def _load_params(path: Path, names: list[str], device) -> list:
     except (OSError, KeyError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile, zlib.error) as exc:
         # a truncated or damaged archive fails inside zipfile/zlib, not as OSError
         raise ArtifactError(f"{path}: cannot read parameters ({first_line(exc)})") from None
-    return [tvm.runtime.tensor(a, device) for a in arrays]
+    return [tvm_rt.tensor(a, device) for a in arrays]
 
 
 def _check_tvm_version(manifest: dict, path: Path) -> None:
     """A library built by another TVM may load and then misbehave: refuse it up front."""
-    built = manifest["versions"].get("tvm")
-    if built != tvm.__version__:
-        raise ArtifactError(f"{path}: built with TVM {built}, this runtime has TVM {tvm.__version__}; recompile it")
+    built, here = manifest["versions"].get("tvm"), tvm_rt.version()
+    if built != here:
+        raise ArtifactError(f"{path}: built with TVM {built}, this runtime has TVM {here}; recompile it")
 
 
 class Session:
@@ -85,6 +83,7 @@ class Session:
 
     def __init__(self, art_dir: str | Path, expect_id: str | None = None, trusted_keys=None) -> None:
         self.path = Path(art_dir)
+        self.tvm_mode = tvm_rt.mode()  # "runtime-only" (libtvm_runtime.so alone) or "full" (`tvm` imported)
         # pin and signatures are checked on the manifest, then every file is re-hashed: before model.so loads
         keys = configured_keys(trusted_keys)
         self.manifest = load_manifest(self.path, expect_id=expect_id, trusted_keys=keys)
@@ -108,10 +107,10 @@ class Session:
         if self.plan.get("swaps") or self.plan.get("recomputes"):  # the program calls graphopt.swap_*/drop
             _register_swaps(self.manifest["target"], self.device)
         try:
-            library = tvm.runtime.load_module(str(src / LIBRARY))
+            library = tvm_rt.load_module(str(src / LIBRARY))
         except Exception as exc:  # TVM raises many types; report one line
             raise ArtifactError(f"{self.path}: cannot load {LIBRARY} ({first_line(exc)})") from None
-        self.vm = VirtualMachine(library, self.device)
+        self.vm = tvm_rt.virtual_machine(library, self.device)
         self.params = _load_params(src / PARAMS, self.manifest["param_keys"], self.device)
 
     @property
@@ -129,16 +128,16 @@ class Session:
     def run_timed(self, feeds: dict[str, np.ndarray]) -> RunResult:
         """Runs once; `seconds` covers the VM call and the device sync only."""
         arrays = check_inputs(self.inputs, feeds)
-        args = [tvm.runtime.tensor(a, self.device) for a in arrays] + self.params
+        args = [tvm_rt.tensor(a, self.device) for a in arrays] + self.params
         start = time.perf_counter()
         result = self.vm["main"](*args)
-        self.device.sync()
+        tvm_rt.sync(self.device)
         seconds = time.perf_counter() - start
         return RunResult(self._to_numpy(result), seconds)
 
     def _to_numpy(self, result) -> dict[str, np.ndarray]:
-        values = list(result) if not hasattr(result, "numpy") else [result]
-        return check_outputs(self.outputs, [v.numpy() for v in values])  # shapes/dtypes as the manifest says
+        values = [result] if hasattr(result, "numpy") or hasattr(result, "dtype") else list(result)
+        return check_outputs(self.outputs, [tvm_rt.to_numpy(v) for v in values])  # shapes/dtypes as the manifest says
 
 
 def load(art_dir: str | Path, expect_id: str | None = None, trusted_keys=None) -> Session:
