@@ -61,11 +61,3 @@ def options_for(model_path: Path, config: dict[str, Any], train: bool, target: s
     optimizer = f"{config.get('optimizer', 'sgd')}:lr={float(config.get('lr', 0.1)):g}"
     return TrainOptions(optimizer=optimizer, memory_budget=None if budget is None else str(budget),
                         swap_planner=config.get("swap_planner", "ours"), **common)
-
-
-def predicted_id(model_path: Path, options, train: bool) -> str:
-    """The build id the compile driver will stamp on this build, without building
-    (graphopt.identity.predicted_id; `train` is implied by the options' type)."""
-    from graphopt.identity import predicted_id as identity_predicted_id
-
-    return identity_predicted_id(Path(model_path).resolve(), options)

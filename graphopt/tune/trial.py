@@ -22,9 +22,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from graphopt.identity import predicted_id
 from graphopt.tune.cache import ArtifactCache, worker_name
 from graphopt.tune.errors import TuneError
-from graphopt.tune.options import options_for, predicted_id
+from graphopt.tune.options import options_for
 from graphopt.tune.study_config import StudyConfig
 
 
@@ -46,7 +47,7 @@ class Outcome:
 def evaluate(cfg: StudyConfig, config: dict, cache: ArtifactCache) -> Outcome:
     model = Path(cfg.model)
     options = options_for(model, config, cfg.train, cfg.target)
-    artifact_id = predicted_id(model, options, cfg.train)
+    artifact_id = predicted_id(model, options)
     with cache.lock(artifact_id):
         stored = cache.load_result(artifact_id)
         if stored is not None and _covers(stored, cfg):
