@@ -9,11 +9,9 @@ result to TVM. Only onnx/numpy are imported here; onnxslim and TVM load lazily.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import onnx
@@ -30,6 +28,7 @@ from graphopt.frontend.shapes import (
 )
 from graphopt.frontend.simplify import simplify
 from graphopt.frontend.sum_to_add import sums_to_adds
+from graphopt.identity import source_sha256 as model_sha256
 
 __all__ = [
     "PreparedModel", "TensorSignature", "load_model", "parse_input_shape", "prepare",
@@ -66,8 +65,7 @@ def prepare(
     SimplifyError) with a one-line message on any problem with the model or shapes.
     """
     model = load_model(path)
-    digest = _sha256_file(Path(path))
-    return prepare_model(model, input_shapes, fold=fold, source_sha256=digest)
+    return prepare_model(model, input_shapes, fold=fold, source_sha256=model_sha256(path))
 
 
 def prepare_model(
@@ -78,7 +76,7 @@ def prepare_model(
 ) -> PreparedModel:
     """`prepare` for an in-memory model; hashes its serialized bytes unless told."""
     if source_sha256 is None:
-        source_sha256 = hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
+        source_sha256 = model_sha256(model)
     fixed = fix_input_shapes(model, dict(input_shapes or {}))
     check_attributes(fixed)  # rules the checker and shape inference skip (attributes.py)
     folded = simplify(fixed, enabled=fold)
@@ -110,12 +108,3 @@ def _signature(model: onnx.ModelProto, vi: onnx.ValueInfoProto) -> TensorSignatu
                          "(data-dependent); graphopt plans static shapes only")
     dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
     return TensorSignature(vi.name, tuple(int(d.dim_value) for d in dims), dtype.name)
-
-
-def _sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hash of the file as stored (external data excluded): the model's identity."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
