@@ -47,7 +47,30 @@ def supported_ops() -> frozenset[str]:
     """ONNX op types TVM's Relax importer converts, read from its own converter table."""
     from tvm.relax.frontend.onnx.onnx_frontend import _get_convert_map
 
-    return frozenset(_get_convert_map()) | _BUILTIN_OPS
+    from graphopt.frontend.converters import converters
+
+    return frozenset(_get_convert_map()) | frozenset(converters()) | _BUILTIN_OPS
+
+
+@contextlib.contextmanager
+def converters_added():
+    """TVM's converter table with graphopt's converters added, for one `from_onnx` call.
+
+    TVM looks its table up through the module function `_get_convert_map` on every node,
+    so replacing that function for the duration of the import is the one seam it offers;
+    the original is always put back (imports are not run concurrently in one process).
+    """
+    from tvm.relax.frontend.onnx import onnx_frontend
+
+    from graphopt.frontend.converters import converters
+
+    original = onnx_frontend._get_convert_map
+    extra = converters()
+    onnx_frontend._get_convert_map = lambda: {**original(), **extra}
+    try:
+        yield
+    finally:
+        onnx_frontend._get_convert_map = original
 
 
 def __getattr__(name: str) -> Any:
@@ -94,7 +117,7 @@ def to_relax(model: onnx.ModelProto) -> ImportedModule:
     model = _for_tvm(model)
     captured = io.StringIO()  # the importer print()s the failing op before re-raising
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(captured):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(captured), converters_added():
             warnings.simplefilter("ignore")  # renames and checker notes, not errors
             mod = from_onnx(model, keep_params_in_input=True)
     except Exception as exc:
