@@ -64,10 +64,12 @@ MANIFEST = "manifest.json"
 PLAN = "plan.json"
 LIBRARY = "model.so"
 PARAMS = "params.npz"
+FALLBACK = "fallback.npz"  # only when nodes run as onnxruntime kernels: their one-node models
 SIGNATURE = "signature.json"
 BUILD_FIELDS = ("source_sha256", "options", "target", "versions")
 ID_FIELDS = BUILD_FIELDS  # the former name: what the build id hashes
 REQUIRED_FILES = (PLAN, LIBRARY, PARAMS)  # what the runtime reads: each must be hashed in `files`
+OPTIONAL_FILES = (FALLBACK,)  # read by the runtime when `files` lists them (then hashed like the others)
 PIN_MIN_HEX = 12  # shortest id prefix a pin may use (48 bits: against mix-ups; pin all 64 against attackers)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _PIN = re.compile(r"[0-9a-fA-F]+")
@@ -283,7 +285,7 @@ def private_copy(art_dir: Path, manifest: dict) -> tempfile.TemporaryDirectory:
     art_dir = Path(art_dir)
     tmp = tempfile.TemporaryDirectory(prefix="graphopt-verified-")
     try:
-        for name in REQUIRED_FILES:
+        for name in REQUIRED_FILES + tuple(n for n in OPTIONAL_FILES if n in manifest["files"]):
             digest = hashlib.sha256()
             with open(art_dir / name, "rb") as src, open(Path(tmp.name) / name, "wb") as dst:
                 for chunk in iter(lambda: src.read(1 << 20), b""):

@@ -31,6 +31,7 @@ class CompileState:
     imported: Any = None  # graphopt.frontend.importer.ImportedModule (weights as the program takes them)
     imported_names: list[str] = field(default_factory=list)  # weight names as imported, before preparation
     imported_bytes: int = 0  # weight bytes as imported, before preparation
+    fallback: tuple = ()  # graphopt.frontend.fallback_kernel.FallbackKernel: nodes onnxruntime runs
     target: Any = None
     step: Any = None  # graphopt.train.step.TrainStep
     states: list[np.ndarray] = field(default_factory=list)  # optimizer states (training)
@@ -69,13 +70,30 @@ def prepare(state: CompileState) -> None:
 
 
 def import_model(state: CompileState) -> None:
-    from graphopt.frontend.importer import to_relax
+    """TVM's importer; an inference compile hands what it cannot import to fallback kernels."""
+    from graphopt.frontend.importer import import_with_fallback, to_relax
     from graphopt.lowering.target import make_target
 
-    state.imported = to_relax(state.importable)
+    options = state.options
+    if options.training:  # gradients cannot flow through an onnxruntime kernel
+        state.imported = to_relax(state.importable)
+    else:
+        state.imported, state.fallback = import_with_fallback(state.importable, options.fallback)
+        _check_fallback_target(state.fallback, options.target)
+        state.records["fallback"] = {"kernels": [k.record() for k in state.fallback]}
     state.imported_names = list(state.imported.param_names)
     state.imported_bytes = int(sum(p.nbytes for p in state.imported.params))
     state.target = make_target(state.options.target)
+
+
+def _check_fallback_target(kernels: tuple, target: str) -> None:
+    """Fallback kernels run on the host CPU; a CUDA program cannot call them on device tensors."""
+    from graphopt.errors import UnsupportedOperatorError
+
+    if kernels and target != "llvm":
+        ops = ", ".join(sorted({k.op_type for k in kernels}))
+        raise UnsupportedOperatorError(f"{ops}: TVM cannot import these for {target}, and onnxruntime fallback "
+                                       "kernels run on CPU targets only")
 
 
 def gradient(state: CompileState) -> None:
@@ -209,7 +227,7 @@ def write(state: CompileState) -> None:
     params = list(imported.params) + list(state.states)
     state.plan = plan
     state.manifest = write_artifact(state.out_dir, _manifest(state), plan,
-                                    lambda tmp: _write_payload(tmp, state.executable, params))
+                                    lambda tmp: _write_payload(tmp, state.executable, params, state.fallback))
 
 
 def _weights_record(imported: list[str], stored: list[str], imported_bytes: int, stored_bytes: int) -> dict:
@@ -241,8 +259,10 @@ def _manifest(state: CompileState) -> dict:
     return {**id_fields(prepared.source_sha256, state.options, state.target), **signature}
 
 
-def _write_payload(tmp: Path, executable, params: list[np.ndarray]) -> None:
-    from graphopt.artifact import LIBRARY, PARAMS
+def _write_payload(tmp: Path, executable, params: list[np.ndarray], fallback: tuple = ()) -> None:
+    from graphopt.artifact import FALLBACK, LIBRARY, PARAMS
 
     executable.export_library(str(tmp / LIBRARY))
     np.savez(tmp / PARAMS, **{f"p{i:05d}": p for i, p in enumerate(params)})
+    if fallback:  # each kernel's one-node ONNX model, by kernel name (graphopt.runtime.fallback)
+        np.savez(tmp / FALLBACK, **{k.name: np.frombuffer(k.model_bytes, dtype=np.uint8) for k in fallback})

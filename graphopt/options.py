@@ -31,6 +31,9 @@ class CompileOptions:
     tuning_db: Path | None = None  # a `graphopt tune-kernels` database; kernels only, never the plan
     concat_in_place: bool = True  # producers write into their concatenation (graphopt.transforms.concat_in_place)
     fold: bool = True  # fold shape arithmetic for the fixed shapes (onnxslim)
+    # nodes TVM cannot import run as onnxruntime kernels inside the plan (graphopt.frontend.fallback);
+    # False refuses such a model instead
+    fallback: bool = True
 
     @property
     def training(self) -> bool:
@@ -47,6 +50,8 @@ class CompileOptions:
                   "tuning_db_sha256": tuning_db_sha256(self.tuning_db)}
         if not self.fold:
             record["fold"] = False
+        if not self.fallback:  # recorded only when off, so the ids of models without fallback kernels stay put
+            record["fallback"] = False
         return record
 
 

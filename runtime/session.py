@@ -57,6 +57,17 @@ def _register_swaps(target: dict, device) -> None:
         import graphopt.runtime.swap  # noqa: F401
 
 
+def _install_fallback(src: Path, plan: dict) -> int:
+    """Nodes the compiler handed to onnxruntime (graphopt.runtime.fallback); most artifacts have none."""
+    from graphopt.runtime.fallback import install, kernels_in
+
+    if not kernels_in(plan):
+        return 0
+    from graphopt.threads import current_threads
+
+    return install(src, plan, current_threads())
+
+
 def _load_params(path: Path, names: list[str], device) -> list:
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -106,6 +117,7 @@ class Session:
         self.device = _device(self.manifest["target"])
         if self.plan.get("swaps") or self.plan.get("recomputes"):  # the program calls graphopt.swap_*/drop
             _register_swaps(self.manifest["target"], self.device)
+        self.fallback_kernels = _install_fallback(src, self.plan)  # before the VM: it resolves names at load
         try:
             library = tvm_rt.load_module(str(src / LIBRARY))
         except Exception as exc:  # TVM raises many types; report one line

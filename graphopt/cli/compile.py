@@ -35,6 +35,9 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
     p.add_argument("--no-concat-in-place", dest="concat_in_place", action="store_false", default=None,
                    help="keep concatenations as copies (by default producers write into the concatenated "
                         "tensor; always off with --train)")
+    p.add_argument("--no-fallback", dest="fallback", action="store_false",
+                   help="refuse a model with nodes TVM cannot import (by default they run as onnxruntime "
+                        "kernels inside the plan; CPU targets only)")
     p.add_argument("--tuning-db", type=Path, default=None, metavar="DIR", help="apply `tune-kernels` results")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_training(p)
@@ -66,7 +69,7 @@ def options_from_args(args: argparse.Namespace):
 
     common = {"target": args.target, "planner": args.planner, "input_shapes": dict(args.input_shape),
               "time_limit": args.time_limit, "reorder": args.reorder, "schedules": args.schedules,
-              "tuning_db": args.tuning_db}
+              "tuning_db": args.tuning_db, "fallback": args.fallback}
     given = {name: getattr(args, name) for name in TRAIN_ONLY if getattr(args, name) is not None}
     if not args.train:
         if given:

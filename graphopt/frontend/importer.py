@@ -52,6 +52,42 @@ def supported_ops() -> frozenset[str]:
     return frozenset(_get_convert_map()) | frozenset(converters()) | _BUILTIN_OPS
 
 
+class NodeConversionError(Exception):
+    """TVM's converter raised on one node: which node, and what it said."""
+
+    def __init__(self, node_name: str, cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}: {first_line(cause)}")
+        self.node_name = node_name
+
+
+class _Traced:
+    """A converter whose failures name their node (TVM's own printout names only the op type).
+
+    The result is normalized inside the trace too: that is where a converter's malformed
+    Relax fails, and it is still that node's fault."""
+
+    def __init__(self, converter) -> None:
+        self.converter = converter
+
+    def get_converter(self, opset: int):
+        impl = self.converter.get_converter(opset)
+
+        def convert(bb, inputs, attr, params):
+            try:
+                result = impl(bb, inputs, attr, params)
+                return bb.normalize(result) if _is_relax_expr(result) else result
+            except Exception as exc:
+                raise NodeConversionError(attr.get("tvm_custom", {}).get("name", ""), exc) from exc
+
+        return convert
+
+
+def _is_relax_expr(value) -> bool:
+    from tvm import relax
+
+    return isinstance(value, relax.Expr)
+
+
 @contextlib.contextmanager
 def converters_added():
     """TVM's converter table with graphopt's converters added, for one `from_onnx` call.
@@ -59,14 +95,15 @@ def converters_added():
     TVM looks its table up through the module function `_get_convert_map` on every node,
     so replacing that function for the duration of the import is the one seam it offers;
     the original is always put back (imports are not run concurrently in one process).
+    Every converter is traced (_Traced), so a failure says which node raised.
     """
     from tvm.relax.frontend.onnx import onnx_frontend
 
     from graphopt.frontend.converters import converters
 
     original = onnx_frontend._get_convert_map
-    extra = converters()
-    onnx_frontend._get_convert_map = lambda: {**original(), **extra}
+    table = {op: _Traced(converter) for op, converter in {**original(), **converters()}.items()}
+    onnx_frontend._get_convert_map = lambda: table
     try:
         yield
     finally:
@@ -110,10 +147,41 @@ def to_relax(model: onnx.ModelProto) -> ImportedModule:
     Raises UnsupportedOperatorError if an op type is missing or its converter fails
     (an attribute or input pattern TVM does not handle).
     """
+    check_supported(model)
+    return _import(model)
+
+
+def import_with_fallback(model: onnx.ModelProto, fallback: bool = True) -> tuple[ImportedModule, tuple]:
+    """`to_relax`, except that a node TVM cannot import becomes a fallback kernel
+    (graphopt.frontend.fallback) instead of refusing the model; returns the kernels too.
+
+    A converter that raises sends its node to the fallback and the import is retried, so
+    each retry moves one more node out of TVM's hands and the loop ends. With
+    `fallback=False` this is `to_relax`: the first unsupported op refuses the model.
+    """
+    from graphopt.frontend.fallback import FALLBACK_OP, partition, with_unique_node_names
+
+    if not fallback:
+        return to_relax(model), ()
+    named = with_unique_node_names(model)
+    nodes = {node.name for node in named.graph.node}
+    tvm_ops = supported_ops() - {FALLBACK_OP}
+    forced: dict[str, str] = {}
+    while True:
+        part = partition(named, tvm_ops, forced)
+        try:
+            return _import(part.model), part.kernels
+        except UnsupportedOperatorError as exc:
+            node = getattr(exc, "node_name", None)
+            if node not in nodes or node in forced or any(k.node_name == node for k in part.kernels):
+                raise
+            forced[node] = f"TVM's converter failed ({exc})"
+
+
+def _import(model: onnx.ModelProto) -> ImportedModule:
     from tvm.relax.frontend import detach_params
     from tvm.relax.frontend.onnx import from_onnx
 
-    check_supported(model)
     model = _for_tvm(model)
     captured = io.StringIO()  # the importer print()s the failing op before re-raising
     try:
@@ -121,9 +189,10 @@ def to_relax(model: onnx.ModelProto) -> ImportedModule:
             warnings.simplefilter("ignore")  # renames and checker notes, not errors
             mod = from_onnx(model, keep_params_in_input=True)
     except Exception as exc:
-        message = _import_failure(captured.getvalue(), exc)
+        error = UnsupportedOperatorError(_import_failure(captured.getvalue(), exc))
+        error.node_name = _failed_node(exc)
         _free_quietly(exc)
-        raise UnsupportedOperatorError(message) from exc
+        raise error from exc
     mod, detached = detach_params(mod)
     params = [t.numpy() for t in detached.get("main", [])]
     func = mod["main"]
@@ -133,6 +202,14 @@ def to_relax(model: onnx.ModelProto) -> ImportedModule:
     if len(input_names) != num_input or len(param_names) != len(params):
         raise AssertionError("TVM importer changed the input/param layout; update to_relax")
     return ImportedModule(mod, params, input_names, param_names)
+
+
+def _failed_node(exc: BaseException) -> str | None:
+    """The node TVM failed on: from a traced converter, or from TVM's own ShapeExpr check."""
+    if isinstance(exc, NodeConversionError):
+        return exc.node_name
+    match = re.match(r"Node (.+) cannot handle ShapeExpr inputs", str(exc))
+    return match.group(1) if match else None
 
 
 def _free_quietly(exc: BaseException) -> None:
@@ -212,4 +289,5 @@ def _import_failure(printed: str, exc: BaseException) -> str:
     """One line saying which op type TVM failed on, from its printout, and why."""
     match = re.search(r"Error converting operator (\S+?),", printed)
     where = f" on {match.group(1)}" if match else ""
-    return f"TVM's ONNX importer failed{where}: {type(exc).__name__}: {first_line(exc)}"
+    cause = exc.__cause__ if isinstance(exc, NodeConversionError) and exc.__cause__ else exc
+    return f"TVM's ONNX importer failed{where}: {type(cause).__name__}: {first_line(cause)}"

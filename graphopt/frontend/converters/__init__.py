@@ -25,4 +25,6 @@ def converters() -> dict[str, type]:
 
 def _modules() -> list:
     """The converter modules; each defines CONVERTERS = {op_type: converter class}."""
-    return []
+    from graphopt.frontend.converters import fallback
+
+    return [fallback]
