@@ -34,7 +34,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from graphopt.artifact import load_manifest, refuse_foreign_target, swap_into_place
+from graphopt.artifact import FALLBACK, load_manifest, refuse_foreign_target, swap_into_place
 from graphopt.errors import ArtifactError, InputError
 
 FORMAT = "graphopt-bundle"
@@ -88,7 +88,13 @@ def _check_artifacts(artifacts: list[Path]) -> dict[str, dict]:
     names = [Path(a).name for a in artifacts]
     if len(set(names)) != len(names):
         raise InputError(f"artifact directory names must differ inside a bundle: {', '.join(names)}")
-    return {Path(a).name: load_manifest(Path(a)) for a in artifacts}
+    manifests = {Path(a).name: load_manifest(Path(a)) for a in artifacts}
+    for name, manifest in manifests.items():
+        if FALLBACK in manifest["files"]:  # the bundle ships TVM's runtime, not onnxruntime
+            raise InputError(f"{name} runs nodes as onnxruntime fallback kernels, which a runtime-only bundle "
+                             "cannot load; recompile with --no-fallback to see which ops, or deploy with the "
+                             "graphopt package")
+    return manifests
 
 
 # ---------------------------------------------------------------- Python modules

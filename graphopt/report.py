@@ -16,6 +16,7 @@ def inspect_json(manifest: dict, plan: dict) -> dict:
     out["concat_in_place"] = plan.get("concat_in_place", {})
     if "weights" in plan:
         out["weights"] = plan["weights"]
+    out["fallback"] = plan.get("fallback", {"kernels": []})  # artifacts from before fallback kernels have none
     out.update(id=manifest["id"], build_id=manifest["build_id"], target=manifest["target"],
                inputs=manifest["inputs"], outputs=manifest["outputs"])
     return out
@@ -44,7 +45,22 @@ def summary_lines(plan: dict) -> list[str]:
         + _weights_note(plan.get("weights")),
         _reorder_line(plan.get("reorder", {})),
         _concat_line(plan.get("concat_in_place")),
+        _fallback_line(plan.get("fallback")),
     ]
+
+
+def _fallback_line(record: dict | None) -> str:
+    """Which nodes run as onnxruntime kernels (graphopt.runtime.fallback), counted by op."""
+    kernels = (record or {}).get("kernels", [])
+    if not kernels:
+        return "fallback       none (every node compiled by TVM)"
+    counts: dict[str, int] = {}
+    for kernel in kernels:
+        domain = kernel.get("domain") or "ai.onnx"
+        op = kernel["op_type"] if domain == "ai.onnx" else f"{domain}:{kernel['op_type']}"
+        counts[op] = counts.get(op, 0) + 1
+    ops = ", ".join(f"{op} x{n}" if n > 1 else op for op, n in sorted(counts.items()))
+    return f"fallback       {len(kernels)} node(s) run by onnxruntime: {ops}"
 
 
 def _weights_note(record: dict | None) -> str:

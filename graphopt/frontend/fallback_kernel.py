@@ -64,7 +64,7 @@ def build_kernel(model: onnx.ModelProto, node: onnx.NodeProto, types: dict[str, 
         _check_plannable(node, name, types.get(name))
     out_types = {n: types[n] for n in outputs if _is_static_tensor(types.get(n))}
     if node.op_type == "Loop" and len(out_types) < len(outputs):
-        out_types = {**loop_output_types(node, graph_constants(model.graph)), **out_types}
+        out_types = {**loop_output_types(node, graph_constants(model.graph), types), **out_types}
     if len(out_types) < len(outputs):  # shape inference did not reach them (an op onnx has no schema for)
         inferred = _types_from_onnxruntime(_kernel_model(model, node, inputs, outputs, types, out_types), node)
         out_types = {**inferred, **out_types}
@@ -168,7 +168,10 @@ def _distinct(names: list[str]) -> list[str]:
 
 def _check_plannable(node: onnx.NodeProto, name: str, value_type: onnx.TypeProto | None) -> None:
     where = f"{node.op_type} node {node.name or '(unnamed)'}"
-    if value_type is None or not value_type.HasField("tensor_type"):
+    if value_type is None:
+        raise ShapeError(f"{where}: neither shape inference nor onnxruntime gives value {name!r} a static type; "
+                         "graphopt plans static shapes only")
+    if not value_type.HasField("tensor_type"):
         raise UnsupportedOperatorError(
             f"{where}: value {name!r} is not a tensor of known type (sequences, maps and optionals cannot be "
             "planned); graphopt cannot run this node")

@@ -1,4 +1,4 @@
-"""Static output shapes of a Loop whose trip count is fixed, for its fallback kernel.
+"""Static output shapes of a Loop, for its fallback kernel.
 
 ONNX shape inference leaves a Loop's scan outputs with an unknown first dimension (the
 iteration count is data in general). When the trip count is a constant and the loop
@@ -25,22 +25,37 @@ def graph_constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
     return values
 
 
-def loop_output_types(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> dict[str, onnx.TypeProto]:
-    """The outputs' types when the iteration count is fixed (else empty): a carried value has
-    its body output's type (static there), a scan output the trip count in front of it."""
-    trips = _fixed_trip_count(node, constants)
+def loop_output_types(node: onnx.NodeProto, constants: dict[str, np.ndarray],
+                      types: dict[str, onnx.TypeProto]) -> dict[str, onnx.TypeProto]:
+    """The outputs' types that do not depend on the data: a carried value whose body output
+    has the static type of its initial value keeps it at every iteration count; a scan output
+    is static when the iteration count is fixed (the trip count in front of the body's type)."""
     body = next((a.g for a in node.attribute if a.name == "body"), None)
-    if trips is None or body is None or not _condition_stays_true(body):
+    if body is None:
         return {}
     carried = len(node.input) - 2
-    types = {}
+    trips = _fixed_trip_count(node, constants) if _condition_stays_true(body) else None
+    result = {}
     for index, (name, body_out) in enumerate(zip(node.output, body.output[1:])):
-        tensor = body_out.type.tensor_type
-        dims = tensor.shape.dim if tensor.HasField("shape") else None
-        if name and dims is not None and all(d.HasField("dim_value") for d in dims):
-            shape = ([trips] if index >= carried else []) + [int(d.dim_value) for d in dims]
-            types[name] = onnx.helper.make_tensor_type_proto(tensor.elem_type, shape)
-    return types
+        shape = _static_dims(body_out.type)
+        if not name or shape is None:
+            continue
+        elem = body_out.type.tensor_type.elem_type
+        if index < carried and _static_dims(types.get(node.input[2 + index])) == shape:
+            result[name] = onnx.helper.make_tensor_type_proto(elem, shape)
+        elif index >= carried and trips is not None:
+            result[name] = onnx.helper.make_tensor_type_proto(elem, [trips] + shape)
+    return result
+
+
+def _static_dims(value_type: onnx.TypeProto | None) -> list[int] | None:
+    if value_type is None or not value_type.HasField("tensor_type"):
+        return None
+    tensor = value_type.tensor_type
+    dims = tensor.shape.dim if tensor.HasField("shape") else None
+    if dims is None or not all(d.HasField("dim_value") for d in dims):
+        return None
+    return [int(d.dim_value) for d in dims]
 
 
 def _fixed_trip_count(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> int | None:
