@@ -22,7 +22,9 @@ from graphopt.errors import InputError, PlanError
 from graphopt.plan.placement import Placement
 from graphopt.plan.problem import MemoryProblem
 from graphopt.plan.swap import SwapProblem, SwapSchedule, simulate, split_problem
+from graphopt.plan.swap_floor import feasibility_floor
 from graphopt.plan.swap_validator import validate_swaps
+from graphopt.train.budget import below_floor_message, is_min, least_fitting
 
 REFIT_ROUNDS = 4
 
@@ -99,9 +101,40 @@ def plan_swaps(lowered: tvm.IRModule, ex, base: Placement, options, measured: li
                   "predicted_noswap_step_seconds": seconds, "predicted_step_seconds": seconds}
         return MemoryPlan(ex.problem, base, record=record)
     link = LinkModel(options.link_bandwidth or LinkModel().bandwidth, options.link_latency or LinkModel().latency)
+    if is_min(options.memory_budget):
+        return _fit_least(lowered, ex, base, options, link, measured)
     budget = parse_budget(options.memory_budget, base.arena_bytes)
     sp, costs = swap_problem(lowered, ex, budget, link, measured=measured)
-    return _fit(sp, costs, base, options)
+    floor = feasibility_floor(sp)
+    if budget < floor.bytes:
+        raise PlanError(below_floor_message(budget, floor, base.arena_bytes, _step_name(ex, floor.step),
+                                            lambda b: _buffer_name(ex, b)))
+    try:
+        return _fit(sp, costs, base, options)
+    except PlanError as exc:
+        raise PlanError(f"{exc}; the model's floor is {floor.bytes:,} bytes: try a budget between it and "
+                        f"{base.arena_bytes:,}, or --memory-budget min") from None
+
+
+def _fit_least(lowered: tvm.IRModule, ex, base: Placement, options, link: LinkModel,
+               measured: list[float] | None) -> MemoryPlan:
+    """`--memory-budget min`: the least budget whose plan fits, from the floor up (graphopt.train.budget)."""
+    sp, costs = swap_problem(lowered, ex, base.arena_bytes, link, measured=measured)
+    floor = feasibility_floor(sp)
+    plan, probes = least_fitting(lambda budget: _fit(replace(sp, budget=budget), costs, base, options),
+                                 lambda plan: plan.placement.arena_bytes, floor.bytes, base.arena_bytes)
+    search = {"requested": "min", "floor_bytes": floor.bytes, "binding_step": floor.step,
+              "binding_kernel": _step_name(ex, floor.step), "probes": probes}
+    return replace(plan, record={**plan.record, "budget_search": search})
+
+
+def _step_name(ex, step: int) -> str:
+    return ex.step_names[step] if step < len(ex.step_names) else f"step {step}"
+
+
+def _buffer_name(ex, buffer: int) -> str:
+    var = ex.buffer_vars.get(buffer)
+    return var.name if var is not None else f"buffer {buffer}"
 
 
 def _fit(sp: SwapProblem, costs: StepCosts, base: Placement, options) -> MemoryPlan:

@@ -1,0 +1,112 @@
+"""The least budget any swap + recompute schedule can reach, and why no lower one works (no TVM).
+
+At step k a buffer can be away only inside one of its candidate gaps (graphopt.plan.swap):
+a swap gap keeps it away on steps after+1 .. before-2 (its copy-in must be done before
+step `before`, so it is issued at `before - 1` at the latest), a recompute gap on
+after+1 .. before-1. So at step k at most the bytes of buffers with a gap covering k can
+be away, and
+
+    floor = max over k of ( live(k) - sum of sizes of the buffers coverable at k ).
+
+No schedule the validator accepts has a peak below `floor` (a necessary condition). It
+is where the overhead bound's LP (graphopt.plan.swap_bound) turns infeasible: its memory
+rows ask, per step, for the same coverable bytes. It is not always reached: a recompute
+needs its producer's inputs resident when it runs, which may clash with their own gaps,
+so `--memory-budget min` searches upward from it (graphopt.train.budget). The step where the maximum is reached is the binding step,
+and the buffers live there that no gap covers are what must be resident; each gets the
+reason the model gives it, which is what a user needs to decide what to change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from graphopt.plan.swap import SwapProblem, base_live_bytes
+
+
+@dataclass(frozen=True)
+class Resident:
+    """A buffer live at the binding step that no candidate gap lets go, and why."""
+
+    buffer: int
+    size: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The least feasible budget, the step that sets it, and what must be resident there."""
+
+    bytes: int
+    step: int
+    live_bytes: int  # no-swap bytes live at that step
+    resident: tuple[Resident, ...]  # largest first
+
+
+def coverable_bytes(sp: SwapProblem) -> np.ndarray:
+    """Per step, the bytes of the buffers some candidate gap could keep away then."""
+    covered = np.zeros(sp.num_steps + 1, dtype=np.int64)
+    for buffer, size, first, last in _cover_ranges(sp):
+        covered[first] += size
+        covered[last + 1] -= size
+    return np.cumsum(covered)[:sp.num_steps]
+
+
+def _cover_ranges(sp: SwapProblem) -> list[tuple[int, int, int, int]]:
+    """(buffer, size, first, last): the steps each buffer can be away, as merged ranges.
+
+    A buffer's swap and recompute gaps may be the same idle interval; merging keeps it
+    counted once per step."""
+    spans: dict[int, list[tuple[int, int]]] = {}
+    for gap in sp.gaps():
+        spans.setdefault(gap.buffer, []).append((gap.after + 1, gap.before - 2))
+    for gap in sp.recompute_gaps():
+        spans.setdefault(gap.buffer, []).append((gap.after + 1, gap.before - 1))
+    sizes = sp.sizes()
+    ranges = []
+    for buffer, pieces in spans.items():
+        for first, last in _merged(pieces):
+            ranges.append((buffer, sizes[buffer], first, last))
+    return ranges
+
+
+def _merged(pieces: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for first, last in sorted(p for p in pieces if p[0] <= p[1]):
+        if out and first <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return out
+
+
+def feasibility_floor(sp: SwapProblem) -> Floor:
+    """The least budget (bytes of live tensors; placement may need more) any schedule reaches."""
+    live = base_live_bytes(sp.problem, sp.num_steps)
+    if sp.num_steps == 0:
+        return Floor(0, 0, 0, ())
+    floor = live - coverable_bytes(sp)
+    step = int(np.argmax(floor))
+    return Floor(int(floor[step]), step, int(live[step]), _residents(sp, step))
+
+
+def _residents(sp: SwapProblem, step: int) -> tuple[Resident, ...]:
+    covered = {b for b, _, first, last in _cover_ranges(sp) if first <= step <= last}
+    resident = [Resident(b.id, b.size, _why_resident(sp, b.id, step))
+                for b in sp.problem.buffers if b.start <= step < b.end and b.id not in covered]
+    return tuple(sorted(resident, key=lambda r: (-r.size, r.buffer)))
+
+
+def _why_resident(sp: SwapProblem, buffer: int, step: int) -> str:
+    uses = set(sp.uses.get(buffer, ()))
+    if step in uses:
+        return "used at this step"
+    if step + 1 in uses:
+        return "used at the next step (a copy-in must finish one step before its use)"
+    if sp.swappable and buffer not in sp.swappable:
+        return "not swappable (a view or a tuple refers to it), and not recomputable here"
+    if buffer in sp.recompute_inputs:
+        return "its idle gap is too short to swap, and its producer's inputs are gone when it would be rebuilt"
+    return "its idle gap is too short to swap (3+ steps needed), and its producer cannot run again"

@@ -1,0 +1,58 @@
+"""The feasibility floor of the swap model: where the overhead LP turns infeasible, never beaten
+by a valid schedule, reached where the hand-solved case says, and explained at its binding step."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from graphopt.plan.swap import Recompute, SwapSchedule, live_bytes
+from graphopt.plan.swap_bound import overhead_lower_bound
+from graphopt.plan.swap_floor import feasibility_floor
+from graphopt.plan.swap_validator import validate_swaps
+from tests.plan.test_swap_bound import one_buffer_must_go, random_valid_schedule
+from tests.passes.test_swap import training_like
+
+
+def test_hand_solved_floor_and_its_resident_tensors() -> None:
+    """Buffer 0 can be away on steps 1..3 (swap 1..2, recompute 1..3): every step then holds
+    100 B at most, and step 0, where buffer 0 is written, is the first to bind."""
+    floor = feasibility_floor(one_buffer_must_go(1e-3))
+    assert (floor.bytes, floor.step, floor.live_bytes) == (100, 0, 100)
+    assert [(r.buffer, r.reason) for r in floor.resident] == [(0, "used at this step")]
+
+
+def test_resident_reasons_name_the_use() -> None:
+    sp = one_buffer_must_go(1e-3, recomputable=False)
+    sp = replace(sp, uses={0: (0, 3), 1: (2,)})  # buffer 0 used at step 3: step 2 is the one before its use
+    floor = feasibility_floor(sp)
+    assert floor.bytes == 200 and floor.step == 2
+    reasons = {r.buffer: r.reason for r in floor.resident}
+    assert reasons[1] == "used at this step"
+    assert reasons[0].startswith("used at the next step")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), layers=st.integers(2, 6))
+def test_floor_is_where_the_lp_turns_infeasible_and_no_schedule_beats_it(seed: int, layers: int) -> None:
+    sp = training_like(seed, layers=layers)
+    floor = feasibility_floor(sp)
+    peak = int(live_bytes(sp, ()).max())
+    if floor.bytes < peak:
+        assert overhead_lower_bound(replace(sp, budget=floor.bytes)).status != "infeasible"
+    below = floor.bytes - max(1024, floor.bytes // 1000)  # the LP counts MiB: a byte is inside its tolerance
+    if below > 0:
+        assert overhead_lower_bound(replace(sp, budget=below)).status == "infeasible"
+    schedule = random_valid_schedule(sp, np.random.default_rng(seed))
+    assert live_bytes(sp, schedule.swaps, schedule.recomputes).max() >= floor.bytes
+
+
+def test_a_valid_schedule_reaches_the_hand_solved_floor() -> None:
+    sp = one_buffer_must_go(1e-3)
+    floor = feasibility_floor(sp)
+    schedule = SwapSchedule((), "recompute", recomputes=(Recompute(0, 0, 4),))
+    assert int(live_bytes(sp, (), schedule.recomputes).max()) == floor.bytes
+    assert validate_swaps(replace(sp, budget=floor.bytes), schedule).valid
