@@ -76,11 +76,7 @@ PLANNED = {k: n if k == "art-swap" else round(n * SCALE) for k, n in PLANNED.ite
 ART_FILES = ("manifest.json", "plan.json", "model.so", "params.npz")
 # Bugs found here whose fix lies outside the fuzzer's remit: a failure matching one makes the test
 # xfail with the list (loud in `pytest -ra`), never pass. Delete an entry once its bug is fixed.
-KNOWN_BUGS = {
-    "TVM's Relu (stock and graphopt's schedules) maps NaN to 0 where ONNX and ONNX Runtime keep NaN "
-    "(a flipped weight byte that makes a NaN; seed 2, not the default seed): NaN/Inf semantics are issue #17":
-        re.compile(r"different answer from ONNX Runtime: \S+: non-finite values differ"),
-}
+KNOWN_BUGS: dict[str, re.Pattern] = {}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import tvm
 from tvm import relax
 
 from graphopt.frontend.importer import ImportedModule
+from graphopt.lowering.nan_semantics import with_nan_semantics
 
 
 def _backend(target: tvm.target.Target):
@@ -34,6 +35,7 @@ def _pre_schedule_passes(target: tvm.target.Target) -> list:
         legalize_passes = cuda_legalize_passes(target)
     else:
         legalize_passes = backend.legalize_passes(target)
+    legalize_passes = with_nan_semantics(legalize_passes, target)  # NaN/Inf as ONNX Runtime (nan_semantics.py)
     return [relax.transform.DecomposeOpsForInference()] + backend.library_dispatch_passes(target) + legalize_passes
 
 
