@@ -10,7 +10,8 @@ runtime's onnxruntime kernel reads its inputs and writes its outputs there in pl
 (graphopt.runtime.fallback).
 
 A node falls back when its domain is not the default one, when TVM's converter table has
-no entry for its op, or when TVM's converter raised on it (the importer retries with that
+no entry for its op, when TVM's converter is known to compute it differently from ONNX
+Runtime (graphopt.frontend.known_wrong), or when TVM's converter raised on it (the importer retries with that
 node falling back: `graphopt.frontend.importer.import_with_fallback`).
 
 Only onnx is imported here; the list of ops TVM converts is read lazily.
@@ -25,6 +26,7 @@ from typing import NamedTuple
 import onnx
 
 from graphopt.frontend.fallback_kernel import FallbackKernel, build_kernel
+from graphopt.frontend.known_wrong import known_wrong
 
 FALLBACK_DOMAIN = "ai.graphopt"
 FALLBACK_OP = "GraphoptFallback"
@@ -59,7 +61,7 @@ def native_failure(node: onnx.NodeProto, tvm_ops: frozenset[str]) -> str | None:
         return f"domain {node.domain}"
     if node.op_type not in tvm_ops:
         return "TVM's ONNX importer has no converter for it"
-    return None
+    return known_wrong(node)
 
 
 def partition(model: onnx.ModelProto, tvm_ops: frozenset[str], forced: Mapping[str, str]) -> Partition:

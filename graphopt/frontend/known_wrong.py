@@ -1,0 +1,53 @@
+"""Nodes TVM's importer converts without complaint but computes differently from ONNX Runtime.
+
+Each rule was found by the ONNX backend conformance suite (benchmarks/conformance.py): TVM's
+converter accepts the node and ignores an attribute or input that changes the answer. Such a
+node is sent to a fallback kernel (graphopt.frontend.fallback), so onnxruntime computes it:
+a silent wrong answer is the worst outcome, a slower kernel is not. A rule names the case that
+showed it; delete it once TVM's converter (or a graphopt converter) gets it right.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import onnx
+
+
+def _attr(node: onnx.NodeProto, name: str, default=None):
+    for attr in node.attribute:
+        if attr.name == name:
+            return onnx.helper.get_attribute_value(attr)
+    return default
+
+
+def _has_input(node: onnx.NodeProto, index: int) -> bool:
+    return len(node.input) > index and bool(node.input[index])
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value or "")
+
+
+# op type -> (predicate, why): the predicate says whether this node is one TVM gets wrong
+RULES: dict[str, tuple[Callable[[onnx.NodeProto], bool], str]] = {
+    "IsInf": (lambda n: _attr(n, "detect_negative", 1) == 0 or _attr(n, "detect_positive", 1) == 0,
+              "TVM ignores detect_negative/detect_positive (test_isinf_negative)"),
+    "BatchNormalization": (lambda n: _attr(n, "training_mode", 0) == 1,
+                           "TVM ignores training_mode=1 (test_batchnorm_example_training_mode)"),
+    "RoiAlign": (lambda n: _text(_attr(n, "mode", b"avg")) == "max",
+                 "TVM's max mode differs (test_roialign_mode_max)"),
+    "MaxUnpool": (lambda n: _has_input(n, 2), "TVM ignores output_shape (test_maxunpool_export_with_output_shape)"),
+    "Resize": (lambda n: _text(_attr(n, "coordinate_transformation_mode", b"half_pixel")) == "align_corners",
+               "TVM's align_corners downsampling differs (test_resize_downsample_scales_linear_align_corners)"),
+    "Dropout": (lambda n: _has_input(n, 2), "TVM ignores training_mode (an inference-only Dropout)"),
+}
+
+
+def known_wrong(node: onnx.NodeProto) -> str | None:
+    """Why TVM's converter would compute `node` wrongly (None when no rule says so)."""
+    rule = RULES.get(node.op_type)
+    if rule is None or node.domain not in ("", "ai.onnx"):
+        return None
+    predicate, why = rule
+    return f"TVM's converter computes it differently: {why}" if predicate(node) else None
