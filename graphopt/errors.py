@@ -36,6 +36,14 @@ class SimplifyError(GraphoptError):
     """Constant folding for fixed shapes failed or produced an invalid model."""
 
 
+class MemoryLimitError(GraphoptError):
+    """The compiled model cannot fit the memory that would run it (see --allow-huge-arena)."""
+
+
+class KernelError(GraphoptError):
+    """A kernel failed while running (a fallback kernel whose onnxruntime session raised)."""
+
+
 class ArtifactError(GraphoptError):
     """A compiled artifact is missing, corrupt, foreign or from another version."""
 

@@ -20,7 +20,12 @@ import numpy as np
 import tvm_ffi
 
 from graphopt.artifact import FALLBACK
-from graphopt.errors import ArtifactError, first_line
+from graphopt.errors import ArtifactError, KernelError, first_line
+
+
+# a KernelError raised inside a kernel crosses TVM's VM as an FFI error: registered, it comes back
+# to the caller as KernelError (one line, a GraphoptError) rather than a bare RuntimeError
+tvm_ffi.register_error("KernelError", KernelError)
 
 
 def kernels_in(plan: dict) -> list[dict]:
@@ -45,12 +50,13 @@ def install(src: Path, plan: dict, threads: int) -> int:
     options.inter_op_num_threads = 1
     # between two fallback kernels TVM's pool runs the compiled ones: ORT's threads must not spin
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    labels = {k["kernel"]: f"{k.get('op_type')} node {k.get('node')}" for k in kernels}
     for name, data in models.items():
         try:
             session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own types; one line for the user
             raise ArtifactError(f"{src}: onnxruntime cannot load fallback kernel {name} ({first_line(exc)})") from None
-        tvm_ffi.register_global_func(name, _kernel(name, session), override=True)
+        tvm_ffi.register_global_func(name, _kernel(name, session, labels.get(name, "")), override=True)
     return len(models)
 
 
@@ -74,17 +80,21 @@ def _read_models(src: Path, names: list[str]) -> dict[str, bytes]:
         raise ArtifactError(f"{src}: cannot read {FALLBACK} ({first_line(exc)})") from None
 
 
-def _kernel(name: str, session):
-    """The packed function: args are the inputs, then the outputs (destination-passing style)."""
+def _kernel(name: str, session, label: str = ""):
+    """The packed function: args are the inputs, then the outputs (destination-passing style).
+    `label` (op and node) names the kernel in errors."""
     input_names = [i.name for i in session.get_inputs()]
     output_names = [o.name for o in session.get_outputs()]
 
     def run(*tensors) -> None:
         if len(tensors) != len(input_names) + len(output_names):
-            raise RuntimeError(f"fallback kernel {name}: called with {len(tensors)} tensors, "
+            raise KernelError(f"fallback kernel {name}: called with {len(tensors)} tensors, "
                                f"expected {len(input_names)} inputs and {len(output_names)} outputs")
         feeds = {n: np.from_dlpack(t) for n, t in zip(input_names, tensors)}
-        results = session.run(output_names, feeds)
+        try:
+            results = session.run(output_names, feeds)
+        except Exception as exc:  # onnxruntime's own error types: one line, named for the kernel
+            raise KernelError(f"fallback kernel {name} ({label}): onnxruntime failed: {first_line(exc)}") from None
         for out, value in zip(tensors[len(input_names):], results):
             _write(name, np.from_dlpack(out), np.asarray(value))
 
@@ -94,6 +104,6 @@ def _kernel(name: str, session):
 def _write(name: str, dst: np.ndarray, value: np.ndarray) -> None:
     """The result into its planned tensor; a shape or type the plan did not expect is an error."""
     if dst.shape != value.shape or dst.dtype != value.dtype:
-        raise RuntimeError(f"fallback kernel {name}: onnxruntime returned {value.dtype}{list(value.shape)}, "
+        raise KernelError(f"fallback kernel {name}: onnxruntime returned {value.dtype}{list(value.shape)}, "
                            f"the plan holds {dst.dtype}{list(dst.shape)}")
     np.copyto(dst, value)

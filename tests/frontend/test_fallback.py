@@ -123,3 +123,20 @@ def test_runtime_only_bundle_refuses_fallback_artifacts(mixed, tmp_path):
 
     with pytest.raises(InputError, match="onnxruntime fallback kernels"):
         make_bundle([mixed], tmp_path / "bundle")
+
+
+def test_onnxruntime_failure_inside_a_kernel_is_one_line_kernel_error(mixed, monkeypatch):
+    """An error onnxruntime raises while a fallback kernel runs crosses TVM's VM as KernelError."""
+    import graphopt.runtime.fallback as fallback_runtime
+    from graphopt.errors import KernelError
+
+    def failing(name, session, label=""):
+        def run(*tensors):
+            raise KernelError(f"fallback kernel {name} ({label}): onnxruntime failed: simulated")
+        return run
+
+    monkeypatch.setattr(fallback_runtime, "_kernel", failing)
+    session = rt.load(mixed)  # registers the failing kernels before the VM resolves them
+    with pytest.raises(KernelError, match="Celu node .*onnxruntime failed: simulated") as err:
+        session.run({"x": np.ones((1, 2, 4, 4), np.float32)})
+    assert "\n" not in str(err.value)
