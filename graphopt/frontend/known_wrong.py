@@ -40,7 +40,10 @@ RULES: dict[str, tuple[Callable[[onnx.NodeProto], bool], str]] = {
     "MaxUnpool": (lambda n: _has_input(n, 2), "TVM ignores output_shape (test_maxunpool_export_with_output_shape)"),
     "Resize": (lambda n: _text(_attr(n, "coordinate_transformation_mode", b"half_pixel")) == "align_corners",
                "TVM's align_corners downsampling differs (test_resize_downsample_scales_linear_align_corners)"),
-    "Dropout": (lambda n: _has_input(n, 2), "TVM ignores training_mode (an inference-only Dropout)"),
+    "Dropout": (lambda n: _has_input(n, 2) or (len(n.output) > 1 and bool(n.output[1])),
+                "TVM ignores training_mode and returns the mask as float32, not bool (test_dropout_default_mask)"),
+    "LayerNormalization": (lambda n: any(n.output[1:]),
+                           "TVM returns Mean and InvStdDev as scalars (test_layer_normalization_2d_axis0)"),
 }
 
 
