@@ -15,26 +15,19 @@ from graphopt.examples.models import mlp
 from graphopt.frontend import importer, prepare_model
 
 
-def _recurrent_model() -> onnx.ModelProto:
-    """LSTM and GRU side by side (TVM 0.27's importer has neither) plus a Relu it has."""
-    seq, batch, feat, hidden = 2, 1, 4, 3
-    rng = np.random.default_rng(0)
-
-    def weight(name, rows, cols):
-        value = rng.standard_normal((1, rows, cols)).astype(np.float32)
-        return numpy_helper.from_array(value, name)
-
+def _unsupported_model() -> onnx.ModelProto:
+    """Bernoulli and ReverseSequence side by side (TVM 0.27's importer has neither) plus a Relu it has."""
+    seq, batch, feat = 2, 1, 4
+    lens = numpy_helper.from_array(np.array([seq], np.int64), "lens")
     nodes = [
         helper.make_node("Relu", ["x"], ["r"]),
-        helper.make_node("LSTM", ["r", "lw", "lr"], ["", "lstm_h"], hidden_size=hidden),
-        helper.make_node("GRU", ["r", "gw", "gr"], ["", "gru_h"], hidden_size=hidden),
+        helper.make_node("Bernoulli", ["r"], ["b"]),
+        helper.make_node("ReverseSequence", ["r", "lens"], ["s"], batch_axis=1, time_axis=0),
     ]
     graph = helper.make_graph(
-        nodes, "rnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [seq, batch, feat])],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, batch, hidden])
-         for n in ("lstm_h", "gru_h")],
-        initializer=[weight("lw", 4 * hidden, feat), weight("lr", 4 * hidden, hidden),
-                     weight("gw", 3 * hidden, feat), weight("gr", 3 * hidden, hidden)])
+        nodes, "unsupported", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [seq, batch, feat])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [seq, batch, feat]) for n in ("b", "s")],
+        initializer=[lens])
     model = helper.make_model(graph, ir_version=10, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model)
     return model
@@ -42,20 +35,20 @@ def _recurrent_model() -> onnx.ModelProto:
 
 def test_unsupported_ops_all_listed_in_one_line():
     with pytest.raises(UnsupportedOperatorError) as err:
-        importer.check_supported(_recurrent_model())
+        importer.check_supported(_unsupported_model())
     message = str(err.value)
-    assert "GRU, LSTM" in message and "Relu" not in message and "\n" not in message
+    assert "Bernoulli, ReverseSequence" in message and "Relu" not in message and "\n" not in message
 
 
 def test_to_relax_refuses_before_converting():
-    with pytest.raises(UnsupportedOperatorError, match="GRU, LSTM"):
-        importer.to_relax(_recurrent_model())
+    with pytest.raises(UnsupportedOperatorError, match="Bernoulli, ReverseSequence"):
+        importer.to_relax(_unsupported_model())
 
 
 def test_supported_ops_come_from_tvm():
     ops = importer.SUPPORTED_OPS
     assert {"Conv", "Gemm", "Reshape", "Constant", "If"} <= ops
-    assert "LSTM" not in ops and "GRU" not in ops
+    assert "Bernoulli" not in ops and "ReverseSequence" not in ops
 
 
 def test_numeric_input_names_keep_their_onnx_name():

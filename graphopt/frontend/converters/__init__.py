@@ -25,6 +25,6 @@ def converters() -> dict[str, type]:
 
 def _modules() -> list:
     """The converter modules; each defines CONVERTERS = {op_type: converter class}."""
-    from graphopt.frontend.converters import fallback
+    from graphopt.frontend.converters import fallback, recurrent
 
-    return [fallback]
+    return [fallback, recurrent]

@@ -132,7 +132,8 @@ _BUILDERS: dict[str, Callable[[relax.Expr, float | None, float | None], relax.Ex
     "leakyrelu": lambda x, a, b: relax.op.nn.leakyrelu(x, float(a)),
     "thresholdedrelu": lambda x, a, b: relax.op.where(relax.op.greater(x, _const(a)), x, _const(0.0)),
     "scaledtanh": lambda x, a, b: relax.op.multiply(_const(a), relax.op.tanh(relax.op.multiply(_const(b), x))),
-    "hardsigmoid": lambda x, a, b: relax.op.clip(relax.op.add(relax.op.multiply(_const(a), x), _const(b)), 0.0, 1.0),
+    "hardsigmoid": lambda x, a, b: relax.op.minimum(
+        relax.op.maximum(relax.op.add(relax.op.multiply(_const(a), x), _const(b)), _const(0.0)), _const(1.0)),
     "elu": _elu,
     "softsign": lambda x, a, b: relax.op.divide(x, relax.op.add(relax.op.abs(x), _const(1.0))),
     "softplus": _softplus,

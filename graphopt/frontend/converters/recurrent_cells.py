@@ -25,7 +25,11 @@ State = tuple[relax.Expr | None, ...]
 
 
 def _clipped(x: relax.Expr, clip: float | None) -> relax.Expr:
-    return x if clip is None else relax.op.clip(x, -clip, clip)
+    """x bounded to [-clip, clip] (as min/max: relax.op.clip needs a normalized input)."""
+    if clip is None:
+        return x
+    low, high = relax.const(-clip, "float32"), relax.const(clip, "float32")
+    return relax.op.minimum(relax.op.maximum(x, low), high)
 
 
 def _gates(bb: relax.BlockBuilder, x: relax.Expr, count: int) -> list[relax.Expr]:

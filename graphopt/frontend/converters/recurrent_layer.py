@@ -16,8 +16,7 @@ How (`unroll`):
      step leaves the state unchanged and outputs zeros. A reverse direction walks t from
      T-1 down to 0, so each row starts at its own last valid step, as ONNX Runtime's
      per-row ReverseSequence does; Y_h/Y_c are then each row's state after its last valid
-     step. LSTM and GRU give zeros for a row of length 0 (ONNX Runtime does; its RNN
-     keeps the initial state, and so does this);
+     step, and zeros for a row of length 0 (as ONNX Runtime gives, not the initial state);
   4. each direction runs its cell (graphopt.frontend.converters.recurrent_cells) over the
      steps; Y stacks the step outputs, Y_h/Y_c the final states, in the layout's order.
 """
@@ -26,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import tvm
@@ -39,7 +39,6 @@ from graphopt.frontend.converters.recurrent_cells import State
 class Layer:
     """What `unroll` needs of one node, its attributes checked and weights in hand."""
 
-    op: str
     gates: int
     hidden: int
     reverse: tuple[bool, ...]  # one entry per direction
@@ -56,21 +55,27 @@ class Layer:
         return len(self.reverse)
 
 
+class Cell(Protocol):
+    """One direction's step function (graphopt.frontend.converters.recurrent_cells)."""
+
+    def step(self, bb: relax.BlockBuilder, projected: relax.Expr, state: State) -> State: ...
+
+
 # A direction's cell, built from the direction index.
-CellFactory = Callable[[int], object]
+CellFactory = Callable[[int], Cell]
 
 
 def unroll(bb: relax.BlockBuilder, layer: Layer, make_cell: CellFactory) -> relax.Tuple:
     """The node's outputs (Y, Y_h[, Y_c]) as one Relax tuple; unused ones are dead code."""
     x = _time_major(bb, layer)
-    steps, batch = (int(d) for d in x.ty.shape[:2])
+    steps, batch = int(x.ty.shape[0]), int(x.ty.shape[1])
     projected = _projections(bb, layer, x)
     valid = _valid_steps(bb, layer.lens, steps)
     outputs, finals = [], []
     for d, reverse in enumerate(layer.reverse):
         state = tuple(_direction_of(bb, init, d, layer.layout) for init in layer.initial)
         ys, final = _run(bb, make_cell(d), [p[d] for p in projected], state, valid, reverse)
-        if layer.op != "RNN" and layer.lens is not None and any(s is not None for s in state):
+        if layer.lens is not None and any(s is not None for s in state):
             final = _empty_rows_zeroed(bb, layer.lens, final)
         outputs.append(ys)
         finals.append(final)
@@ -119,7 +124,7 @@ def _valid_steps(bb: relax.BlockBuilder, lens: relax.Expr | None, steps: int) ->
     return [bb.emit(relax.op.expand_dims(relax.op.less(relax.const(t, dtype), lens), 1)) for t in range(steps)]
 
 
-def _run(bb: relax.BlockBuilder, cell, projected: Sequence[relax.Expr], state: State,
+def _run(bb: relax.BlockBuilder, cell: Cell, projected: Sequence[relax.Expr], state: State,
          valid: list[relax.Expr] | None, reverse: bool) -> tuple[list[relax.Expr], State]:
     """Step 4 for one direction: the outputs in time order and the final state."""
     order = range(len(projected) - 1, -1, -1) if reverse else range(len(projected))
@@ -136,7 +141,7 @@ def _run(bb: relax.BlockBuilder, cell, projected: Sequence[relax.Expr], state: S
 
 
 def _empty_rows_zeroed(bb: relax.BlockBuilder, lens: relax.Expr, state: State) -> State:
-    """LSTM/GRU: a row of length 0 has zero final states, not its initial ones."""
+    """A row of length 0 has zero final states, not its initial ones (ONNX Runtime's result)."""
     nonempty = bb.emit(relax.op.expand_dims(relax.op.greater(lens, relax.const(0, lens.ty.dtype)), 1))
     return tuple(bb.emit(relax.op.where(nonempty, s, _zero())) for s in state)
 
