@@ -54,11 +54,14 @@ def prepare(state: CompileState) -> None:
     from graphopt.frontend import prepare_model
     from graphopt.frontend.load import load_model
     from graphopt.identity import source_sha256
+    from graphopt.plan.memory_limit import host_limit
 
     options = state.options
     model = state.model if not isinstance(state.model, (str, Path)) else load_model(state.model)
+    memory = None if options.allow_huge_arena else host_limit(options.target)
     state.prepared = prepare_model(model, options.input_shapes, fold=options.fold,
-                                   source_sha256=source_sha256(state.model))
+                                   source_sha256=source_sha256(state.model), memory=memory,
+                                   allow_ort_only=options.fallback and not options.training)
     state.importable = state.prepared.model
     state.records["reorder"] = {"method": "off"}
     if options.training:
@@ -149,7 +152,22 @@ def place(state: CompileState) -> None:
 
     problem = state.extraction.problem
     placement = get_planner(state.options.planner).plan(problem, time_limit=state.options.time_limit)
+    if not state.options.allow_huge_arena:
+        _check_memory(state, placement.arena_bytes)
     state.memory = MemoryPlan(problem, placement)
+
+
+def _check_memory(state: CompileState, arena: int) -> None:
+    """An arena that cannot fit the memory that would run it is refused (graphopt.plan.memory_limit).
+    Under a training --memory-budget the swap stage replaces this arena, so only the rest counts."""
+    from graphopt.plan.memory_limit import check_plan
+
+    if getattr(state.options, "memory_budget", None) is not None:
+        arena = 0
+    params = sum(p.nbytes for p in state.imported.params) + sum(s.nbytes for s in state.states)
+    inputs = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for _, shape, dtype in state.prepared.inputs)
+    check_plan(state.options.target, arena=arena, params=params, inputs=inputs,
+               outputs=state.extraction.output_bytes)
 
 
 def profile(state: CompileState) -> None:

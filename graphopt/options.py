@@ -31,6 +31,10 @@ class CompileOptions:
     tuning_db: Path | None = None  # a `graphopt tune-kernels` database; kernels only, never the plan
     concat_in_place: bool = True  # producers write into their concatenation (graphopt.transforms.concat_in_place)
     fold: bool = True  # fold shape arithmetic for the fixed shapes (onnxslim)
+    # compile a model whose tensors cannot fit this machine's memory (graphopt.plan.memory_limit).
+    # Not in as_manifest, so not in the artifact id: it only decides whether the compile goes on,
+    # and the artifact it writes is byte for byte the one a larger machine writes without it.
+    allow_huge_arena: bool = False
     # nodes TVM cannot import run as onnxruntime kernels inside the plan (graphopt.frontend.fallback);
     # False refuses such a model instead
     fallback: bool = True

@@ -39,6 +39,9 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
                    help="refuse a model with nodes TVM cannot import (by default they run as onnxruntime "
                         "kernels inside the plan; CPU targets only)")
     p.add_argument("--tuning-db", type=Path, default=None, metavar="DIR", help="apply `tune-kernels` results")
+    p.add_argument("--allow-huge-arena", action="store_true",
+                   help="compile even if arena, weights, inputs and outputs exceed this machine's memory "
+                        "(by default refused; CUDA: see graphopt.plan.memory_limit)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_training(p)
     return run
@@ -51,8 +54,8 @@ def _add_training(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--train", action="store_true", help="compile one training step (forward, loss, backward, update)")
     group.add_argument("--loss", default=None, metavar="cross_entropy|mse", help="default cross_entropy")
     group.add_argument("--optimizer", default=None, metavar="sgd:lr=0.1|adam:lr=1e-3", help="default sgd:lr=0.1")
-    group.add_argument("--memory-budget", default=None, metavar="BYTES|PCT%",
-                       help="arena budget; tensors are swapped to host to meet it")
+    group.add_argument("--memory-budget", default=None, metavar="BYTES|PCT%|min",
+                       help="arena budget; tensors are swapped to host (or recomputed) to meet it; min: the least budget that works")
     group.add_argument("--swap-planner", default=None, metavar="NAME",
                        help="ours (default: CP-SAT on swaps and recomputes, + local search) or a baseline: "
                             "singa-doa-no-overhead (and the other SINGA strategies), capuchin, recompute-greedy")
@@ -69,7 +72,7 @@ def options_from_args(args: argparse.Namespace):
 
     common = {"target": args.target, "planner": args.planner, "input_shapes": dict(args.input_shape),
               "time_limit": args.time_limit, "reorder": args.reorder, "schedules": args.schedules,
-              "tuning_db": args.tuning_db, "fallback": args.fallback}
+              "tuning_db": args.tuning_db, "allow_huge_arena": args.allow_huge_arena, "fallback": args.fallback}
     given = {name: getattr(args, name) for name in TRAIN_ONLY if getattr(args, name) is not None}
     if not args.train:
         if given:

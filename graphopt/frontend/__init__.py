@@ -1,7 +1,9 @@
 """ONNX frontend: from a model file to a checked, shape-fixed, folded ModelProto.
 
-`prepare` is the one entry the compile driver calls: load + check, pin input
-shapes, fold with onnxslim, rewrite Sum as Add (sum_to_add.py) and a BatchNormalization
+`prepare` is the one entry the compile driver calls: load + check, refuse what ONNX
+Runtime would refuse (domains.py: domains, opsets, operators; local functions inlined;
+degenerate.py: negative dims, and inputs, outputs and weights larger than the memory
+given), pin input shapes, fold with onnxslim, rewrite Sum as Add (sum_to_add.py) and a BatchNormalization
 left unfolded as Mul + Add (batchnorm_to_affine.py), and record the tensor signatures the artifact manifest
 and the versioning schema are built from. `importer.to_relax` then hands the
 result to TVM. Only onnx/numpy are imported here; onnxslim and TVM load lazily.
@@ -19,6 +21,9 @@ import onnx
 from graphopt.errors import ShapeError
 from graphopt.frontend.attributes import check_attributes
 from graphopt.frontend.batchnorm_to_affine import batchnorms_to_affine
+from graphopt.frontend.degenerate import check_dims, check_resident, forget_negative_output_dims
+from graphopt.frontend.domains import check_domains
+from graphopt.frontend.element_types import check_element_types
 from graphopt.frontend.load import load_model
 from graphopt.frontend.shapes import (
     fix_input_shapes,
@@ -29,6 +34,7 @@ from graphopt.frontend.shapes import (
 from graphopt.frontend.simplify import simplify
 from graphopt.frontend.sum_to_add import sums_to_adds
 from graphopt.identity import source_sha256 as model_sha256
+from graphopt.plan.memory_limit import MemoryLimit
 
 __all__ = [
     "PreparedModel", "TensorSignature", "load_model", "parse_input_shape", "prepare",
@@ -73,18 +79,32 @@ def prepare_model(
     input_shapes: Mapping[str, tuple[int, ...]] | None = None,
     fold: bool = True,
     source_sha256: str | None = None,
+    memory: MemoryLimit | None = None,
+    allow_ort_only: bool = False,
 ) -> PreparedModel:
-    """`prepare` for an in-memory model; hashes its serialized bytes unless told."""
+    """`prepare` for an in-memory model; hashes its serialized bytes unless told.
+
+    `allow_ort_only`: nodes only ONNX Runtime knows (com.microsoft, ai.onnx.ml) pass the gate; the
+    compile driver allows them when they will run as fallback kernels.
+    `memory`: refuse inputs, outputs and weights that cannot fit it (None: unchecked;
+    the compile driver passes graphopt.plan.memory_limit.host_limit unless --allow-huge-arena).
+    """
     if source_sha256 is None:
         source_sha256 = model_sha256(model)
-    fixed = fix_input_shapes(model, dict(input_shapes or {}))
+    model = check_domains(model, allow_ort_only)  # first: everything after reads ops by op_type, as TVM does
+    fixed = fix_input_shapes(forget_negative_output_dims(model), dict(input_shapes or {}))
     check_attributes(fixed)  # rules the checker and shape inference skip (attributes.py)
+    check_dims(fixed)  # after: a bad attribute is the cause of the odd shapes it infers
+    check_element_types(fixed)  # float8 and sub-byte types: refused, never computed differently (element_types.py)
+    if memory is not None:
+        check_resident(fixed, memory)
     folded = simplify(fixed, enabled=fold)
     sums = sums_to_adds(folded)
     batchnorms = batchnorms_to_affine(sums.module)
     folded = batchnorms.module
     if sums.modified or batchnorms.modified:
         folded = infer_shapes(folded)
+    check_dims(folded)  # folding can reveal shapes that inference alone could not
     inputs = tuple(_signature(folded, vi) for vi in _inputs(folded))
     outputs = tuple(_signature(folded, vi) for vi in folded.graph.output)
     return PreparedModel(folded, inputs, outputs, source_sha256)

@@ -61,10 +61,20 @@ def test_transpose_without_perm_and_with_a_full_perm_still_compile(tmp_path: Pat
         prepare(_transpose_reshape(tmp_path / f"m{i}.onnx", [1, 2, 3], perm))
 
 
+def _unsorted_topk(path: Path) -> Path:
+    """A TopK with sorted=0, which TVM's converter raises on."""
+    k = numpy_helper.from_array(np.array([2], np.int64), "k")
+    graph = helper.make_graph([helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=-1, sorted=0)], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])],
+                              [helper.make_tensor_value_info("v", TensorProto.FLOAT, [3, 2])], [k])
+    onnx.save(helper.make_model(graph, ir_version=10, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
 def test_a_failed_tvm_import_prints_one_line_only(tmp_path: Path, capfd) -> None:
-    """TVM's importer fails on this Reshape (474 elements into 6; ONNX's inference does not check
-    the product); its half-built BlockBuilder then logged a C++ warning on stderr after the error."""
-    path = _transpose_reshape(tmp_path / "m.onnx", [79, 2, 3], [0, 2, 1])
-    assert main(["compile", str(path), "-o", str(tmp_path / "art"), "--quiet"]) == 2
+    """TVM's importer fails on this TopK (sorted=0) and, with --no-fallback, nothing rescues it; its
+    half-built BlockBuilder then logged a C++ warning on stderr after the error."""
+    path = _unsorted_topk(tmp_path / "m.onnx")
+    assert main(["compile", str(path), "-o", str(tmp_path / "art"), "--quiet", "--no-fallback"]) == 2
     line = _one_error_line(capfd)
-    assert line.startswith("error: TVM's ONNX importer failed on Reshape"), line
+    assert line.startswith("error: TVM's ONNX importer failed on TopK"), line
