@@ -7,8 +7,14 @@ seconds) and of ours (`auto`: heuristics, then the exact search, within
 optimal. Every placement passes the validator or the run stops.
 Writes a markdown table and a CSV (benchmarks/results/placement.{md,csv}),
 and with --json FILE one JSON list of rows.
+With --training N: instead, the training-step traces of
+benchmarks/training_traces.py, seeds 0..N-1 with 20k + 4k x seed buffers
+(20k-56k), ours only, each row with the 1-minute load average at its start
+(2 cores shared: timings mean little above ~1.5); writes
+results/training-traces-DATE.{md,json}.
 
     python -m benchmarks.placement [--time-limit 10] [--cpsat-time 10] [--json FILE] [--quick]
+    python -m benchmarks.placement --training 10 --time-limit 30
 """
 
 from __future__ import annotations
@@ -16,13 +22,17 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.memory import _meta
+from benchmarks.machine import cpu_name
 from benchmarks.outputs import unused
 from benchmarks.synthetic_traces import synthetic_trace
+from benchmarks.training_traces import training_trace
 from graphopt.analysis.lower_bound import lower_bound
 from graphopt.passes.cpsat import CpSat
 from graphopt.passes.registry import get_planner
@@ -71,7 +81,39 @@ def row(group: str, problem: MemoryProblem, time_limit: float, cpsat_time: float
     }
 
 
-def markdown(rows: list[dict]) -> str:
+TRAINING_COLUMNS = ["seed", "buffers", "LB", "height", "ratio", "seconds", "load", "planner"]
+
+
+def training_row(seed: int, time_limit: float) -> dict:
+    """Ours on the training trace of `seed`, timed end to end and validated."""
+    problem = training_trace(20000 + 4000 * seed, seed=seed)
+    lb = lower_bound(problem)
+    load = round(os.getloadavg()[0], 2)
+    began = time.perf_counter()
+    ours = get_planner("auto").plan(problem, time_limit)
+    seconds = time.perf_counter() - began
+    assert_valid(problem, ours)
+    return {"seed": seed, "buffers": len(problem), "LB": lb, "height": ours.arena_bytes,
+            "ratio": round(ours.arena_bytes / lb, 5), "seconds": round(seconds, 2), "load": load,
+            "planner": ours.planner}
+
+
+def training_main(seeds: int, time_limit: float, argv: list[str]) -> None:
+    """The --training run: one row per seed, a markdown table and a JSON file in results/."""
+    rows = []
+    for seed in range(seeds):
+        rows.append(training_row(seed, time_limit))
+        print(" ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
+    meta = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": os.uname().nodename,
+            "cpu": cpu_name(), "cores": os.cpu_count(), "command": "python -m benchmarks.placement " + " ".join(argv)}
+    stem = unused(RESULTS / f"training-traces-{meta['date'][:10]}", (".md", ".json"))
+    header = f"<!-- {meta['date']} on {meta['cpu']} ({meta['cores']} cores): {meta['command']} -->\n"
+    Path(f"{stem}.md").write_text(header + markdown(rows, TRAINING_COLUMNS))
+    Path(f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    print(f"wrote {stem}.md, {stem}.json")
+
+
+def markdown(rows: list[dict], columns: list[str] = COLUMNS) -> str:
     def cell(v):
         if v is None:
             return "-"
@@ -79,8 +121,8 @@ def markdown(rows: list[dict]) -> str:
             return "yes" if v else ""
         return f"{v:,}" if isinstance(v, int) else str(v)
 
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cell(r[c]) for c in COLUMNS) + " |" for r in rows]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r[c]) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -91,7 +133,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     parser.add_argument("--quick", action="store_true", help="synthetic 20k only")
     parser.add_argument("--only", default="", help="comma-separated instance names to run")
+    parser.add_argument("--training", type=int, default=0, metavar="N", help="training traces of seeds 0..N-1 only")
     args = parser.parse_args()
+    if args.training:
+        training_main(args.training, args.time_limit, sys.argv[1:])
+        return
     rows = []
     wanted = set(filter(None, args.only.split(",")))
     for group, problem in problems(args.quick):

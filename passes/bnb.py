@@ -6,12 +6,19 @@ Design:
    under the target, which most pieces do with the first heuristic ordering.
 2. Per piece, best-fit over the orderings of `smartpool.ORDERINGS` until one
    fits under the target (and never worse than a caller's hint on the piece).
+   A piece above MAX_EXACT buffers (a training step that never comes apart)
+   gets the rolling window search (`window_search.improve`) instead, with its
+   share of BIG_PIECE_SHARE of the time: it is far closer to the bound there
+   than best fit, and the exact search cannot take such a piece. Where it
+   misses the target and time allows, one best-fit pass runs too and the
+   lower wins (without the compiled search: best fit only, as before).
 3. While the height H = max over pieces is above LB and time is left, ask
    the exact search (`dsa_search.fits`) whether every piece above a candidate
    height fits under it: first LB itself (the usual answer on real traces),
    then bisection between the best proven bound and H. A piece the search
    proves cannot fit under h proves the whole problem cannot (bound = h + 1);
-   a piece above MAX_EXACT buffers is left to the heuristics.
+   a piece above MAX_EXACT buffers is left to the heuristics (the search then
+   stops: no cap can be probed).
 The answer says `optimal` when H == LB or the proven bound reached H.
 """
 
@@ -28,12 +35,16 @@ from graphopt.passes.best_fit import OverlapIndex, ProblemArrays, offsets_by_id,
 from graphopt.passes.decompose import split_timeline
 from graphopt.passes.dsa_search import Instance, fits
 from graphopt.passes.smartpool import ORDERINGS
+from graphopt.passes.window_search import improve
 from graphopt.plan.placement import Placement
 from graphopt.plan.problem import MemoryProblem
 
 log = logging.getLogger(__name__)
 
 MAX_EXACT = 5000  # buffers in one piece; above, the pairwise overlap lists get too big to help
+BIG_PIECE_SHARE = 0.9  # of the time, for the pieces above MAX_EXACT
+WINDOW_SHARE = 0.7  # of a big piece's time, for the window search; best fit may take the rest
+BEST_FIT_SECONDS = 1.5e-4  # per buffer, one pure-Python best-fit pass on a training trace (2 cores)
 FIRST_PROBE_SHARE = 0.15  # of the time, for the probe at the lower bound (A-K: LB is found in < 0.4 s when it is reachable)
 
 
@@ -54,6 +65,21 @@ def _heuristic_piece(sub: ProblemArrays, target: int, deadline: float) -> np.nda
         if height <= target or time.perf_counter() > deadline:
             break
     return best
+
+
+def _big_piece(sub: ProblemArrays, target: int, deadline: float) -> np.ndarray | None:
+    """The window search's offsets of a big piece within WINDOW_SHARE of the time left; where
+    they miss the target and the time left allows one best-fit pass (about BEST_FIT_SECONDS
+    per buffer; it cannot stop midway), best fit runs too and the lower wins. None when
+    the window search cannot run."""
+    began = time.perf_counter()
+    found = improve(sub, target, began + (deadline - began) * WINDOW_SHARE)
+    if found is None or int((found + sub.sizes).max()) <= target:
+        return found
+    if deadline - time.perf_counter() < BEST_FIT_SECONDS * len(sub.sizes):
+        return found
+    greedy = _heuristic_piece(sub, target, deadline)
+    return greedy if int((greedy + sub.sizes).max()) < int((found + sub.sizes).max()) else found
 
 
 def height_grain(sizes: np.ndarray, aligns: np.ndarray) -> int:
@@ -89,6 +115,13 @@ class _Pieces:
         return int((self.offsets + self.arrays.sizes).max(initial=0))
 
 
+def _hinted(state: _Pieces, hint: Placement | None) -> np.ndarray | None:
+    """The hint's offsets by position, or None."""
+    if hint is None:
+        return None
+    return np.array([hint.offsets[i] for i in state.arrays.ids], dtype=np.int64)
+
+
 class BranchAndBound:
     """Exact search over canonical placements, per independent piece, within a time limit."""
 
@@ -104,18 +137,22 @@ class BranchAndBound:
         lb = lower_bound(problem)
         pieces = [np.sort(idx) for idx in split_timeline(arrays.starts, arrays.ends)]  # keep position order: same ties as whole-problem passes
         state = _Pieces(arrays, pieces)
-        self._heuristics(state, lb, hint, began + time_limit / 3)
+        big = self._big_pieces(state, lb, hint, began + time_limit * BIG_PIECE_SHARE)
+        self._heuristics(state, lb, hint, began + time_limit / 3, skip=big)
         proven = self._search(state, lb, deadline, height_grain(arrays.sizes, arrays.aligns))
         height = state.total_height()
         return Placement(offsets_by_id(arrays, state.offsets), height, self.name,
                          height <= max(lb, proven), time.perf_counter() - began)
 
-    def _heuristics(self, state: _Pieces, target: int, hint: Placement | None, deadline: float) -> None:
-        """Fills every piece with its best heuristic offsets, or the hint's where they
+    def _heuristics(self, state: _Pieces, target: int, hint: Placement | None, deadline: float,
+                    skip: frozenset[int] = frozenset()) -> None:
+        """Fills every piece but `skip` with its best heuristic offsets, or the hint's where they
         already fit the target or the problem is one piece (the hint then came from the
         same orderings, run on the whole problem: running them again would only cost time)."""
-        hinted = None if hint is None else np.array([hint.offsets[i] for i in state.arrays.ids], dtype=np.int64)
-        for idx in state.pieces:
+        hinted = _hinted(state, hint)
+        for k, idx in enumerate(state.pieces):
+            if k in skip:
+                continue
             sub = _sub_arrays(state.arrays, idx)
             if hinted is not None:
                 hint_height = int((hinted[idx] + sub.sizes).max())
@@ -126,13 +163,37 @@ class BranchAndBound:
             if hinted is not None and hint_height < int((state.offsets[idx] + sub.sizes).max()):
                 state.offsets[idx] = hinted[idx]
 
+    def _big_pieces(self, state: _Pieces, target: int, hint: Placement | None, deadline: float) -> frozenset[int]:
+        """Step 2's window search on each piece above MAX_EXACT (unless the hint fits it
+        under `target`), each with time in proportion to its buffers; returns the pieces it
+        placed (kept where lower than the hint), for the heuristics to skip."""
+        hinted = _hinted(state, hint)
+        big = [k for k, idx in enumerate(state.pieces) if len(idx) > MAX_EXACT]
+        if hinted is not None:
+            big = [k for k in big if int((hinted + state.arrays.sizes)[state.pieces[k]].max()) > target]
+        waiting, done = sum(len(state.pieces[k]) for k in big), set()
+        for k in big:
+            idx = state.pieces[k]
+            share = (deadline - time.perf_counter()) * len(idx) / waiting
+            waiting -= len(idx)
+            found = _big_piece(_sub_arrays(state.arrays, idx), target, time.perf_counter() + share)
+            if found is None:
+                continue
+            if hinted is not None and int((hinted[idx] + state.arrays.sizes[idx]).max()) <= int(
+                    (found + state.arrays.sizes[idx]).max()):
+                found = hinted[idx]
+            state.offsets[idx] = found
+            done.add(k)
+        return frozenset(done)
+
     def _probe(self, state: _Pieces, cap: int, deadline: float) -> int:
-        """Tries to fit every piece above `cap` under it: 1 all fit, 0 proved not, -1 unknown."""
+        """Tries to fit every piece above `cap` under it: 1 all fit, 0 proved not, -1 unknown,
+        -2 a piece above it is too big for the exact search."""
         for k, idx in enumerate(state.pieces):
             if state.height(k) <= cap:
                 continue
             if len(idx) > MAX_EXACT:
-                return -1
+                return -2
             sub = state.arrays
             inst = Instance(sub.starts[idx], sub.ends[idx], sub.sizes[idx], sub.aligns[idx])
             status, offsets = fits(inst, cap, deadline - time.perf_counter())
@@ -155,6 +216,8 @@ class BranchAndBound:
             share = left * FIRST_PROBE_SHARE if first else left / 3
             status = self._probe(state, cap, time.perf_counter() + max(share, 0.05))
             first = False
+            if status == -2:  # a piece too big to probe: no cap can be settled
+                break
             if status == 0:
                 proven = guess = cap + grain
             elif status == -1:

@@ -38,8 +38,8 @@ lucky on one instance is unlucky on another). As in MiniMalloc, every piece
 the search splits off is ranked afresh, with T measured on the bytes still
 unplaced; the caller's ranks come back when a piece fails.
 Speed (C++ only, same nodes as the twin): section floors are kept as the
-lowest floor of the unplaced members, rescanned only where the buffer that
-left or rose held that minimum; the check after a placement looks only at
+lowest floor of the unplaced members with a count of the members there,
+rescanned only when the count falls to 0; the check after a placement looks only at
 the sections whose floor or bytes changed, plus max bytes left + offset;
 and a candidate whose offset + bytes left in some section (b's own: with
 b) passes the height is rejected without being placed (it could not pass

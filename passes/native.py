@@ -2,8 +2,8 @@
 
 `pip install` compiles `passes/_native/dsa.cpp` into the extension module
 `graphopt.passes._dsa_native` (see setup.py). The module exists only so that
-pip builds and installs the library; its one C function is called through
-ctypes with numpy arrays, which keeps the C side free of Python objects.
+pip builds and installs the library; its two C functions (the search, and
+the same search around fixed buffers) are called through ctypes with numpy arrays, which keeps the C side free of Python objects.
 Where the build failed (no compiler), `fits_native` is None and the search
 falls back to the pure-Python twin in `dsa_python.py`, with a loud warning
 (the same answers, orders of magnitude slower).
@@ -23,7 +23,7 @@ _I64 = np.ctypeslib.ndpointer(dtype=np.int64, flags="C_CONTIGUOUS")
 
 
 def _load():
-    """The C function, or None (with the reason logged) when it is unavailable."""
+    """The C functions (fits, fits_around), or None (with the reason logged) when unavailable."""
     try:
         from graphopt.passes import _dsa_native
     except ImportError as exc:
@@ -34,16 +34,26 @@ def _load():
     fn.argtypes = [ctypes.c_int, _I64, _I64, _I64, _I64, ctypes.c_char_p, ctypes.c_int64, ctypes.c_double,
                    ctypes.c_int64, _I64, _I64]
     fn.restype = ctypes.c_int
-    return fn
+    around = getattr(lib, "graphopt_dsa_fits_around", None)
+    if around is not None:
+        around.argtypes = [ctypes.c_int, _I64, _I64, _I64, _I64, ctypes.c_char_p, ctypes.c_int64, ctypes.c_double,
+                           ctypes.c_int64, ctypes.c_int, _I64, _I64, _I64, _I64, _I64, _I64]
+        around.restype = ctypes.c_int
+    return fn, around
 
 
-_FN = _load()
+_FN, _AROUND = _load() or (None, None)
 _warned = False
 
 
 def available() -> bool:
     """Whether the compiled search is there."""
     return _FN is not None
+
+
+def around_available() -> bool:
+    """Whether the compiled search around fixed buffers is there (no Python twin)."""
+    return _AROUND is not None
 
 
 def warn_missing() -> None:
@@ -70,4 +80,19 @@ def fits_native(starts: np.ndarray, ends: np.ndarray, sizes: np.ndarray, aligns:
     offsets = np.zeros(n, dtype=np.int64)
     stats = np.zeros(4, dtype=np.int64)
     status = _FN(n, *arrays, keys.encode(), int(cap), float(max(seconds, 0.0)), int(node_limit), offsets, stats)
+    return status, (offsets if status == 1 else None), int(stats[0])
+
+
+def fits_around(starts: np.ndarray, ends: np.ndarray, sizes: np.ndarray, aligns: np.ndarray, keys: str, cap: int,
+                seconds: float, node_limit: int, fixed: tuple[np.ndarray, ...]) -> tuple[int, np.ndarray | None, int]:
+    """`fits_native` with `fixed` = (starts, ends, offsets, sizes) of buffers already placed: each
+    searched buffer goes in the lowest gap they leave. 1 fits, -1 budget spent, 0 none found
+    (not a proof: the search skips higher gaps)."""
+    n = len(sizes)
+    arrays = [np.ascontiguousarray(a, dtype=np.int64) for a in (starts, ends, sizes, aligns)]
+    held = [np.ascontiguousarray(a, dtype=np.int64) for a in fixed]
+    offsets = np.zeros(n, dtype=np.int64)
+    stats = np.zeros(4, dtype=np.int64)
+    status = _AROUND(n, *arrays, keys.encode(), int(cap), float(max(seconds, 0.0)), int(node_limit),
+                     len(held[0]), *held, offsets, stats)
     return status, (offsets if status == 1 else None), int(stats[0])
