@@ -1,0 +1,1 @@
+"""ONNX backend conformance: graphopt as an `onnx.backend.base.Backend`, and its fast subset."""
