@@ -79,8 +79,9 @@ def check_domains(model: onnx.ModelProto, allow_ort_only: bool = False) -> onnx.
     ModelLoadError for an invalid node or opset (naming node, domain, op and why);
     UnsupportedOperatorError listing every op that only ONNX Runtime knows, unless allowed.
     """
+    model = lower_unchanged_opset(canonical_domains(model))
     model_opsets(model)
-    model = inline_functions(canonical_domains(model))
+    model = inline_functions(model)
     verdicts = classify_nodes(model)
     bad = next((v for v in verdicts if v.kind is Kind.INVALID), None)
     if bad is not None:
@@ -191,6 +192,56 @@ def check_opset_imports(imports, owner: str) -> dict[str, int]:
                                  f"opsets {opsets[domain]} and {version} ('' and 'ai.onnx' are one domain)")
         opsets[domain] = version
     return opsets
+
+
+def lower_unchanged_opset(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` stamped with ONNX Runtime's newest standard opset when it imports a newer one but
+    uses no operator that changed after it (a copy; the model itself when nothing is lowered).
+
+    Why: onnx stamps new models with its newest opset (27 and 28 with onnx 1.23), past what ONNX
+    Runtime 1.31 loads (26). An operator's meaning is fixed by the schema in force at the imported
+    opset; when every standard operator the model uses (subgraphs and local functions included)
+    has the same schema at 26 as at the imported opset (the same `since_version`), the model means
+    the same at 26. An operator that changed after 26 keeps the model refused (rule 1), naming it;
+    so does an opset newer than the installed onnx defines (its operators cannot be checked).
+    """
+    limit = ORT_MAX_OPSET[""]
+    stamps = [e for e in _opset_entries(model) if normalize(e.domain) == "" and e.version > limit]
+    if not stamps:
+        return model
+    version = max(int(e.version) for e in stamps)
+    if version > onnx.defs.onnx_opset_version():  # an opset onnx itself does not define: rule 1 refuses it
+        return model
+    for node in _all_nodes(model):
+        if normalize(node.domain) == "" and _changed_since(node.op_type, limit, version):
+            raise ModelLoadError(f"invalid ONNX model: the model imports opset {version} of domain '' (ai.onnx); "
+                                 f"ONNX Runtime supports up to {limit}, and {node.op_type} changed after it")
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for entry in _opset_entries(copy):
+        if normalize(entry.domain) == "" and entry.version > limit:
+            entry.version = limit
+    return copy
+
+
+def _opset_entries(model: onnx.ModelProto) -> list:
+    return list(model.opset_import) + [e for f in model.functions for e in f.opset_import]
+
+
+def _all_nodes(model: onnx.ModelProto) -> Iterator[onnx.NodeProto]:
+    yield from walk(model.graph.node)
+    for function in model.functions:
+        yield from walk(function.node)
+
+
+def _changed_since(op: str, older: int, newer: int) -> bool:
+    """Whether standard `op`'s schema at opset `newer` differs from its schema at `older`
+    (an op unknown to onnx, a local function's name, is judged elsewhere)."""
+    try:
+        schema = onnx.defs.get_schema(op, newer, "")
+    except onnx.defs.SchemaError:
+        return False
+    return schema.since_version > older
 
 
 def inline_functions(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -54,12 +54,24 @@ def test_the_opset_limits_are_onnx_runtimes(domain: str) -> None:
     """ORT refuses an import above its last version of a domain it knows, even with no node in it."""
     limit = ORT_MAX_OPSET[domain]
     base = [] if domain == "" else [("", OPSET)]
-    at_limit, above = (_model([_node("Relu")], base + [(domain, v)]) for v in (limit, limit + 1))
+    # a standard op that changed at ORT's last opset + 1 (Range: 27), so the import cannot be lowered
+    node = helper.make_node("Range", ["x", "x", "x"], ["y"], name="n") if domain == "" else _node("Relu")
+    at_limit, above = (_model([node], base + [(domain, v)]) for v in (limit, limit + 1))
     assert _ort_accepts(at_limit)
     check_domains(at_limit)
     assert not _ort_accepts(above)
     with pytest.raises(ModelLoadError, match=rf"imports opset {limit + 1} of domain .*supports up to {limit}"):
         check_domains(above)
+
+
+@pytest.mark.parametrize("version", [ORT_MAX_OPSET[""] + 1, onnx.defs.onnx_opset_version()])
+def test_a_newer_opset_whose_ops_did_not_change_is_lowered_to_onnx_runtimes(version: int) -> None:
+    """Relu's schema is the same at 26 and at onnx's newest opset: the model means the same at 26."""
+    newer = _model([_node("Relu")], [("", version)])
+    assert not _ort_accepts(newer)
+    lowered = check_domains(newer)
+    assert [(e.domain, e.version) for e in lowered.opset_import] == [("", ORT_MAX_OPSET[""])]
+    assert _ort_accepts(lowered)
 
 
 # (case, model, verdict): "ok" (standard), "ort_only" (UnsupportedOperatorError), or a ModelLoadError pattern
