@@ -1,6 +1,7 @@
 """Merge with history reuse + pruning vs. a baseline without history records.
 
     python -m benchmarks.merge [--json FILE] [--versions 1..3]
+    python -m benchmarks.merge --scaling ROUNDS [--json FILE]   (1 vs 2 Ray workers)
 
 Builds the two-user digits repository (benchmarks/pipeline_example), then, in the
 same process on the same machine:
@@ -25,7 +26,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import shutil
+import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -107,6 +111,54 @@ def measure(versions: int, work: Path) -> dict:
             "storage_ratio": (base["bytes"] + base_hist) / ours_bytes}
 
 
+def scaling(versions: int, work: Path, rounds: int) -> dict:
+    """The same merge on copies of one repository: in process, and on a local Ray cluster with 1
+    and 2 workers (rounds alternate the order); the cluster is started once, outside the timings.
+    Every run must pick the same pipeline with the same metric and run the same steps."""
+    from graphopt.cluster.ray_executor import RayExecutor
+    from graphopt.pipelines.repo import open_repo
+
+    Scenario(work / "repo", work / "files", say=lambda _m: None).build(versions).close()
+    load_start = os.getloadavg()
+    cluster = RayExecutor(None, 2)
+    executors = {"in process": None, "1 worker": RayExecutor(None, 1), "2 workers": cluster}
+    runs: list[dict] = []
+    try:
+        for r in range(rounds):
+            for name in (("1 worker", "2 workers") if r % 2 == 0 else ("2 workers", "1 worker")) + ("in process",):
+                copy = work / f"r{r}-{name.replace(' ', '-')}"
+                shutil.copytree(work / "repo", copy)
+                repo = open_repo(copy)
+                start = time.perf_counter()
+                result = merge(repo, "bob", Objective.parse(METRIC, True, None), jobs=executors[name])
+                seconds = time.perf_counter() - start
+                runs.append({"round": r, "executor": name, "seconds": round(seconds, 3), "runs": result.runs,
+                             "best": list(result.best.labels), "metric": result.best.metrics[METRIC],
+                             "statuses": sorted(c.status for c in result.candidates)})
+                repo.close()
+                print(json.dumps(runs[-1]), flush=True)
+    finally:
+        cluster.close()
+    return _scaling_summary(runs, load_start)
+
+
+def _scaling_summary(runs: list[dict], load_start) -> dict:
+    by = {name: [r["seconds"] for r in runs if r["executor"] == name] for name in ("1 worker", "2 workers")}
+    ratios = [two / one for one, two in zip(by["1 worker"], by["2 workers"])]
+    same = len({(tuple(r["best"]), r["metric"], r["runs"], tuple(r["statuses"])) for r in runs}) == 1
+    return {"runs": runs, "ratio_2_vs_1_workers_median": round(statistics.median(ratios), 4),
+            "ratio_spread": [round(min(ratios), 4), round(max(ratios), 4)], "identical_results": same,
+            "load_average_start": load_start, "load_average_end": os.getloadavg(), "machine": _machine(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "command": "python -m benchmarks.merge " + " ".join(sys.argv[1:])}
+
+
+def _machine() -> str:
+    from benchmarks.machine import cpu_name
+
+    return f"{cpu_name()}, {os.cpu_count()} cores"
+
+
 def table(r: dict) -> str:
     rows = [("merge time (s)", f"{r['merge_seconds']:.2f}", f"{r['baseline_seconds']:.2f}", f"{r['merge_speedup']:.1f}x"),
             ("stored bytes (history + merge)", f"{r['stored_bytes']:,}", f"{r['baseline_bytes']:,}",
@@ -128,8 +180,21 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the JSON line here")
     parser.add_argument("--versions", type=int, default=3, choices=(1, 2, 3), help="commits per user branch")
     parser.add_argument("--work", type=Path, default=None, help="keep the work directory here")
+    parser.add_argument("--scaling", type=int, default=0, metavar="ROUNDS",
+                        help="instead: the merge on 1 vs 2 local Ray workers (and in process), ROUNDS rounds")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-merge-"))
+    if args.scaling:
+        try:
+            result = scaling(args.versions, work, args.scaling)
+        finally:
+            if args.work is None:
+                shutil.rmtree(work, ignore_errors=True)
+        print(json.dumps({k: v for k, v in result.items() if k != "runs"}))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=1) + "\n")
+        return
     try:
         result = measure(args.versions, work)
     finally:

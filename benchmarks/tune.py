@@ -1,6 +1,7 @@
 """`graphopt tune` on a real model: search quality vs an exhaustive grid, worker scaling, dedup, pruning.
 
     python -m benchmarks.tune [--model shufflenet|squeezenet|demo] [--trials 12] [--rounds 2] [--json FILE]
+    python -m benchmarks.tune --scaling --model demo [--rounds 2] [--json FILE]   (1 vs 2 Ray workers)
 
 1. Grid: the whole default compile-option space (48 configurations), every one
    compiled and measured once (`--sampler random` never repeats, so grid-size
@@ -165,6 +166,91 @@ def run(args) -> dict:
             "grid_dir": str(grid_dir), "summary": summary}
 
 
+SCALING_SPACE = """\
+planner: [greedy_by_size, smartpool]
+schedules: [true, false]
+reorder: [true, false]
+time_limit: 1.0
+"""
+
+
+def scaling(args) -> dict:
+    """Option tuning (the whole grid of a small space, random sampler: every run covers the same
+    configurations) and kernel tuning of one model, each on a local Ray cluster with 1 and 2
+    workers, rounds alternating the order; the cluster is started once, outside the timings.
+    Option tuning must find the same artifacts with the same planned peaks; kernel tuning must
+    write records for the same (kernel, target, CPU) keys with the same rules."""
+    from graphopt.cluster.ray_executor import RayExecutor
+
+    work = Path(tempfile.mkdtemp(prefix="bench-tune-scaling-"))
+    model = write_model(args.model, work)
+    space = work / "space.yaml"
+    space.write_text(SCALING_SPACE)
+    load_start = os.getloadavg()
+    cluster = RayExecutor(None, 2)
+    executors = {1: RayExecutor(None, 1), 2: cluster}
+    runs: list[dict] = []
+    try:
+        for r in range(args.rounds):
+            for workers in ((1, 2) if r % 2 == 0 else (2, 1)):
+                runs.append(_options_run(model, space, work / f"opt-w{workers}-r{r}", workers))
+                runs.append(_kernels_run(model, work / f"kern-w{workers}-r{r}", workers, executors[workers],
+                                         args.kernel_trials))
+                print(json.dumps({k: v for k, v in runs[-2].items() if k != "peaks"}), json.dumps(
+                    {k: v for k, v in runs[-1].items() if k != "records"}), flush=True)
+    finally:
+        cluster.close()
+    options = [r for r in runs if r["kind"] == "options"]
+    return {"model": args.model, "runs": runs, **{kind: _ratios(runs, kind) for kind in ("options", "kernels")},
+            "options_identical": len({json.dumps(r["peaks"], sort_keys=True) for r in options}) == 1,
+            "options_front_identical": len({tuple(r["front"]) for r in options}) == 1,
+            "kernels_identical_keys_and_rules": len({json.dumps(r["records"], sort_keys=True)
+                                                     for r in runs if r["kind"] == "kernels"}) == 1,
+            "load_average_start": load_start, "load_average_end": os.getloadavg(), "machine": machine(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "command": "python -m benchmarks.tune " + " ".join(sys.argv[1:])}
+
+
+def _options_run(model: Path, space: Path, study_dir: Path, workers: int) -> dict:
+    """`graphopt tune --cluster ray --workers K` in this process (it joins the running cluster)."""
+    from graphopt.cli import main as graphopt
+
+    argv = ["tune", str(model), "--dir", str(study_dir), "--study", "s", "--trials", "8", "--workers", str(workers),
+            "--sampler", "random", "--seed", "0", "--quiet", "--repeat", "10", "--space", str(space),
+            "--cluster", "ray"]
+    began = time.perf_counter()
+    if graphopt(argv) != 0:
+        raise SystemExit(f"graphopt {' '.join(argv)} failed")
+    seconds = time.perf_counter() - began
+    trials = trials_of(study_dir, "s")
+    peaks = {t.user_attrs["artifact_id"]: t.user_attrs.get("peak_memory") for t in trials}
+    return {"kind": "options", "workers": workers, "seconds": round(seconds, 2), **counts(trials),
+            "peaks": peaks, "front": sorted(front_ids(trials))}
+
+
+def _kernels_run(model: Path, folder: Path, workers: int, executor, trials: int) -> dict:
+    from graphopt.kernels.tuning.db import TuningDB
+    from graphopt.kernels.tuning.jobs import tune_model_on
+
+    folder.mkdir(parents=True)
+    db = TuningDB.open(f"sqlite:///{folder / 'study.db'}")
+    began = time.perf_counter()
+    summary = tune_model_on(executor, model, db, trials, {}, progress=False)
+    seconds = time.perf_counter() - began
+    records = {"/".join(k): r.rule for k, r in TuningDB.open(db.location).records.items()}
+    return {"kind": "kernels", "workers": workers, "seconds": round(seconds, 2), "kernels": summary.kernels,
+            "trials": summary.trials, "records": records}
+
+
+def _ratios(runs: list[dict], kind: str) -> dict:
+    one = [r["seconds"] for r in runs if r["kind"] == kind and r["workers"] == 1]
+    two = [r["seconds"] for r in runs if r["kind"] == kind and r["workers"] == 2]
+    ratios = [b / a for a, b in zip(one, two)]
+    return {"seconds_1_worker": one, "seconds_2_workers": two,
+            "ratio_2_vs_1_median": round(statistics.median(ratios), 4),
+            "ratio_spread": [round(min(ratios), 4), round(max(ratios), 4)]}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.tune")
     p.add_argument("--model", default="shufflenet", help="a light model name, or demo")
@@ -174,7 +260,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--space", type=Path, default=None, help="a space file (default: the default space)")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--reuse-grid", default=None, metavar="WORKDIR", help="take the grid of an earlier run's work dir")
+    p.add_argument("--scaling", action="store_true",
+                   help="instead: option and kernel tuning on 1 vs 2 local Ray workers (--rounds rounds)")
+    p.add_argument("--kernel-trials", type=int, default=4, help="with --scaling: trials per kernel")
     args = p.parse_args(argv)
+    if args.scaling:
+        result = scaling(args)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=1))
+        print(json.dumps({k: v for k, v in result.items() if k != "runs"}))
+        return 0
     result = run(args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

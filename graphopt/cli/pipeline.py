@@ -83,6 +83,11 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
     p.add_argument("--metric", default=None, help="metric to optimize (default accuracy, maximized)")
     p.add_argument("--pareto", default=None, metavar="M1,M2[:min|max],...", help="choose from the Pareto set")
     p.add_argument("--budget", type=int, default=None, metavar="N", help="at most N candidates that need new runs")
+    p.add_argument("--workers", type=int, default=0, metavar="K",
+                   help="candidates evaluated at once (local processes, or Ray workers with --cluster; "
+                        "default: one at a time in this process)")
+    p.add_argument("--cluster", default=None, metavar="ray|ray://HOST:PORT",
+                   help="evaluate candidates on Ray (every node must reach the repository at the same path)")
     p.add_argument("-m", "--message", default=None)
     p.add_argument("--quiet", action="store_true", help="no progress")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -230,12 +235,12 @@ def cmd_merge(args) -> int:
         raise InputError("--maximize/--minimize go with --metric; give directions in --pareto as NAME:max")
     if args.budget is not None and args.budget < 1:
         raise InputError("--budget must be at least 1")
-    with _bar("merge", args.quiet) as bar:
+    with _bar("merge", args.quiet) as bar, _jobs(args) as jobs:
         def progress(cand, done: int, total: int) -> None:
             bar.total = total
             bar.set_postfix_str(cand.status)
             bar.update(done - bar.n)
-        result = merge(repo, args.branch, objective, args.budget, args.message, progress=progress)
+        result = merge(repo, args.branch, objective, args.budget, args.message, progress=progress, jobs=jobs)
     if args.json:
         print(json.dumps(_merge_json(result)))
     elif result.fast_forward:
@@ -243,6 +248,20 @@ def cmd_merge(args) -> int:
     else:
         _print_merge(repo, result)
     return 0
+
+
+def _jobs(args):
+    """The executor merge evaluates candidates on: none (in this process) unless --workers/--cluster."""
+    from contextlib import nullcontext
+
+    from graphopt.cluster import open_executor
+    from graphopt.cluster.executor import parse_cluster
+
+    if args.workers < 0:
+        raise InputError(f"--workers must be at least 0, got {args.workers}")
+    if parse_cluster(args.cluster) is None and args.workers == 0:
+        return nullcontext(None)
+    return open_executor(args.cluster, max(args.workers, 1))
 
 
 def _merge_json(result) -> dict:

@@ -3,6 +3,7 @@
     graphopt tune MODEL.onnx --objectives latency,peak_memory --trials 20 --workers 2 \\
         [--memory-limit BYTES] [--space FILE.yaml] [--storage URL] [--study NAME] [--plot FILE.png] [--commit]
     graphopt tune MODEL.onnx --train --data FILE.npz --objectives latency,peak_memory,loss ...
+    graphopt tune MODEL.onnx --cluster ray|ray://HOST:PORT --workers K --storage postgresql://...
     graphopt tune --join --storage URL --study NAME        (one more worker, from any shell or machine)
 
 Registered by graphopt.cli (`register(sub)` returns the handler), whose `main`
@@ -46,7 +47,10 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
     p.add_argument("model", nargs="?", type=Path, help="the .onnx file (not with --join)")
     p.add_argument("--objectives", default="latency,peak_memory", metavar="latency,peak_memory[,loss]")
     p.add_argument("--trials", type=positive_int, default=20, metavar="N", help="trials in the study (all workers)")
-    p.add_argument("--workers", type=positive_int, default=1, metavar="K", help="local worker processes")
+    p.add_argument("--workers", type=positive_int, default=1, metavar="K",
+                   help="trials run at once: local worker processes, or Ray workers with --cluster")
+    p.add_argument("--cluster", default=None, metavar="ray|ray://HOST:PORT",
+                   help="run trials on Ray: a local cluster of K workers, or a running one (needs graphopt[cluster])")
     p.add_argument("--storage", default=None, metavar="URL",
                    help="sqlite:///FILE (default: STUDY_DIR/study.db), postgresql://..., or journal:FILE")
     p.add_argument("--study", default=None, metavar="NAME", help="study name (default: the model's file stem)")
@@ -78,33 +82,31 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
 def run(args) -> int:
     if args.join:
         return _join(args)
-    from graphopt.tune import workers as pool
+    from graphopt.cluster import open_executor
+    from graphopt.cluster.executor import parse_cluster
+    from graphopt.tune.jobs import run_trials
     from graphopt.tune.storage import masked
     from graphopt.tune.study import create_or_resume
+    from graphopt.tune.worker import load_study
 
+    parse_cluster(args.cluster)  # a bad --cluster is refused before the study is created
     config, name, url, study_dir = _new_config(args)
     resumed, config = create_or_resume(url, name, config)
+    where = f" on {args.cluster}" if args.cluster else ""
     print(f"{'resuming' if resumed else 'created'} study {name!r} in {masked(url)} ({config.trials} trials, "
-          f"{args.workers} worker{'s' if args.workers > 1 else ''})")
-    cache_dir = str(Path(args.cache).resolve()) if args.cache else config.cache_dir  # one cache for all processes
-    started = pool.start_workers(url, name, args.workers, study_dir, cache_dir)
+          f"{args.workers} worker{'s' if args.workers > 1 else ''}{where})", flush=True)
+    cache_dir = str(Path(args.cache).resolve()) if args.cache else config.cache_dir  # one cache for all workers
+    study, config, cache = load_study(url, name, cache_dir)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a terminated parent takes its workers with it
     try:
-        from graphopt.tune.worker import load_study
-
-        study, config, cache = load_study(url, name, cache_dir)
-        exits = pool.watch(started, study, config, args.quiet)
-    except BaseException:
-        pool.stop_all(started)
-        raise
+        with open_executor(args.cluster, args.workers) as executor:
+            errors = run_trials(executor, url, name, cache_dir, study, config, args.quiet)
     finally:
         signal.signal(signal.SIGTERM, previous)
     status = _finish(args, study, config, cache)
-    failed = [e for e in exits if e.returncode != 0]
-    for e in failed:
-        print(f"error: worker {e.index} (pid {e.pid}) exited with status {e.returncode}: {e.last_line()}",
-              file=sys.stderr)
-    return 1 if failed else status
+    for line in errors:
+        print(f"error: {line}", file=sys.stderr)
+    return 1 if errors else status
 
 
 def _interrupt(_signum, _frame) -> None:

@@ -1,6 +1,8 @@
 """`graphopt tune-kernels`: tune a model's kernels into a tuning database.
 
-    graphopt tune-kernels MODEL.onnx --trials N [--db DIR] [--time-budget S] [--threads N]
+    graphopt tune-kernels MODEL.onnx --trials N [--db DIR|URL] [--time-budget S] [--threads N]
+                          [--workers K] [--cluster ray|ray://HOST:PORT] [--export DIR]
+    graphopt tune-kernels --db URL --export DIR       (this CPU's records as DIR/kernels.jsonl)
 
 Kernels already in the database (from this model or any other) are not tuned
 again; a run where all are known does zero trials and says so. `graphopt
@@ -22,9 +24,18 @@ DEFAULT_DB = Path("tuning-db")
 def register(sub) -> Callable[[argparse.Namespace], int]:
     """Adds the `tune-kernels` command to graphopt's subparsers; returns its handler."""
     p = sub.add_parser("tune-kernels", help="tune each kernel's CPU schedule into a tuning database")
-    p.add_argument("model", type=Path, help="the .onnx file")
-    p.add_argument("--trials", type=int, required=True, metavar="N", help="trials per kernel (the default's included)")
-    p.add_argument("--db", type=Path, default=DEFAULT_DB, metavar="DIR", help=f"tuning database (default {DEFAULT_DB})")
+    p.add_argument("model", type=Path, nargs="?", help="the .onnx file (none: only --export)")
+    p.add_argument("--trials", type=int, default=None, metavar="N", help="trials per kernel (the default's included)")
+    p.add_argument("--db", default=str(DEFAULT_DB), metavar="DIR|URL",
+                   help=f"tuning database: a directory (default {DEFAULT_DB}) or a table in an RDB "
+                        "(sqlite:///FILE, postgresql://...: the tuning study's database, shared by a cluster)")
+    p.add_argument("--workers", type=int, default=0, metavar="K",
+                   help="kernels tuned at once (local processes, or Ray workers with --cluster; default: "
+                        "one at a time in this process)")
+    p.add_argument("--cluster", default=None, metavar="ray|ray://HOST:PORT",
+                   help="tune kernels on Ray: a local cluster of K workers or a running one (graphopt[cluster])")
+    p.add_argument("--export", type=Path, default=None, metavar="DIR",
+                   help="then write this CPU's records to DIR/kernels.jsonl (for compile --tuning-db DIR)")
     add_input_shape(p)
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="stop tuning after about this long (most expensive kernels go first; "
@@ -36,26 +47,57 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.trials < 1:
-        raise InputError(f"--trials must be at least 1, got {args.trials}")
+    from graphopt.cluster.executor import parse_cluster
+    from graphopt.kernels.tuning.db import TuningDB
+
+    _check(args)
+    parse_cluster(args.cluster)  # a bad --cluster is refused before any work
     if args.threads is not None:
-        if args.threads < 1:
-            raise InputError(f"--threads must be at least 1, got {args.threads}")
         from graphopt.threads import set_threads
 
         set_threads(args.threads)
-    from graphopt.kernels.tuning.db import TuningDB
-    from graphopt.kernels.tuning.model import tune_model
-
     db = TuningDB.open(args.db, create=True)  # a corrupt db fails here, before any work
-    summary = tune_model(args.model, db, args.trials, dict(args.input_shape), args.time_budget,
-                         args.threads, not args.quiet)
-    for line in summary_lines(summary, args.db):
-        print(line)
+    if args.model is not None:
+        summary = _tune(args, db)
+        for line in summary_lines(summary, args.db):
+            print(line)
+    if args.export is not None:
+        from graphopt.cluster.node import node_cpu
+
+        count = db.export_jsonl(args.export, node_cpu())
+        print(f"exported {count} records measured on {node_cpu()} to {args.export}")
     return 0
 
 
-def summary_lines(summary, db_dir: Path) -> list[str]:
+def _check(args: argparse.Namespace) -> None:
+    if args.model is None:
+        if args.export is None:
+            raise InputError("tune-kernels needs MODEL.onnx (or --db URL --export DIR)")
+        return
+    if args.trials is None or args.trials < 1:
+        raise InputError(f"--trials must be at least 1, got {args.trials}")
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be at least 1, got {args.threads}")
+    if args.workers < 0:
+        raise InputError(f"--workers must be at least 0, got {args.workers}")
+
+
+def _tune(args: argparse.Namespace, db):
+    """In this process as before, or one kernel per job on --workers local processes / --cluster."""
+    if args.cluster is None and args.workers == 0:
+        from graphopt.kernels.tuning.model import tune_model
+
+        return tune_model(args.model, db, args.trials, dict(args.input_shape), args.time_budget,
+                          args.threads, not args.quiet)
+    from graphopt.cluster import open_executor
+    from graphopt.kernels.tuning.jobs import tune_model_on
+
+    with open_executor(args.cluster, max(args.workers, 1)) as executor:
+        return tune_model_on(executor, args.model, db, args.trials, dict(args.input_shape), args.time_budget,
+                             args.threads, not args.quiet)
+
+
+def summary_lines(summary, db_dir) -> list[str]:
     head = (f"{summary.kernels} kernels, {summary.already} already in the db, {len(summary.tuned)} tuned now, "
             f"{summary.trials} trials in {summary.seconds:.1f} s")
     lines = [head]

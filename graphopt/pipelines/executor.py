@@ -18,12 +18,14 @@ they may be transient.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,9 +131,27 @@ class Executor:
         return self.conn.execute("SELECT * FROM runs WHERE key=?", (key,)).fetchone()
 
     def run_node(self, node: Node, ins: dict[str, Step]) -> Step:
+        """Reuses the stored run of this key, or runs it. Under a lock per run key: merge jobs in
+        other processes (graphopt.cluster) that reach the same step wait and then reuse it."""
+        key = run_key(node.spec_hash, {n: s.output for n, s in ins.items()})
+        with self._run_lock(key):
+            return self._run_node(node, ins, key)
+
+    @contextmanager
+    def _run_lock(self, key: str) -> Iterator[None]:
+        """An exclusive flock on tmp/.runs/<key> (released by the OS if the holder is killed)."""
+        locks = self._tmp() / ".runs"
+        locks.mkdir(exist_ok=True)
+        with open(locks / key, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _run_node(self, node: Node, ins: dict[str, Step], key: str) -> Step:
         trees = {n: s.output for n, s in ins.items()}
         schemas = {n: s.schema for n, s in ins.items()}
-        key = run_key(node.spec_hash, trees)
         row = self.conn.execute("SELECT * FROM runs WHERE key=?", (key,)).fetchone()
         if row is not None and row["error"] is None and self.store.has(row["output"]):
             return Step(node.component, key, row["output"], row["schema"], schemas, True, 0.0)

@@ -8,6 +8,6 @@
     sampler.py       TPE / NSGA-II / random that never repeat a configuration
     storage.py       SQLite (default), RDB URL, journal file
     study.py         create or resume a study; study_config.py: the setup stored in it
-    worker.py        the trial loop of one worker process;  workers.py: K local ones + progress
+    worker.py        the trial loop of one worker (one trial per job);  jobs.py: trials as executor jobs + progress
     pareto.py        Pareto front, hypervolume;  report.py: table and plot;  commit.py: --commit
 """

@@ -8,19 +8,19 @@ workers never run more than asked (a surplus trial is closed as failed with
 `surplus` set and the worker stops). Each finished trial is committed to the
 storage when it ends, so killing a worker loses only the trial it was running.
 
-    python -m graphopt.tune.worker --storage URL --study NAME   (what `--workers K` starts)
+`trial_job` is what `graphopt tune` submits through its executor (graphopt.cluster):
+one trial per job, in a local worker process or on a Ray worker; `--join` runs
+`run_worker` in its own process until the budget is spent.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
-import sys
 import warnings
 from dataclasses import dataclass
 
-from graphopt.errors import GraphoptError, first_line
+from graphopt.errors import GraphoptError
 from graphopt.tune import study_config
 from graphopt.tune.cache import ArtifactCache, worker_name
 from graphopt.tune.errors import StorageError
@@ -57,7 +57,15 @@ def load_study(url: str, name: str, cache_dir: str | None = None):
     return study, config, ArtifactCache(cache_dir or config.cache_dir)
 
 
-def run_worker(url: str, name: str, cache_dir: str | None = None) -> WorkerReport:
+def trial_job(url: str, name: str, cache_dir: str | None = None) -> dict:
+    """One trial of the study (none when its budget is already taken): an executor's job.
+    Returns {"ran": 0|1, "surplus": bool, "worker": host:pid} (picklable, for any executor)."""
+    report = run_worker(url, name, cache_dir, limit=1)
+    return {"ran": report.ran, "surplus": report.surplus, "worker": worker_name()}
+
+
+def run_worker(url: str, name: str, cache_dir: str | None = None, limit: int | None = None) -> WorkerReport:
+    """Runs trials until the study's budget is spent (or `limit` trials ran)."""
     import optuna
 
     study, config, cache = load_study(url, name, cache_dir)
@@ -84,7 +92,7 @@ def run_worker(url: str, name: str, cache_dir: str | None = None) -> WorkerRepor
             raise optuna.TrialPruned(outcome.attrs.get("pruned_reason", ""))
         return tuple(outcome.values[o] for o in config.objectives)
 
-    while not _budget_reached(study, config.trials):
+    while not _budget_reached(study, config.trials) and (limit is None or report.ran < limit):
         fail_dead_local_trials(study)
         try:
             study.optimize(objective, n_trials=1, catch=(GraphoptError,))
@@ -105,7 +113,7 @@ def _suggest(trial, name: str, dist):
     return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
 
 
-def _live(study) -> list:
+def live_trials(study) -> list:
     """Trials that use up the budget: done, pruned, running, or failed by their configuration
     (an `error` attr); a trial failed because its worker died does not."""
     from optuna.trial import TrialState
@@ -115,11 +123,11 @@ def _live(study) -> list:
 
 
 def _budget_reached(study, trials: int) -> bool:
-    return len(_live(study)) >= trials
+    return len(live_trials(study)) >= trials
 
 
 def _budget_taken(study, number: int, trials: int) -> bool:
-    return sum(1 for t in _live(study) if t.number < number) >= trials
+    return sum(1 for t in live_trials(study) if t.number < number) >= trials
 
 
 def fail_dead_local_trials(study) -> int:
@@ -152,29 +160,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m graphopt.tune.worker")
-    parser.add_argument("--storage", required=True)
-    parser.add_argument("--study", required=True)
-    parser.add_argument("--cache", default=None)
-    args = parser.parse_args(argv)
-    try:
-        report = run_worker(args.storage, args.study, args.cache)
-    except GraphoptError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:
-        if os.environ.get("GRAPHOPT_DEBUG"):
-            raise
-        print(f"error: internal error ({type(exc).__name__}: {first_line(exc)})", file=sys.stderr)
-        return 1
-    print(f"worker {worker_name()}: ran {report.ran} trials{' (stopped: budget taken)' if report.surplus else ''}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,8 +10,11 @@
     -> confirm: default and best timed again, interleaved; the best is recorded
        only if its median beats the default's by CONFIRM_MARGIN, else the default
        is (the kernel still counts as tuned)
-    -> commit each kernel's record as soon as it is done (an interrupted run keeps
-       what it finished).
+    -> commit each kernel's record, with the CPU that measured it, as soon as it is
+       done (an interrupted run keeps what it finished).
+
+`tune` runs the kernels one after the other in this process; jobs.py hands the
+same `tune_task` to an executor, one kernel per job (local processes or Ray).
 
 Kernels with non-float or symbolic arguments, or that no rule with knobs
 takes, are recorded with the default after no trials, and reported as such.
@@ -122,60 +125,62 @@ def _calls(mod: tvm.IRModule) -> dict[str, list]:
 
 def tune(mod: tvm.IRModule, target: tvm.target.Target, db: TuningDB, trials: int,
          time_budget: float | None = None, threads: int | None = None, progress: bool = True) -> Summary:
-    """Tunes every kernel of a legalized `mod` that `db` does not know yet."""
-    from graphopt.kernels.schedules import common
+    """Tunes every kernel of a legalized `mod` that `db` does not know yet for this node's CPU."""
+    from graphopt.cluster.node import node_cpu
 
     start = time.perf_counter()
-    tkey = target_key(target)
+    tkey, cpu = target_key(target), node_cpu()
     tasks = tasks_of(mod)
     summary = Summary(kernels=len(tasks))
-    todo = [t for t in tasks if db.get(t.workload, tkey) is None]
+    todo = [t for t in tasks if db.get(t.workload, tkey, cpu) is None]
     summary.already = len(tasks) - len(todo)
-    registers = common.vector_registers(target)
     if not todo:
         summary.seconds = time.perf_counter() - start
         return summary
     with tqdm(total=len(todo) * max(trials, 1), desc="tune", unit="trial", disable=not progress) as bar:
-        _tune_tasks(todo, target, tkey, db, trials, time_budget, threads, registers, bar, summary, start)
+        todo = sorted(todo, key=lambda t: -static_cost(t.func, target) * t.calls)
+        for n, task in enumerate(todo):
+            if time_budget is not None and time.perf_counter() - start > time_budget:
+                summary.left = [t.name for t in todo[n:]]
+                break
+            tune_task(task, target, db, trials, threads, bar, summary, start, time_budget)
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _tune_tasks(todo: list[Task], target, tkey: str, db: TuningDB, trials: int, time_budget, threads,
-                registers: int, bar, summary: Summary, start: float) -> None:
-    """Most expensive first by a static estimate (loop iterations x calls), so a
-    budget goes to the kernels that dominate run time; each kernel is profiled
-    (its default timed: trial 1), searched, confirmed and committed in turn."""
-    from graphopt.kernels.schedules import schedule_kernel
+def tune_task(task: Task, target, db: TuningDB, trials: int, threads, bar, summary: Summary, start: float,
+              time_budget: float | None) -> None:
+    """One kernel: profiled (its default timed: trial 1), searched, confirmed, committed with this
+    node's CPU (a record is only ever compared with timings of the same CPU); counts go to `summary`.
+    Callers go most expensive first by a static estimate (loop iterations x calls), so a
+    budget goes to the kernels that dominate run time."""
+    from graphopt.cluster.node import node_cpu
+    from graphopt.kernels.schedules import common, schedule_kernel
 
-    todo = sorted(todo, key=lambda t: -static_cost(t.func, target) * t.calls)
-    for n, task in enumerate(todo):
-        if time_budget is not None and time.perf_counter() - start > time_budget:
-            summary.left = [t.name for t in todo[n:]]
-            return
-        sch, task.rule = schedule_kernel(task.func, target)
+    tkey, cpu, registers = target_key(target), node_cpu(), common.vector_registers(target)
+    sch, task.rule = schedule_kernel(task.func, target)
+    task.skip = _skip_reason(task, sch, registers)
+    kernel = None
+    if task.skip is None:
+        kernel = KernelTrials(task, sch, target)
+        task.default_seconds = kernel.default_seconds
+        summary.trials += 1
         task.skip = _skip_reason(task, sch, registers)
-        kernel = None
-        if task.skip is None:
-            kernel = KernelTrials(task, sch, target)
-            task.default_seconds = kernel.default_seconds
-            summary.trials += 1
-            task.skip = _skip_reason(task, sch, registers)
-        bar.update(1)
-        if task.skip is not None:
-            db.commit(_record(task, tkey, {}, None, 1 if kernel else 0, threads, task.skip))
-            bar.update(max(trials - 1, 0))
-            continue
-        done, best = kernel.search(trials - 1, registers, bar, start, time_budget)
-        summary.trials += done
-        knobs, seconds, default = kernel.confirm(best)
-        task.default_seconds = default
-        db.commit(_record(task, tkey, knobs, seconds, done + 1, threads, None))
-        summary.tuned.append({"kernel": task.name, "rule": task.rule, "calls": task.calls,
-                              "default_ms": default * 1e3, "best_ms": seconds * 1e3, "knobs": knobs})
-        bar.write(f"{task.name} ({task.rule}, x{task.calls}): default {default * 1e3:.3f} ms, "
-                  + (f"tuned {seconds * 1e3:.3f} ms" if knobs else "kept (no candidate beat it)")
-                  + f" after {done + 1} trials ({kernel.rejected} rejected)")
+    bar.update(1)
+    if task.skip is not None:
+        db.commit(_record(task, tkey, {}, None, 1 if kernel else 0, threads, task.skip, cpu))
+        bar.update(max(trials - 1, 0))
+        return
+    done, best = kernel.search(trials - 1, registers, bar, start, time_budget)
+    summary.trials += done
+    knobs, seconds, default = kernel.confirm(best)
+    task.default_seconds = default
+    db.commit(_record(task, tkey, knobs, seconds, done + 1, threads, None, cpu))
+    summary.tuned.append({"kernel": task.name, "rule": task.rule, "calls": task.calls,
+                          "default_ms": default * 1e3, "best_ms": seconds * 1e3, "knobs": knobs})
+    bar.write(f"{task.name} ({task.rule}, x{task.calls}): default {default * 1e3:.3f} ms, "
+              + (f"tuned {seconds * 1e3:.3f} ms" if knobs else "kept (no candidate beat it)")
+              + f" after {done + 1} trials ({kernel.rejected} rejected)")
 
 
 def static_cost(func: tvm.tirx.PrimFunc, target) -> int:
@@ -298,8 +303,9 @@ class _Timer:
         return self.bench.seconds(self.lib)
 
 
-def _record(task: Task, tkey: str, knobs: dict, seconds, trials: int, threads, skip: str | None) -> Record:
+def _record(task: Task, tkey: str, knobs: dict, seconds, trials: int, threads, skip: str | None,
+            cpu: str) -> Record:
     extra = {"calls": task.calls} | ({"skipped": skip} if skip else {})
     return Record(workload=task.workload, target=tkey, rule=task.rule, knobs=knobs, seconds=seconds,
                   default_seconds=task.default_seconds, trials=trials, kernel=task.name, threads=threads,
-                  tuned_at=datetime.now(UTC).isoformat(timespec="seconds"), extra=extra)
+                  tuned_at=datetime.now(UTC).isoformat(timespec="seconds"), extra=extra, cpu=cpu)
