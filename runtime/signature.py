@@ -30,4 +30,4 @@ def _checked(sig: dict, value) -> np.ndarray:
     if tuple(array.shape) != tuple(sig["shape"]):
         shape = "x".join(map(str, array.shape)) or "scalar"
         raise InputError(f"input {sig['name']} has shape {shape}, expected {'x'.join(map(str, sig['shape']))}")
-    return np.ascontiguousarray(array)
+    return np.asarray(array, order="C")  # not ascontiguousarray: it makes a 0-d (scalar) input 1-d

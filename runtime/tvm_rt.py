@@ -143,7 +143,7 @@ def tensor(array: np.ndarray, dev):
         return tvm.runtime.tensor(array, dev)
     import tvm_ffi
 
-    array = np.ascontiguousarray(array)
+    array = np.asarray(array, order="C")  # ascontiguousarray would make a 0-d array 1-d
     out = global_func("runtime.TVMTensorAllocWithScope")(tvm_ffi.Shape([int(d) for d in array.shape]),
                                                          tvm_ffi.dtype(str(array.dtype)), dev, None)
     global_func("runtime.TVMTensorCopyFromBytes")(out, array.ctypes.data_as(ctypes.c_void_p), array.nbytes)

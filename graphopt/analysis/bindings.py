@@ -32,11 +32,18 @@ def dtype_bytes(dtype) -> int:
 
 
 def alloc_shape(call: relax.Call, var_name: str) -> tuple[int, ...]:
-    """The static shape an alloc_tensor call allocates; ShapeError for a dynamic one."""
+    """The static shape an alloc_tensor call allocates; ShapeError for a dynamic one.
+
+    Every graph input has a static shape by now (graphopt.frontend refuses a dynamic one
+    and names the flag), so a size still unknown here follows from input *values*: an op
+    whose output size is data-dependent (NonMaxSuppression, NonZero), or a Slice, Tile,
+    Reshape, Expand, (Un)Squeeze whose sizes or axes are fed at run time, not constants."""
     dims = []
     for d in call.args[0].values:
         if not isinstance(d, tvm.tirx.IntImm):
-            raise ShapeError(f"tensor {var_name} has a dynamic shape; fix it with --input-shape")
+            raise ShapeError(f"tensor {var_name} has a size that depends on input values (data-dependent: "
+                             "e.g. NonMaxSuppression, or Slice/Tile/Reshape/Unsqueeze sizes or axes fed as "
+                             "inputs); graphopt plans static shapes only: make those inputs constants")
         dims.append(int(d.value))
     return tuple(dims)
 

@@ -15,6 +15,8 @@ import onnx
 
 from graphopt.errors import InputError, ShapeError, first_line
 
+# (op type, input index) of operands whose element type alone is read, never their data
+_TYPE_ONLY_OPERANDS = frozenset({("CastLike", 1)})
 _SPEC = re.compile(r"^\s*([^=\s][^=]*?)\s*=\s*(\d+(?:\s*[x,]\s*\d+)*)\s*$")
 
 
@@ -72,7 +74,9 @@ def _set_dims(name: str, tensor_type: onnx.TypeProto.Tensor, dims: tuple[int, ..
             raise ShapeError(f"input {name} has rank {len(declared)} in the model, "
                              f"but the given shape {_fmt(dims)} has rank {len(dims)}")
         for axis, (dim, value) in enumerate(zip(declared, dims, strict=True)):
-            if dim.dim_value > 0 and dim.dim_value != value:  # -1 and 0 mean dynamic
+            # -1 is dynamic; a declared 0 (empty, static by itself) may be overridden too,
+            # since some exporters write 0 for an unknown dim
+            if dim.dim_value > 0 and dim.dim_value != value:
                 raise ShapeError(f"input {name} dim {axis} is fixed to {dim.dim_value} in the "
                                  f"model, but the given shape {_fmt(dims)} says {value}")
     tensor_type.shape.ClearField("dim")
@@ -86,9 +90,31 @@ def _require_static(name: str, tensor_type: onnx.TypeProto.Tensor) -> None:
     if not tensor_type.HasField("shape"):
         raise ShapeError(f"input {name} has unknown rank; {hint}")
     for axis, dim in enumerate(tensor_type.shape.dim):
-        if not dim.HasField("dim_value") or dim.dim_value <= 0:
+        # a declared 0 is an empty tensor, as static as any other size; -1 is a dynamic marker
+        if not dim.HasField("dim_value") or dim.dim_value < 0:
             label = f" ({dim.dim_param})" if dim.HasField("dim_param") else ""
             raise ShapeError(f"input {name} dim {axis}{label} is dynamic; {hint}")
+
+
+def refuse_empty_inputs_in_use(model: onnx.ModelProto) -> None:
+    """ShapeError (one line) for a graph input with a dim of 0 that a node reads or that is an output.
+
+    Why: an empty tensor is legal ONNX and static, but TVM's importer takes a 0 dim for a
+    dynamic one, and its reduction kernels never run their initial value over an empty axis
+    (ReduceSum of a 2x0x4 tensor returned whatever the arena held). Folding may leave such an
+    input unread, and CastLike reads only the element type of its `like`: those are harmless
+    and pass, so this runs on the folded model.
+    """
+    used = {name for node in model.graph.node for i, name in enumerate(node.input)
+            if (node.op_type, i) not in _TYPE_ONLY_OPERANDS}
+    used |= {out.name for out in model.graph.output}
+    inputs = {vi.name: vi for vi in model.graph.input}
+    for name in graph_input_names(model):
+        tensor_type = inputs[name].type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+        if name in used and 0 in dims:
+            raise ShapeError(f"input {name} dim {dims.index(0)} is 0 (an empty tensor); graphopt compiles "
+                             "empty tensors only where folding leaves them unread")
 
 
 def _forget_inferred_shapes(model: onnx.ModelProto) -> None:

@@ -23,46 +23,119 @@ import logging
 
 import onnx
 
-from graphopt.errors import SimplifyError, first_line
-from graphopt.frontend.shapes import infer_shapes
+from graphopt.errors import ShapeError, SimplifyError, first_line
+from graphopt.frontend.shapes import graph_input_names, infer_shapes, refuse_empty_inputs_in_use
 
 log = logging.getLogger(__name__)
+
+# onnxslim's own shape inference returns None (no error) below this opset, and its loop then
+# fails on that None; below it, graphopt's strict inference (after slimming) is the only one.
+_SLIM_SHAPES_MIN_OPSET = 7
+# The first IR version where an initializer need not be listed among the graph inputs.
+_SEPARATE_INITIALIZERS_IR = 4
 
 
 def simplify(model: onnx.ModelProto, enabled: bool = True) -> onnx.ModelProto:
     """Return a folded copy of a model whose input shapes are already static.
 
     The result passes onnx.checker and strict shape inference; `model` is untouched.
-    Raises SimplifyError if onnxslim fails or yields an invalid model.
+    Raises SimplifyError if onnxslim fails or yields an invalid model, and ShapeError if an
+    empty input is still read once folded (shapes.refuse_empty_inputs_in_use).
     """
     if not enabled:
+        refuse_empty_inputs_in_use(model)
         return infer_shapes(model)
     import onnxslim  # heavy-ish (onnx_graphsurgeon copy); only needed here
 
     work = onnx.ModelProto()
     work.CopyFrom(model)  # onnxslim edits its argument in place (freeze)
     try:
-        slimmed = onnxslim.slim(work)
+        slimmed = onnxslim.slim(work, no_shape_infer=_default_opset(model) < _SLIM_SHAPES_MIN_OPSET)
     except Exception as exc:
         raise SimplifyError(f"onnxslim failed to fold the model: {first_line(exc)}") from exc
     if slimmed is None:
         raise SimplifyError("onnxslim returned no model")
     _restore_metadata(model, slimmed)
+    _restore_inputs(model, slimmed)
     try:
         onnx.checker.check_model(slimmed)
     except Exception as exc:
         raise SimplifyError(f"the folded model is invalid: {first_line(exc)}") from exc
     before, after = len(model.graph.node), len(slimmed.graph.node)
     log.info("simplify: %d -> %d nodes", before, after)
+    refuse_empty_inputs_in_use(slimmed)  # after folding: it may leave an empty input unread
+    return _infer_onnx_over_slim(model, slimmed)
+
+
+def _infer_onnx_over_slim(source: onnx.ModelProto, slimmed: onnx.ModelProto) -> onnx.ModelProto:
+    """Strict ONNX inference on the folded model; where it conflicts with a shape onnxslim's
+    own inference wrote, ONNX's wins (`_drop_slim_shapes`) and inference runs again.
+
+    Why both: onnxslim's shapes fill gaps ONNX's inference leaves (operators it has no shape
+    function for), so they are kept while they agree; ONNX's inference is the reference, so a
+    conflict is decided in its favor rather than refusing a model that is fine.
+    """
+    try:
+        return infer_shapes(slimmed)
+    except ShapeError as exc:
+        log.info("simplify: onnxslim's shapes conflict with ONNX's (%s); keeping ONNX's", exc)
+    _drop_slim_shapes(source, slimmed)
     return infer_shapes(slimmed)
+
+
+def _restore_inputs(source: onnx.ModelProto, slimmed: onnx.ModelProto) -> None:
+    """Put back, in the source's order, every graph input onnxslim dropped as unused.
+
+    Why: the inputs are the model's interface (the artifact's signature, fed by name or
+    position); folding may make one unread (CastLike's `like` once it is a Cast), but a
+    caller still passes it, and a compiled model must accept what the source model accepts.
+    """
+    kept = {vi.name: vi for vi in slimmed.graph.input}
+    real = graph_input_names(source)
+    if all(name in kept for name in real):
+        return
+    by_name = {vi.name: vi for vi in source.graph.input}
+    inputs = [kept.get(name, by_name[name]) for name in real]
+    extra = [vi for vi in slimmed.graph.input if vi.name not in set(real)]
+    slimmed.graph.ClearField("input")
+    slimmed.graph.input.extend(inputs + extra)
+
+
+def _drop_slim_shapes(source: onnx.ModelProto, slimmed: onnx.ModelProto) -> None:
+    """Forget the shapes onnxslim's own inference wrote, so that ONNX's inference redoes them.
+
+    Why: onnxslim's symbolic inference is not the reference and can be wrong (an uneven
+    Split with `num_outputs` got 7 // 4 where ONNX says ceil). Intermediate shapes are
+    dropped; an output takes the source's static shape (inferred by ONNX before folding,
+    which cannot change it).
+    """
+    slimmed.graph.ClearField("value_info")
+    static = {vi.name: vi.type for vi in source.graph.output if _is_static(vi.type)}
+    for out in slimmed.graph.output:
+        if out.name in static:
+            out.type.CopyFrom(static[out.name])
+
+
+def _is_static(tensor_type: onnx.TypeProto) -> bool:
+    tensor = tensor_type.tensor_type
+    return tensor_type.HasField("tensor_type") and tensor.HasField("shape") and all(
+        d.HasField("dim_value") for d in tensor.shape.dim)
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    """The model's version of the default ONNX domain (0 if it imports none)."""
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
 
 
 def _restore_metadata(source: onnx.ModelProto, slimmed: onnx.ModelProto) -> None:
     """Keep the source's IR version and producer so ORT/TVM treat both alike.
 
     onnxslim re-exports through onnx_graphsurgeon, which may stamp its own values.
+    It also lists initializers apart from the graph inputs, which IR versions below 4
+    forbid (there every initializer must be an input too): such a source's result is
+    stamped IR 4, the first version whose rules it follows.
     """
-    slimmed.ir_version = source.ir_version
+    slimmed.ir_version = max(source.ir_version, _SEPARATE_INITIALIZERS_IR)
     if source.producer_name:
         slimmed.producer_name = source.producer_name
 

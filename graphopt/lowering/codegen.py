@@ -10,6 +10,7 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
+from graphopt.errors import ShapeError
 from graphopt.plan.placement import Placement
 from graphopt.transforms.apply_placement import apply_placement
 
@@ -40,6 +41,7 @@ def build(mod: tvm.IRModule, target: tvm.target.Target):
 
 def build_planned(lowered: tvm.IRModule, buffer_vars: dict, placement: Placement, target: tvm.target.Target):
     """Rewrites the program onto one arena, finalizes it and generates code."""
+    refuse_empty_constants(lowered)
     planned = apply_placement(lowered, buffer_vars, placement).module
     return build(finalize(planned, target, stock=False), target)
 
@@ -47,3 +49,23 @@ def build_planned(lowered: tvm.IRModule, buffer_vars: dict, placement: Placement
 def build_stock(lowered: tvm.IRModule, target: tvm.target.Target):
     """The same program planned the stock way: the baseline with identical kernels."""
     return build(finalize(lowered, target, stock=True), target)
+
+
+def refuse_empty_constants(mod: tvm.IRModule) -> None:
+    """ShapeError (one line) if a Relax function holds a constant with a dim of 0.
+
+    Why: the exported library stores the program's constants, and TVM's format cannot read
+    an empty one back ("Invalid DLTensor file format" when the artifact loads). A model whose
+    output folds to an empty constant (Trilu of a baked 3x0x5 tensor) is refused here, before
+    an artifact that can never load is written.
+    """
+    for _, func in mod.functions_items():
+        if not isinstance(func, relax.Function):
+            continue
+        empty: list = []
+        relax.analysis.post_order_visit(func, lambda e: empty.append(e) if isinstance(e, tvm.ir.Constant)
+                                        and 0 in tuple(getattr(e.value, "shape", ())) else None)
+        if empty:
+            shape = "x".join(str(d) for d in empty[0].value.shape)
+            raise ShapeError(f"the program holds an empty constant ({shape}), which TVM's library format "
+                             "cannot store; graphopt does not compile models that fold to empty tensors")

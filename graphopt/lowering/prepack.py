@@ -54,8 +54,12 @@ def mark_weights() -> tvm.transform.Pass:
 
 
 def lift_weight_work() -> tvm.transform.Pass:
-    """Steps 3-4 (after scheduling): packing stages out of kernels, weight-only work out of `main`."""
-    return tvm.transform.Sequential([relax.transform.SplitLayoutRewritePreproc(),
+    """Steps 3-4 (after scheduling): packing stages out of kernels, weight-only work out of `main`
+    (graphopt.transforms.split_marked_stages and .bind_result guard two failures of TVM's passes)."""
+    from graphopt.transforms.bind_result import bind_weight_only_result_pass
+    from graphopt.transforms.split_marked_stages import split_marked_stages_pass
+
+    return tvm.transform.Sequential([split_marked_stages_pass(), bind_weight_only_result_pass(),
                                      relax.transform.LiftTransformParams()])
 
 

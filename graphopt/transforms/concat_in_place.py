@@ -33,10 +33,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import tvm
-from tvm import relax, s_tir
+from tvm import relax
 from tvm import sym as tvm_arith
 
 from graphopt.analysis.bindings import AliasTracker, alloc_bytes, alloc_shape, is_alloc, is_view_op
+from graphopt.analysis.kernel_blocks import kernel_blocks
 from graphopt.transforms.result import RewriteResult
 
 ALIGNMENT = 64
@@ -77,7 +78,7 @@ def concat_axis(prim: tvm.tirx.PrimFunc) -> int | None:
     A fused kernel whose elementwise work was inlined into its concatenation block
     (split, gate, add, then concatenate) has the block but not the loads: it is no
     concatenation to drop."""
-    blocks = _blocks(prim)
+    blocks = kernel_blocks(prim)  # [] for an opaque kernel without a root block
     if [b.name_hint for b in blocks] != [CONCAT_BLOCK] or len(prim.params) < 2:
         return None
     shapes = [_static_shape(p) for p in prim.params]
@@ -143,17 +144,6 @@ def _axis_of(inputs: list[tuple[int, ...]], out: tuple[int, ...]) -> int | None:
     return axis
 
 
-def _blocks(prim: tvm.tirx.PrimFunc) -> list:
-    """Every block under the root, nested ones included (scheduled kernels nest them)."""
-    sch = s_tir.Schedule(prim)
-    found, todo = [], list(sch.get_child_blocks(sch.get_sblock("root")))
-    while todo:
-        block = todo.pop()
-        found.append(sch.get(block))
-        todo.extend(sch.get_child_blocks(block))
-    return found
-
-
 def _static_shape(param) -> tuple[int, ...] | None:
     dims = list(param.shape)
     if not all(isinstance(d, tvm.tirx.IntImm) for d in dims):
@@ -164,7 +154,7 @@ def _static_shape(param) -> tuple[int, ...] | None:
 def _written_params(prim: tvm.tirx.PrimFunc) -> set[int] | None:
     """Indices of the parameters whose buffers some block of the kernel writes; None
     for a kernel without blocks (what it writes is not declared: assume anything)."""
-    blocks = _blocks(prim)
+    blocks = kernel_blocks(prim)  # [] for an opaque kernel without a root block
     if not blocks:
         return None
     written = [region.source for block in blocks for region in block.writes]

@@ -128,3 +128,33 @@ def test_prepare_folds_and_records_signatures(tmp_path):
 def test_prepare_without_folding_keeps_the_graph():
     prepared = prepare_model(_dynamic_model(), {"x": (2, 3, 4, 5)}, fold=False)
     assert [n.op_type for n in prepared.model.graph.node][:2] == ["Relu", "Shape"]
+
+
+def test_declared_zero_dim_is_an_empty_tensor_not_a_dynamic_one():
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "empty",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [0, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [0, 3])])
+    model = helper.make_model(graph, ir_version=10, opset_imports=[helper.make_opsetid("", 17)])
+    fixed = fix_input_shapes(model, {})
+    assert [d.dim_value for d in fixed.graph.output[0].type.tensor_type.shape.dim] == [0, 3]
+
+
+def _empty_input_model(op: str) -> onnx.ModelProto:
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+              helper.make_tensor_value_info("e", TensorProto.DOUBLE, [0])]
+    node = helper.make_node("CastLike", ["x", "e"], ["y"]) if op == "CastLike" else \
+        helper.make_node("ReduceSum", ["e"], ["y"], keepdims=0)
+    out_type, out_dims = (TensorProto.DOUBLE, [2, 3]) if op == "CastLike" else (TensorProto.DOUBLE, [])
+    graph = helper.make_graph([node], "empty", inputs, [helper.make_tensor_value_info("y", out_type, out_dims)])
+    return helper.make_model(graph, ir_version=10, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_empty_input_whose_data_is_read_is_refused():
+    """TVM's reductions never initialize over an empty axis: a wrong answer, so a refusal."""
+    with pytest.raises(ShapeError, match="input e dim 0 is 0 \\(an empty tensor\\)"):
+        prepare_model(_empty_input_model("ReduceSum"))
+
+
+def test_empty_input_read_for_its_type_only_passes():
+    prepared = prepare_model(_empty_input_model("CastLike"))
+    assert [(s.name, s.shape) for s in prepared.inputs] == [("x", (2, 3)), ("e", (0,))]
