@@ -9,9 +9,26 @@ raises ArtifactError naming the first output that differs.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from graphopt.errors import ArtifactError
+
+
+@functools.lru_cache(maxsize=64)
+def _numpy_dtype(name: str) -> np.dtype | None:
+    try:
+        return np.dtype(name)
+    except TypeError:  # bfloat16 and friends without ml_dtypes imported
+        return None
+
+
+def same_dtype(dtype: np.dtype, name: str) -> bool:
+    """`dtype` is the one the signature names; compared as dtypes, not strings (str() of a numpy
+    dtype cost more per call than a small model's kernels)."""
+    expected = _numpy_dtype(str(name))
+    return dtype == expected if expected is not None else str(dtype) == str(name)
 
 
 def _dims(shape) -> str:
@@ -25,7 +42,7 @@ def check_outputs(signature: list[dict], values: list[np.ndarray]) -> dict[str, 
     outputs = {}
     for sig, value in zip(signature, values):
         name = sig["name"]
-        if str(value.dtype) != str(sig["dtype"]):
+        if not same_dtype(value.dtype, sig["dtype"]):
             raise ArtifactError(f"output {name} has dtype {value.dtype}, manifest says {sig['dtype']}; "
                                 "the artifact is inconsistent (recompile it)")
         if tuple(value.shape) != tuple(sig["shape"]):

@@ -9,6 +9,7 @@ back as numpy arrays keyed by the model's output names.
 
 from __future__ import annotations
 
+import ctypes
 import time
 import zipfile
 import zlib
@@ -58,24 +59,74 @@ def _register_swaps(target: dict, device) -> None:
 
 
 def _install_fallback(src: Path, plan: dict) -> int:
-    """Nodes the compiler handed to onnxruntime (graphopt.runtime.fallback); most artifacts have none."""
-    from graphopt.runtime.fallback import install, kernels_in
-
-    if not kernels_in(plan):
+    """Nodes the compiler handed to onnxruntime (graphopt.runtime.fallback); most artifacts have none,
+    and then nothing of it is imported (a runtime-only bundle ships without it)."""
+    section = plan.get("fallback")
+    if not section or (isinstance(section, dict) and not section.get("kernels")):
         return 0
+    from graphopt.runtime.fallback import install
     from graphopt.threads import current_threads
 
     return install(src, plan, current_threads())
 
 
+_DLPACK_CPU = 1  # kDLCPU
+_READ_CHUNK = 8 << 20  # bytes per read from params.npz: the only transient copy while loading
+
+
 def _load_params(path: Path, names: list[str], device) -> list:
+    """Each parameter read from params.npz straight into its device tensor, one at a time.
+
+    Why not np.load then copy: holding every array in numpy while the device tensors are
+    made keeps two copies of the weights at once (VGG-19: 1.1 GB peak for 548 MB of
+    weights). Here a CPU tensor is filled in place through a DLPack view, and another
+    device gets one host array at a time, so the peak is the weights plus at most one
+    tensor. The .npy headers are checked as np.load(allow_pickle=False) would."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = [data[n] for n in names]
+        with zipfile.ZipFile(path) as archive:
+            return [_read_param(archive, name, device) for name in names]
     except (OSError, KeyError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile, zlib.error) as exc:
         # a truncated or damaged archive fails inside zipfile/zlib, not as OSError
         raise ArtifactError(f"{path}: cannot read parameters ({first_line(exc)})") from None
-    return [tvm_rt.tensor(a, device) for a in arrays]
+
+
+def _read_param(archive: zipfile.ZipFile, name: str, device):
+    """One `name.npy` member into a new tensor on `device` (part of _load_params)."""
+    fmt = np.lib.format
+    with archive.open(f"{name}.npy") as member:
+        major, _minor = fmt.read_magic(member)
+        read_header = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(member)
+        if dtype.hasobject or not dtype.isnative:
+            raise ValueError(f"{name}: {dtype.str} is not a plain native dtype")
+        if fortran_order:  # np.save keeps an F-ordered array so: read it whole, as np.load would
+            return tvm_rt.tensor(_fill(member, np.empty(shape, dtype, order="F"), name), device)
+        out = _empty_tensor(shape, dtype, device)
+        on_cpu = device.dlpack_device_type() == _DLPACK_CPU
+        host = _fill(member, np.from_dlpack(out) if on_cpu else np.empty(shape, dtype), name)  # CPU: `out` itself
+    if not on_cpu:
+        tvm_rt.global_func("runtime.TVMTensorCopyFromBytes")(out, host.ctypes.data_as(ctypes.c_void_p), host.nbytes)
+    return out
+
+
+def _fill(member, array: np.ndarray, name: str) -> np.ndarray:
+    """Reads the member's remaining bytes into `array`'s memory, in its own order (part of _load_params)."""
+    view = memoryview(array.reshape(-1, order="A").view(np.uint8))
+    filled = 0
+    while filled < view.nbytes:  # zipfile's readinto reads into a temporary bytes object: bound its size
+        got = member.readinto(view[filled:filled + _READ_CHUNK])
+        if not got:
+            raise EOFError(f"{name}: {view.nbytes - filled} bytes missing")
+        filled += got
+    return array
+
+
+def _empty_tensor(shape: tuple[int, ...], dtype: np.dtype, device):
+    """An uninitialised tensor (part of _load_params); TVM's own allocator, in either tvm_rt mode."""
+    import tvm_ffi
+
+    return tvm_rt.global_func("runtime.TVMTensorAllocWithScope")(tvm_ffi.Shape([int(d) for d in shape]),
+                                                                 tvm_ffi.dtype(dtype.name), device, None)
 
 
 def _check_tvm_version(manifest: dict, path: Path) -> None:
@@ -123,7 +174,26 @@ class Session:
         except Exception as exc:  # TVM raises many types; report one line
             raise ArtifactError(f"{self.path}: cannot load {LIBRARY} ({first_line(exc)})") from None
         self.vm = tvm_rt.virtual_machine(library, self.device)
+        self._main = self.vm["main"]  # looked up once: a lookup per call cost more than a small model's kernels
+        self._staged: list = []  # one device tensor per input, allocated at the first run (_stage)
+        self._views: list = []  # numpy views of them on the CPU
         self.params = _load_params(src / PARAMS, self.manifest["param_keys"], self.device)
+
+    def _stage(self, arrays: list[np.ndarray]) -> list:
+        """The inputs copied into device tensors allocated once per session.
+
+        Why: allocating fresh input tensors on every call was most of a small model's per-call
+        cost. Reusing them is safe because a session runs one call at a time (see the class
+        docstring) and every output is copied out before `run` returns."""
+        if not self._staged:
+            self._staged = [tvm_rt.empty(a.shape, a.dtype, self.device) for a in arrays]
+            self._views = [tvm_rt.host_view(t) for t in self._staged]  # None where a copy must go through TVM
+        for tensor, view, array in zip(self._staged, self._views, arrays):
+            if view is not None:
+                np.copyto(view, array)
+            else:
+                tvm_rt.copy_into(tensor, array)
+        return list(self._staged)
 
     @property
     def id(self) -> str:
@@ -139,17 +209,33 @@ class Session:
 
     def run_timed(self, feeds: dict[str, np.ndarray]) -> RunResult:
         """Runs once; `seconds` covers the VM call and the device sync only."""
-        arrays = check_inputs(self.inputs, feeds)
-        args = [tvm_rt.tensor(a, self.device) for a in arrays] + self.params
+        args = self._stage(check_inputs(self.inputs, feeds)) + self.params
         start = time.perf_counter()
-        result = self.vm["main"](*args)
+        result = self._main(*args)
         tvm_rt.sync(self.device)
         seconds = time.perf_counter() - start
         return RunResult(self._to_numpy(result), seconds)
 
     def _to_numpy(self, result) -> dict[str, np.ndarray]:
-        values = [result] if hasattr(result, "numpy") or hasattr(result, "dtype") else list(result)
-        return check_outputs(self.outputs, [tvm_rt.to_numpy(v) for v in values])  # shapes/dtypes as the manifest says
+        values = [result] if _is_one_output(result) else list(result)
+        return check_outputs(self.outputs, [_output_array(v) for v in values])  # shapes/dtypes as the manifest says
+
+
+def _is_one_output(result) -> bool:
+    """A tensor, or a shape (an ONNX Shape whose result TVM keeps as a shape value), is one output;
+    anything else is the tuple of outputs."""
+    import tvm_ffi
+
+    return hasattr(result, "numpy") or hasattr(result, "dtype") or isinstance(result, tvm_ffi.Shape)
+
+
+def _output_array(value) -> np.ndarray:
+    """A shape value is the int64 tensor ONNX's Shape returns; a tensor comes back as it is."""
+    import tvm_ffi
+
+    if isinstance(value, tvm_ffi.Shape):
+        return np.array([int(d) for d in value], dtype=np.int64)
+    return tvm_rt.to_numpy(value)
 
 
 def load(art_dir: str | Path, expect_id: str | None = None, trusted_keys=None) -> Session:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphopt.errors import InputError
+from graphopt.runtime.outputs import same_dtype
 
 
 def describe(sig: dict) -> str:
@@ -25,7 +26,7 @@ def check_inputs(signature: list[dict], feeds: dict) -> list[np.ndarray]:
 
 def _checked(sig: dict, value) -> np.ndarray:
     array = np.asarray(value)
-    if str(array.dtype) != sig["dtype"]:
+    if not same_dtype(array.dtype, sig["dtype"]):
         raise InputError(f"input {sig['name']} has dtype {array.dtype}, expected {sig['dtype']}")
     if tuple(array.shape) != tuple(sig["shape"]):
         shape = "x".join(map(str, array.shape)) or "scalar"

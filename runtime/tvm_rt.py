@@ -135,22 +135,50 @@ def sync(dev) -> None:
     global_func("runtime.Device_StreamSync")(dev, 0)
 
 
+_DLPACK_CPU = 1  # kDLCPU
+_DLPACK_DTYPES = frozenset({"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16",
+                            "uint32", "uint64", "bool"})
+
+
 def tensor(array: np.ndarray, dev):
     """tvm.runtime.tensor(array, dev) for the numpy dtypes an artifact's signature allows."""
     if full_tvm_loaded():
         import tvm.runtime
 
         return tvm.runtime.tensor(array, dev)
-    import tvm_ffi
-
     array = np.asarray(array, order="C")  # ascontiguousarray would make a 0-d array 1-d
-    out = global_func("runtime.TVMTensorAllocWithScope")(tvm_ffi.Shape([int(d) for d in array.shape]),
-                                                         tvm_ffi.dtype(str(array.dtype)), dev, None)
-    global_func("runtime.TVMTensorCopyFromBytes")(out, array.ctypes.data_as(ctypes.c_void_p), array.nbytes)
+    out = empty(array.shape, array.dtype, dev)
+    copy_into(out, array)
     return out
 
 
+def empty(shape: tuple[int, ...], dtype: np.dtype, dev):
+    """An uninitialised tensor from TVM's own allocator (aligned as its kernels assume), in either mode."""
+    import tvm_ffi
+
+    return global_func("runtime.TVMTensorAllocWithScope")(tvm_ffi.Shape([int(d) for d in shape]),
+                                                          tvm_ffi.dtype(np.dtype(dtype).name), dev, None)
+
+
+def copy_into(out, array: np.ndarray) -> None:
+    """Copies a C-ordered array of `out`'s shape and dtype into it (any device)."""
+    global_func("runtime.TVMTensorCopyFromBytes")(out, array.ctypes.data_as(ctypes.c_void_p), array.nbytes)
+
+
+def host_view(value) -> np.ndarray | None:
+    """A writable numpy view of a CPU tensor of a numpy-native dtype (None for any other)."""
+    if value.device.dlpack_device_type() == _DLPACK_CPU and str(value.dtype) in _DLPACK_DTYPES:
+        return np.from_dlpack(value)
+    return None
+
+
 def to_numpy(value) -> np.ndarray:
+    """A numpy copy of a tensor. A CPU tensor of a numpy-native dtype is read through DLPack and
+    copied once (the fast path a small model's per-call cost depends on); the rest goes through
+    TVM's own copy."""
+    view = host_view(value)
+    if view is not None:
+        return view.copy()
     if hasattr(value, "numpy"):  # full mode: tvm.runtime.Tensor
         return value.numpy()
     name = str(value.dtype)
