@@ -27,6 +27,7 @@ import onnx
 
 from graphopt.frontend.fallback_kernel import FallbackKernel, build_kernel
 from graphopt.frontend.known_wrong import known_wrong
+from graphopt.frontend.loop_shapes import graph_constants
 
 FALLBACK_DOMAIN = "ai.graphopt"
 FALLBACK_OP = "GraphoptFallback"
@@ -68,8 +69,9 @@ def partition(model: onnx.ModelProto, tvm_ops: frozenset[str], forced: Mapping[s
     """Replaces every node TVM cannot import (and those in `forced`: name -> reason) by a call
     of its fallback kernel; returns the model unchanged when there is none."""
     reasons = {}
+    constants = graph_constants(model.graph)
     for node in model.graph.node:
-        reason = forced.get(node.name) or native_failure(node, tvm_ops)
+        reason = forced.get(node.name) or native_failure(node, tvm_ops) or _shape_from_data(node, constants)
         if reason:
             reasons[node.name] = reason
     if not reasons:
@@ -93,6 +95,14 @@ def partition(model: onnx.ModelProto, tvm_ops: frozenset[str], forced: Mapping[s
     copy.graph.node.extend(nodes)
     copy.opset_import.append(onnx.helper.make_opsetid(FALLBACK_DOMAIN, 1))
     return Partition(copy, tuple(kernels))
+
+
+def _shape_from_data(node: onnx.NodeProto, constants: dict) -> str | None:
+    """A ConstantOfShape whose shape is not a constant: TVM's build fails on it deep inside, so it
+    goes to the fallback path, which refuses it in one line (its output size is data)."""
+    if node.op_type == "ConstantOfShape" and node.input and node.input[0] not in constants:
+        return "its output shape is the value of a non-constant input"
+    return None
 
 
 def _call_node(kernel: FallbackKernel) -> onnx.NodeProto:

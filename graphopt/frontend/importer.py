@@ -73,13 +73,29 @@ class _Traced:
         impl = self.converter.get_converter(opset)
 
         def convert(bb, inputs, attr, params):
+            custom = attr.get("tvm_custom", {})
             try:
                 result = impl(bb, inputs, attr, params)
-                return bb.normalize(result) if _is_relax_expr(result) else result
+                result = bb.normalize(result) if _is_relax_expr(result) else result
+                _check_output_count(result, custom.get("num_outputs", 1))
+                return result
             except Exception as exc:
-                raise NodeConversionError(attr.get("tvm_custom", {}).get("name", ""), exc) from exc
+                raise NodeConversionError(custom.get("name", ""), exc) from exc
 
         return convert
+
+
+def _check_output_count(result, wanted: int) -> None:
+    """A converter that returns fewer outputs than the node names (MaxPool's Indices) fails later,
+    outside the trace, with no node named: fail here, where the node is known."""
+    from tvm import relax
+
+    if wanted <= 1:
+        return
+    got = len(result) if isinstance(result, relax.Tuple) else (
+        len(result.ty.fields) if isinstance(getattr(result, "ty", None), relax.TupleType) else 1)
+    if got < wanted:
+        raise ValueError(f"TVM's converter gives {got} output(s), the node has {wanted}")
 
 
 def _is_relax_expr(value) -> bool:
