@@ -99,9 +99,9 @@ def partition(model: onnx.ModelProto, tvm_ops: frozenset[str], forced: Mapping[s
 
 def _shape_from_data(node: onnx.NodeProto, constants: dict) -> str | None:
     """A ConstantOfShape whose shape is not a constant: TVM's build fails on it deep inside, so it
-    goes to the fallback path, which refuses it in one line (its output size is data)."""
+    runs as a fallback kernel, at the static shape its declared or inferred output type gives."""
     if node.op_type == "ConstantOfShape" and node.input and node.input[0] not in constants:
-        return "its output shape is the value of a non-constant input"
+        return "its output shape is the value of a non-constant input, which TVM's build cannot take"
     return None
 
 

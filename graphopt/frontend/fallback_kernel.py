@@ -4,8 +4,11 @@ Why a model per node: the runtime hands each kernel's inputs to an onnxruntime s
 and writes its outputs into the tensors the memory plan placed in the arena, so the
 kernel must be a closed program: its inputs are the node's inputs plus every value its
 subgraphs (Loop, Scan, If bodies) read from the enclosing graph; its outputs are the
-node's named outputs. Types come from shape inference on the prepared model; an output
-without a static shape is data-dependent and cannot be planned, so it is refused.
+node's named outputs. Types come from shape inference on the prepared model (or a declared
+graph output); an output without a static shape is data-dependent and cannot be planned, so it
+is refused. A static type that depends on the values of a non-constant input (a Split whose
+`split` is an input) holds only for the values it was inferred or declared for: the runtime
+checks every result's shape and dtype and raises KernelError on any other, never a wrong answer.
 
 Only onnx and numpy are imported here: the compile driver builds these before TVM sees
 the model.
@@ -62,7 +65,6 @@ def build_kernel(model: onnx.ModelProto, node: onnx.NodeProto, types: dict[str, 
     outputs = [name for name in node.output if name]
     for name in inputs:
         _check_plannable(node, name, types.get(name))
-    _check_shape_inputs_constant(node, graph_constants(model.graph))
     out_types = {n: types[n] for n in outputs if _is_static_tensor(types.get(n))}
     if node.op_type == "Loop" and len(out_types) < len(outputs):
         out_types = {**loop_output_types(node, graph_constants(model.graph), types), **out_types}
@@ -78,30 +80,6 @@ def build_kernel(model: onnx.ModelProto, node: onnx.NodeProto, types: dict[str, 
                          for n in outputs)
     return FallbackKernel(name, node.op_type, node.domain, node.name, tuple(inputs), tuple(outputs),
                           output_types, data, reason)
-
-
-# Inputs whose values set the shape of an op's outputs. When one is not a constant, onnx's shape
-# inference may still guess a static shape (Split with a runtime `split` infers an even split),
-# which the arena would then hold at the wrong size: such a node is refused instead.
-_SHAPE_INPUTS: dict[str, tuple[int, ...]] = {
-    "Split": (1,), "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Slice": (1, 2, 3, 4), "Pad": (1, 3),
-    "Resize": (1, 2, 3), "Upsample": (1,), "TopK": (1,), "ConstantOfShape": (0,), "Range": (0, 1, 2),
-    "OneHot": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "CenterCropPad": (1,), "DFT": (1, 2), "STFT": (1, 3),
-    "BlackmanWindow": (0,), "HannWindow": (0,), "HammingWindow": (0,), "MelWeightMatrix": (0, 1, 2),
-    "ReduceSum": (1,), "ReduceMean": (1,), "ReduceMax": (1,), "ReduceMin": (1,), "ReduceProd": (1,),
-    "ReduceL1": (1,), "ReduceL2": (1,), "ReduceLogSum": (1,), "ReduceLogSumExp": (1,), "ReduceSumSquare": (1,),
-    "Compress": (1,), "NonZero": (0,), "Unique": (0,), "NonMaxSuppression": (0, 1, 2, 3, 4),
-}
-
-
-def _check_shape_inputs_constant(node: onnx.NodeProto, constants: dict) -> None:
-    if node.domain not in ("", "ai.onnx"):
-        return
-    for index in _SHAPE_INPUTS.get(node.op_type, ()):
-        name = node.input[index] if index < len(node.input) else ""
-        if name and name not in constants:
-            raise ShapeError(f"the output shape of {node.op_type} node {node.name or '(unnamed)'} depends on the "
-                             f"values of input {name!r}, which is not a constant; graphopt plans static shapes only")
 
 
 def _kernel_model(model: onnx.ModelProto, node: onnx.NodeProto, inputs: list[str], outputs: list[str],
