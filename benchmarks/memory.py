@@ -8,6 +8,12 @@ interleaved A B A B after a warm-up, reporting the median ratio and its spread.
     python -m benchmarks.memory [--models a,b,...] [--json FILE] [--csv FILE] [--rounds N]
 
 Prints a markdown table; writes JSON/CSV with the date, machine and command.
+
+    python -m benchmarks.memory process [--models a,b,...]
+
+measures memory as a user does instead (benchmarks.process_memory): process RSS of graphopt's
+runtime, ONNX Runtime and OpenVINO, artifact size against the ONNX weights, and the arena with
+each default option off; exits 1 if a default option raises an arena.
 """
 
 from __future__ import annotations
@@ -110,6 +116,10 @@ def _meta(argv: list[str], module: str = "benchmarks.memory") -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["process"]:
+        from benchmarks.process_memory import main as process_main
+
+        return process_main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(ZOO), help=f"comma list from: {', '.join(ZOO)}")
     parser.add_argument("--json", type=Path, default=None)
