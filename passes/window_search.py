@@ -17,17 +17,28 @@ Design, for a target height H (a pass):
    own. Order: start at a peak moment; first every buffer live there (one
    window: any stack of them fits at that moment, so nothing that died
    earlier can leave holes in it), then the later ones in start order, then
-   the earlier ones in time-reversed order (the same sweep, mirrored).
+   the earlier ones in time-reversed order (the same sweep, mirrored). The
+   first window's lookahead reaches both ways (the later buffers and the
+   first of the earlier ones): the buffers that die just before the peak
+   are as tight as those live at it, and the mirrored sweep reaches them
+   only after the whole later side is fixed.
 3. A window with no answer under H (node budgets, not seconds: a busy
-   machine makes a pass slower, not different) goes under the lowest of
+   machine makes a pass slower, not different) first takes the offsets the
+   previous search gave it as lookahead, where those were under H: they are
+   still valid (see _from_ahead), and a search that sees further can fail
+   (within its node budget) where the previous one found an answer. Else it goes under the lowest of
    H x (1 + ESCALATION) that works, up to a limit; above it the pass fails.
    A failure proves nothing (the search skips higher gaps).
-`improve` runs a pass from each of PEAKS candidate peaks (the global one
-first) and keeps the lowest; after the first, a pass gives up as soon as it
-cannot beat the best. Measured on benchmarks/training_traces.py, 7-8k
+`improve` runs passes from the global peak with each of LOOKAHEAD_STEPS, then
+from each of PEAKS candidate peaks, and keeps the lowest; after the first, a
+pass gives up as soon as it cannot beat the best.
+Measured on benchmarks/training_traces.py, 7-8k
 buffers, seeds 0-3: a pass in plain start order reached the bound on none
 (at best 1.001, failing at the peak under 1.003); from the highest moment, on
 3 of 4; with the candidate peaks, seeds 0-5 all at the bound but one (1.0001).
+At 22-58k buffers (seeds 0-9, 2026-12-06), the lookahead both ways and the
+fallback to the lookahead's offsets took seeds 2, 3, 4 and 9 from 1.006-1.020
+to the bound; seed 8 needs a lookahead of 2,000 (1.0067 with 1,000).
 """
 
 from __future__ import annotations
@@ -45,6 +56,7 @@ LOOKAHEAD = 1000  # more buffers the search places but does not commit
 ESCALATION = (0.0025, 0.005, 0.01, 0.02, 0.05, 0.2, 1.0, 1e6)  # above the target, in turn
 ROUNDS = 2  # of the preorders, budgets doubling, under the target height
 PEAKS = 6  # timeline slices whose peaks the passes start from
+LOOKAHEAD_STEPS = (1, 2, 3)  # x LOOKAHEAD: the passes from the global peak, in turn
 
 
 def peel(arrays: ProblemArrays) -> tuple[np.ndarray, np.ndarray, int]:
@@ -119,33 +131,54 @@ def _fixed_around(arrays: ProblemArrays, idx: np.ndarray, offsets: np.ndarray,
     return arrays.starts[near], arrays.ends[near], offsets[near], arrays.sizes[near]
 
 
-def sweep(arrays: ProblemArrays, order: np.ndarray, offsets: np.ndarray, placed: np.ndarray, cap: int,
-          limit: int, deadline: float, first: int = WINDOW) -> np.ndarray | None:
+def sweep(arrays: ProblemArrays, order: np.ndarray, offsets: np.ndarray, placed: np.ndarray, ahead: np.ndarray,
+          cap: int, limit: int, deadline: float, first: int = WINDOW, lookahead: int = LOOKAHEAD,
+          before: np.ndarray | None = None) -> np.ndarray | None:
     """Places `order` (sorted by start) window by window into `offsets` around the
-    buffers of `placed` (step 2), the first window `first` buffers long. Returns
+    buffers of `placed` (step 2), the first window `first` buffers long, and the first
+    search also places `before` (the other sweep's first buffers) as lookahead. Returns
     the positions placed, or None when a window fits under no height up to `limit`.
-    A window that needed more than `cap` does not raise it for the next: a loose cap
-    lets the search take its first, sloppy, answer."""
+    `ahead` holds the offsets the last search gave its lookahead (-1: none; see
+    _from_ahead). A window that needed more than `cap` does not raise it for the next:
+    a loose cap lets the search take its first, sloppy, answer."""
     bounds = [0, *range(max(first, 1), len(order), WINDOW), len(order)]
     for lo, hi in zip(bounds, bounds[1:]):
-        idx = order[lo:hi + LOOKAHEAD]
+        idx = order[lo:hi + lookahead]
+        if lo == 0 and before is not None:
+            idx = np.concatenate((idx, before[:lookahead]))
         fixed = _fixed_around(arrays, idx, offsets, placed)
-        found = _window_offsets(arrays, idx, fixed, cap, limit, deadline)
+        found = _search_window(arrays, idx, cap, deadline, fixed, ROUNDS)
+        if found is None:
+            found = _from_ahead(arrays, idx[:hi - lo], ahead, cap)
+        if found is None:
+            found = _window_offsets(arrays, idx, fixed, cap, limit, deadline)
         if found is None:
             return None
+        if len(found) == len(idx):
+            ahead[idx] = found
         offsets[idx[:hi - lo]] = found[:hi - lo]
         placed = np.concatenate((placed, idx[:hi - lo]))
     return placed
 
 
+def _from_ahead(arrays: ProblemArrays, idx: np.ndarray, ahead: np.ndarray, cap: int) -> np.ndarray | None:
+    """The offsets an earlier search gave buffers `idx` as its lookahead, when it placed
+    them all under `cap`; None otherwise. Still valid: every buffer committed since
+    came from that same search, or shares no time with them (the other sweep's)."""
+    found = ahead[idx]
+    if (found < 0).any() or int((found + arrays.sizes[idx]).max()) > cap:
+        return None
+    return found
+
+
 def place_windows(arrays: ProblemArrays, cap: int, deadline: float, peak: int | None = None,
-                  limit: int | None = None) -> np.ndarray | None:
+                  limit: int | None = None, lookahead: int = LOOKAHEAD) -> np.ndarray | None:
     """Offsets of every buffer under `cap`, or where a window does not fit, under the
     lowest height up to `limit` (default `cap`) that it fits; None when one fits under
     none (or time is up). Step 2 starts at `peak` (default: the highest moment): first
     the buffers live at that moment and later ones, in start order, then the earlier
     ones in time-reversed order, so the peak is packed before anything that died
-    before it can leave holes there."""
+    before it can leave holes there. Each search places `lookahead` more buffers."""
     limit = cap if limit is None else limit
     n = len(arrays.sizes)
     offsets = np.full(n, -1, dtype=np.int64)
@@ -161,12 +194,13 @@ def place_windows(arrays: ProblemArrays, cap: int, deadline: float, peak: int | 
     earlier = rest[arrays.ends[rest] <= peak]
     at_peak = int(np.count_nonzero(arrays.starts[later] <= peak))
     order = later[np.argsort(arrays.starts[later], kind="stable")]
-    placed = sweep(arrays, order, offsets, full, cap, limit, deadline, at_peak)
-    if placed is None:
-        return None
     back = mirrored(arrays)
     back_order = earlier[np.argsort(back.starts[earlier], kind="stable")]
-    if sweep(back, back_order, offsets, placed, cap, limit, deadline) is None:
+    ahead = np.full(n, -1, dtype=np.int64)
+    placed = sweep(arrays, order, offsets, full, ahead, cap, limit, deadline, at_peak, lookahead, back_order)
+    if placed is None:
+        return None
+    if sweep(back, back_order, offsets, placed, ahead, cap, limit, deadline, WINDOW, lookahead) is None:
         return None
     return offsets
 
@@ -189,19 +223,23 @@ def candidate_peaks(arrays: ProblemArrays, idx: np.ndarray, count: int = PEAKS) 
 
 def improve(arrays: ProblemArrays, target: int, deadline: float) -> np.ndarray | None:
     """Lowest offsets found (step 3), or None when no pass finished (or the compiled
-    search is missing). One pass from each candidate peak while time lasts, stopping
-    at the target. The first may go as high as it must (a complete placement to fall
-    back on); each later one gives up as soon as a window cannot stay below the best
-    height so far, so a pass that cannot win costs little."""
+    search is missing). Passes while time lasts, stopping at the target: from the
+    global peak with each lookahead of LOOKAHEAD_STEPS (where a window fails depends
+    on how far its search sees, and not monotonically), then from each other candidate
+    peak. The first may go as high as it must (a complete placement to fall back on);
+    each later one gives up as soon as a window cannot stay below the best height so
+    far, so a pass that cannot win costs little."""
     if not native.around_available() or len(arrays.sizes) == 0:
         return None
     rest = np.nonzero(~np.isin(np.arange(len(arrays.sizes)), peel(arrays)[0]))[0]
-    peaks = candidate_peaks(arrays, rest) if len(rest) else [None]
+    peaks = candidate_peaks(arrays, rest, PEAKS) if len(rest) else [None]
+    runs = [(peaks[0], LOOKAHEAD * k) for k in LOOKAHEAD_STEPS] + [(p, LOOKAHEAD) for p in peaks[1:]]
     best, best_height = None, 2**62
-    for peak in peaks:
-        offsets = place_windows(arrays, target, deadline, peak, limit=best_height - 1)
+    for peak, lookahead in runs:
+        offsets = place_windows(arrays, target, deadline, peak, best_height - 1, lookahead)
         if offsets is not None:
             best, best_height = offsets, int((offsets + arrays.sizes).max())
         if best_height <= target or time.perf_counter() > deadline:
             break
     return best
+

@@ -132,3 +132,29 @@ def test_without_the_compiled_search_big_pieces_fall_back_to_best_fit(monkeypatc
     plan = bnb.BranchAndBound().plan(problem, time_limit=5)
     assert_valid(problem, plan)
     assert plan.arena_bytes >= lower_bound(problem)
+
+
+@needs_native
+def test_a_window_whose_search_fails_takes_its_lookahead_offsets_validly(small_windows, monkeypatch):
+    """The fallback's claim (an earlier search's lookahead offsets stay valid) judged by the validator."""
+    problem = training_trace(600, seed=2)
+    arrays = ProblemArrays.of(problem)
+    cap = int((place_in_order(arrays, OverlapIndex(arrays), by_start(arrays)) + arrays.sizes).max())
+    real_search, real_ahead, calls, taken = window_search._search_window, window_search._from_ahead, [], []
+    monkeypatch.setattr(window_search, "_search_window",
+                        lambda *a: None if calls.append(1) or len(calls) % 2 == 0 else real_search(*a))
+    monkeypatch.setattr(window_search, "_from_ahead", lambda *a: taken.append(real_ahead(*a)) or taken[-1])
+    offsets = window_search.place_windows(arrays, cap, time.perf_counter() + 30)
+    assert offsets is not None and any(found is not None for found in taken)
+    assert_valid(problem, placement(problem, arrays, offsets))
+
+
+@needs_native
+def test_the_first_search_looks_ahead_on_both_sides_of_the_peak(small_windows, monkeypatch):
+    problem = training_trace(600, seed=3)
+    arrays = ProblemArrays.of(problem)
+    peak = window_search.peak_time(arrays, np.arange(len(problem)))
+    real, first = window_search._search_window, []
+    monkeypatch.setattr(window_search, "_search_window", lambda a, idx, *r: first.append(idx) or real(a, idx, *r))
+    window_search.place_windows(arrays, lower_bound(problem), time.perf_counter() + 30, peak, limit=2**62)
+    assert (arrays.ends[first[0]] <= peak).any() and (arrays.starts[first[0]] > peak).any()
