@@ -27,7 +27,6 @@ import onnx
 
 from graphopt.frontend.fallback_kernel import FallbackKernel, build_kernel
 from graphopt.frontend.known_wrong import known_wrong
-from graphopt.frontend.loop_shapes import graph_constants
 
 FALLBACK_DOMAIN = "ai.graphopt"
 FALLBACK_OP = "GraphoptFallback"
@@ -69,7 +68,8 @@ def partition(model: onnx.ModelProto, tvm_ops: frozenset[str], forced: Mapping[s
     """Replaces every node TVM cannot import (and those in `forced`: name -> reason) by a call
     of its fallback kernel; returns the model unchanged when there is none."""
     reasons = {}
-    constants = graph_constants(model.graph)
+    constants = {t.name for t in model.graph.initializer} | {
+        n.output[0] for n in model.graph.node if n.op_type == "Constant" and n.output}  # names only: no weight copies
     for node in model.graph.node:
         reason = forced.get(node.name) or native_failure(node, tvm_ops) or _shape_from_data(node, constants)
         if reason:
@@ -97,7 +97,7 @@ def partition(model: onnx.ModelProto, tvm_ops: frozenset[str], forced: Mapping[s
     return Partition(copy, tuple(kernels))
 
 
-def _shape_from_data(node: onnx.NodeProto, constants: dict) -> str | None:
+def _shape_from_data(node: onnx.NodeProto, constants: set[str]) -> str | None:
     """A ConstantOfShape whose shape is not a constant: TVM's build fails on it deep inside, so it
     runs as a fallback kernel, at the static shape its declared or inferred output type gives."""
     if node.op_type == "ConstantOfShape" and node.input and node.input[0] not in constants:

@@ -67,7 +67,8 @@ def build_kernel(model: onnx.ModelProto, node: onnx.NodeProto, types: dict[str, 
         _check_plannable(node, name, types.get(name))
     out_types = {n: types[n] for n in outputs if _is_static_tensor(types.get(n))}
     if node.op_type == "Loop" and len(out_types) < len(outputs):
-        out_types = {**loop_output_types(node, graph_constants(model.graph), types), **out_types}
+        constants = graph_constants(model.graph, names=set(node.input[:2]))  # the trip count and condition
+        out_types = {**loop_output_types(node, constants, types), **out_types}
     if len(out_types) < len(outputs):  # shape inference did not reach them (an op onnx has no schema for)
         inferred = _types_from_onnxruntime(_kernel_model(model, node, inputs, outputs, types, out_types), node)
         out_types = {**inferred, **out_types}

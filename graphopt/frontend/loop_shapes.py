@@ -14,11 +14,12 @@ import onnx
 from onnx import numpy_helper
 
 
-def graph_constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    """Initializers and Constant-node values of a graph (scalars and shapes, mostly)."""
-    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+def graph_constants(graph: onnx.GraphProto, names: set[str] | None = None) -> dict[str, np.ndarray]:
+    """Initializers and Constant-node values of a graph, or only those in `names` (a big model's
+    weights are not copied to read a trip count)."""
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer if names is None or t.name in names}
     for node in graph.node:
-        if node.op_type == "Constant" and node.output:
+        if node.op_type == "Constant" and node.output and (names is None or node.output[0] in names):
             value = next((a.t for a in node.attribute if a.name == "value" and a.HasField("t")), None)
             if value is not None:
                 values[node.output[0]] = numpy_helper.to_array(value)
