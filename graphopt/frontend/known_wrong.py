@@ -42,6 +42,7 @@ RULES: dict[str, tuple[Callable[[onnx.NodeProto], bool], str]] = {
                "TVM's align_corners downsampling differs (test_resize_downsample_scales_linear_align_corners)"),
     "Dropout": (lambda n: _has_input(n, 2) or (len(n.output) > 1 and bool(n.output[1])),
                 "TVM ignores training_mode and returns the mask as float32, not bool (test_dropout_default_mask)"),
+    "SequenceInsert": (lambda n: True, "TVM's result differs after an erase and an insert (test_sequence_model3)"),
     "LayerNormalization": (lambda n: any(n.output[1:]),
                            "TVM returns Mean and InvStdDev as scalars (test_layer_normalization_2d_axis0)"),
 }
