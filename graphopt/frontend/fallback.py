@@ -55,13 +55,15 @@ def with_unique_node_names(model: onnx.ModelProto) -> onnx.ModelProto:
     return copy
 
 
-def native_failure(node: onnx.NodeProto, tvm_ops: frozenset[str]) -> str | None:
-    """Why TVM cannot import `node` (None when it can, as far as its table says)."""
+def native_failure(node: onnx.NodeProto, tvm_ops: frozenset[str], ranks: Mapping[str, int] | None = None
+                   ) -> str | None:
+    """Why TVM cannot import `node` (None when it can, as far as its table says); `ranks` are the
+    declared ranks of the model's values (some rules depend on them)."""
     if node.domain not in _DEFAULT_DOMAINS:
         return f"domain {node.domain}"
     if node.op_type not in tvm_ops:
         return "TVM's ONNX importer has no converter for it"
-    return known_wrong(node)
+    return known_wrong(node, (ranks or {}).get(node.input[0]) if node.input else None)
 
 
 def partition(model: onnx.ModelProto, tvm_ops: frozenset[str], forced: Mapping[str, str]) -> Partition:
@@ -70,8 +72,10 @@ def partition(model: onnx.ModelProto, tvm_ops: frozenset[str], forced: Mapping[s
     reasons = {}
     constants = {t.name for t in model.graph.initializer} | {
         n.output[0] for n in model.graph.node if n.op_type == "Constant" and n.output}  # names only: no weight copies
+    ranks = declared_ranks(model.graph)
     for node in model.graph.node:
-        reason = forced.get(node.name) or native_failure(node, tvm_ops) or _shape_from_data(node, constants)
+        reason = (forced.get(node.name) or native_failure(node, tvm_ops, ranks)
+                  or _shape_from_data(node, constants))
         if reason:
             reasons[node.name] = reason
     if not reasons:
@@ -103,6 +107,16 @@ def _shape_from_data(node: onnx.NodeProto, constants: set[str]) -> str | None:
     if node.op_type == "ConstantOfShape" and node.input and node.input[0] not in constants:
         return "its output shape is the value of a non-constant input, which TVM's build cannot take"
     return None
+
+
+def declared_ranks(graph: onnx.GraphProto) -> dict[str, int]:
+    """The rank of every value whose type the graph declares (inputs, value_info, outputs, weights)."""
+    ranks = {t.name: len(t.dims) for t in graph.initializer}
+    for vi in [*graph.input, *graph.value_info, *graph.output]:
+        tensor = vi.type.tensor_type
+        if vi.type.HasField("tensor_type") and tensor.HasField("shape"):
+            ranks[vi.name] = len(tensor.shape.dim)
+    return ranks
 
 
 def _call_node(kernel: FallbackKernel) -> onnx.NodeProto:
