@@ -9,9 +9,10 @@ import pytest
 RAY_WORKERS = 2
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_cluster():
-    """The executor that started the cluster; shut down after the last test."""
+    """The executor that started the cluster; shut down after this folder's last test, so its
+    processes do not hold memory through the rest of the suite."""
     pytest.importorskip("ray", reason="ray is not installed (pip install 'graphopt[cluster]'): Ray tests skipped")
     from graphopt.cluster.ray_executor import RayExecutor
 
