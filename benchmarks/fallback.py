@@ -38,7 +38,8 @@ def cnn_with_fallback() -> onnx.ModelProto:
     rng = np.random.default_rng(0)
     weights, nodes, x = [], [], "x"
     for i, act in enumerate(["Relu", "Celu", "Gelu"]):
-        w = numpy_helper.from_array((rng.standard_normal((64, 64 if i else 3, 3, 3)) * 0.05).astype(np.float32), f"w{i}")
+        shape = (64, 64 if i else 3, 3, 3)
+        w = numpy_helper.from_array((rng.standard_normal(shape) * 0.05).astype(np.float32), f"w{i}")
         weights.append(w)
         nodes.append(h.make_node("Conv", [x, f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1]))
         domain = "com.microsoft" if act == "Gelu" else ""

@@ -28,8 +28,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.memory import _meta
 from benchmarks.machine import cpu_name
+from benchmarks.memory import _meta
 from benchmarks.outputs import unused
 from benchmarks.synthetic_traces import synthetic_trace
 from benchmarks.training_traces import training_trace

@@ -22,7 +22,6 @@ import tvm_ffi
 from graphopt.artifact import FALLBACK
 from graphopt.errors import ArtifactError, KernelError, first_line
 
-
 # a KernelError raised inside a kernel crosses TVM's VM as an FFI error: registered, it comes back
 # to the caller as KernelError (one line, a GraphoptError) rather than a bare RuntimeError
 tvm_ffi.register_error("KernelError", KernelError)

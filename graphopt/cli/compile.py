@@ -51,11 +51,13 @@ def _add_training(parser: argparse.ArgumentParser) -> None:
     """Names are checked when the command runs, not here: the registries import
     TVM and OR-Tools, which `graphopt --help` should not wait for."""
     group = parser.add_argument_group("training (need --train)")
-    group.add_argument("--train", action="store_true", help="compile one training step (forward, loss, backward, update)")
+    group.add_argument("--train", action="store_true",
+                       help="compile one training step (forward, loss, backward, update)")
     group.add_argument("--loss", default=None, metavar="cross_entropy|mse", help="default cross_entropy")
     group.add_argument("--optimizer", default=None, metavar="sgd:lr=0.1|adam:lr=1e-3", help="default sgd:lr=0.1")
     group.add_argument("--memory-budget", default=None, metavar="BYTES|PCT%|min",
-                       help="arena budget; tensors are swapped to host (or recomputed) to meet it; min: the least budget that works")
+                       help="arena budget; tensors are swapped to host (or recomputed) to meet it; "
+                            "min: the least budget that works")
     group.add_argument("--swap-planner", default=None, metavar="NAME",
                        help="ours (default: CP-SAT on swaps and recomputes, + local search) or a baseline: "
                             "singa-doa-no-overhead (and the other SINGA strategies), capuchin, recompute-greedy")

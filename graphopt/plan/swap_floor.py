@@ -12,9 +12,10 @@ No schedule the validator accepts has a peak below `floor` (a necessary conditio
 is where the overhead bound's LP (graphopt.plan.swap_bound) turns infeasible: its memory
 rows ask, per step, for the same coverable bytes. It is not always reached: a recompute
 needs its producer's inputs resident when it runs, which may clash with their own gaps,
-so `--memory-budget min` searches upward from it (graphopt.train.budget). The step where the maximum is reached is the binding step,
-and the buffers live there that no gap covers are what must be resident; each gets the
-reason the model gives it, which is what a user needs to decide what to change.
+so `--memory-budget min` searches upward from it (graphopt.train.budget). The step where
+the maximum is reached is the binding step, and the buffers live there that no gap covers
+are what must be resident; each gets the reason the model gives it, which is what a user
+needs to decide what to change.
 """
 
 from __future__ import annotations

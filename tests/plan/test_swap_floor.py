@@ -13,8 +13,8 @@ from graphopt.plan.swap import Recompute, SwapSchedule, live_bytes
 from graphopt.plan.swap_bound import overhead_lower_bound
 from graphopt.plan.swap_floor import feasibility_floor
 from graphopt.plan.swap_validator import validate_swaps
-from tests.plan.test_swap_bound import one_buffer_must_go, random_valid_schedule
 from tests.passes.test_swap import training_like
+from tests.plan.test_swap_bound import one_buffer_must_go, random_valid_schedule
 
 
 def test_hand_solved_floor_and_its_resident_tensors() -> None:
