@@ -30,10 +30,6 @@ log = logging.getLogger(__name__)
 
 # onnxslim's own shape inference returns None (no error) below this opset, and its loop then
 # fails on that None; below it, graphopt's strict inference (after slimming) is the only one.
-# onnxslim fusions graphopt leaves out. FusionGemm turns a 3-D MatMul + Add into Reshape -> Gemm ->
-# Reshape: TVM fuses the bias add into the matmul either way, but the reshapes keep the MLP's hidden
-# tensor alive twice per transformer layer (the encoder's arena 786,432 -> 1,179,648 B with it).
-_SKIPPED_FUSIONS = ("FusionGemm",)
 _SLIM_SHAPES_MIN_OPSET = 7
 # The first IR version where an initializer need not be listed among the graph inputs.
 _SEPARATE_INITIALIZERS_IR = 4
@@ -55,7 +51,7 @@ def simplify(model: onnx.ModelProto, enabled: bool = True) -> onnx.ModelProto:
     work.CopyFrom(model)  # onnxslim edits its argument in place (freeze)
     try:
         slimmed = onnxslim.slim(work, no_shape_infer=_default_opset(model) < _SLIM_SHAPES_MIN_OPSET,
-                                skip_fusion_patterns=list(_SKIPPED_FUSIONS))
+                                skip_fusion_patterns=_skipped_fusions(work))
     except Exception as exc:
         raise SimplifyError(f"onnxslim failed to fold the model: {first_line(exc)}") from exc
     if slimmed is None:
@@ -70,6 +66,19 @@ def simplify(model: onnx.ModelProto, enabled: bool = True) -> onnx.ModelProto:
     log.info("simplify: %d -> %d nodes", before, after)
     refuse_empty_inputs_in_use(slimmed)  # after folding: it may leave an empty input unread
     return _infer_onnx_over_slim(model, slimmed)
+
+
+def _skipped_fusions(model: onnx.ModelProto) -> list[str]:
+    """onnxslim fusions left out for this model.
+
+    FusionGemm turns a batched (3-D and up) MatMul + Add into Reshape -> Gemm -> Reshape: TVM fuses
+    the bias add into the matmul either way, but the reshapes keep the MLP's hidden tensor alive
+    twice per transformer layer (the encoder's arena 786,432 -> 1,179,648 B with it). A 2-D MatMul +
+    Add becomes a plain Gemm, which changes nothing in memory, so the fusion stays on there."""
+    ranks = {vi.name: len(vi.type.tensor_type.shape.dim) for vi in [*model.graph.input, *model.graph.value_info]
+             if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape")}
+    batched = any(n.op_type == "MatMul" and ranks.get(n.input[0], 0) >= 3 for n in model.graph.node)
+    return ["FusionGemm"] if batched else []
 
 
 def _infer_onnx_over_slim(source: onnx.ModelProto, slimmed: onnx.ModelProto) -> onnx.ModelProto:

@@ -86,7 +86,9 @@ def _a_running_job(started: Path, finished: set[int]) -> tuple[int, int]:
 
 
 def test_ray_worker_killed_mid_job_loses_no_finished_result(ray_cluster, tmp_path: Path) -> None:
-    jobs = [ray_cluster.submit(slow_square, n, 1.0, str(tmp_path)) for n in range(6)]
+    # staggered lengths: when the first job ends, every job still running has >= 0.5 s left, so the
+    # kill lands mid-job (equal lengths let the job picked finish in the milliseconds before the kill)
+    jobs = [ray_cluster.submit(slow_square, n, 1.0 + 0.5 * n, str(tmp_path)) for n in range(6)]
     first = ray_cluster.wait(jobs, timeout=DEADLINE_S)  # at least one finished before the kill
     finished = {ray_cluster.result(j) for j in first}
     assert finished
