@@ -22,6 +22,7 @@ from graphopt.errors import ShapeError
 from graphopt.frontend.attributes import check_attributes
 from graphopt.frontend.batchnorm_to_affine import batchnorms_to_affine
 from graphopt.frontend.degenerate import check_dims, check_resident, forget_negative_output_dims
+from graphopt.frontend.disputed import refuse_disputed
 from graphopt.frontend.domains import check_domains
 from graphopt.frontend.element_types import check_element_types
 from graphopt.frontend.load import load_model
@@ -105,6 +106,7 @@ def prepare_model(
     if sums.modified or batchnorms.modified:
         folded = infer_shapes(folded)
     check_dims(folded)  # folding can reveal shapes that inference alone could not
+    refuse_disputed(folded)  # after folding, which turns computed scales and modes into constants
     inputs = tuple(_signature(folded, vi) for vi in _inputs(folded))
     outputs = tuple(_signature(folded, vi) for vi in folded.graph.output)
     return PreparedModel(folded, inputs, outputs, source_sha256)

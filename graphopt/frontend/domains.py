@@ -38,6 +38,7 @@ import onnx
 import onnx.inliner
 
 from graphopt.errors import ModelLoadError, UnsupportedOperatorError
+from graphopt.frontend import opset_compat
 
 # rule 1: the last opset ONNX Runtime accepts for each domain it knows (onnxruntime 1.31)
 ORT_MAX_OPSET: dict[str, int] = {
@@ -195,15 +196,15 @@ def check_opset_imports(imports, owner: str) -> dict[str, int]:
 
 
 def lower_unchanged_opset(model: onnx.ModelProto) -> onnx.ModelProto:
-    """`model` stamped with ONNX Runtime's newest standard opset when it imports a newer one but
-    uses no operator that changed after it (a copy; the model itself when nothing is lowered).
+    """`model` stamped with ONNX Runtime's newest standard opset when it imports a newer one and
+    every node means the same there (a copy; the model itself when nothing is lowered).
 
     Why: onnx stamps new models with its newest opset (27 and 28 with onnx 1.23), past what ONNX
     Runtime 1.31 loads (26). An operator's meaning is fixed by the schema in force at the imported
-    opset; when every standard operator the model uses (subgraphs and local functions included)
-    has the same schema at 26 as at the imported opset (the same `since_version`), the model means
-    the same at 26. An operator that changed after 26 keeps the model refused (rule 1), naming it;
-    so does an opset newer than the installed onnx defines (its operators cannot be checked).
+    opset; a node whose operator did not change after 26, or changed only in ways the node does
+    not use (graphopt.frontend.opset_compat: new element types, new attributes left unset), means
+    the same at 26. Any other node keeps the model refused (rule 1), naming it and why; so does an
+    opset newer than the installed onnx defines (its operators cannot be checked).
     """
     limit = ORT_MAX_OPSET[""]
     stamps = [e for e in _opset_entries(model) if normalize(e.domain) == "" and e.version > limit]
@@ -212,16 +213,35 @@ def lower_unchanged_opset(model: onnx.ModelProto) -> onnx.ModelProto:
     version = max(int(e.version) for e in stamps)
     if version > onnx.defs.onnx_opset_version():  # an opset onnx itself does not define: rule 1 refuses it
         return model
+    types: dict[str, str] | None = None
     for node in _all_nodes(model):
-        if normalize(node.domain) == "" and _changed_since(node.op_type, limit, version):
+        if normalize(node.domain) != "" or not _changed_since(node.op_type, limit, version):
+            continue
+        types = opset_compat.value_types(model) if types is None else types
+        why = opset_compat.why_not_at(node, limit, version, types)
+        if why:
             raise ModelLoadError(f"invalid ONNX model: the model imports opset {version} of domain '' (ai.onnx); "
-                                 f"ONNX Runtime supports up to {limit}, and {node.op_type} changed after it")
+                                 f"ONNX Runtime supports up to {limit}, and {node.op_type} changed after it: {why}")
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     for entry in _opset_entries(copy):
         if normalize(entry.domain) == "" and entry.version > limit:
             entry.version = limit
+    for node in _all_nodes(copy):
+        if normalize(node.domain) == "" and node.op_type in opset_compat.OWN_RULES:
+            _drop_moot_attributes(node)
+    if types is not None and version >= opset_compat.FLOOR_MOD_FLOATS:
+        opset_compat.rewrite_float_floor_mods(copy.graph, types)
     return copy
+
+
+def _drop_moot_attributes(node: onnx.NodeProto) -> None:
+    """Remove the attributes the older schema lacks once `opset_compat` judged them moot (Range's
+    stash_type on non-float16 types, SpaceToDepth's mode=DCR), so checkers at 26 accept the node."""
+    moot = opset_compat.OWN_RULES[node.op_type][1]
+    kept = [a for a in node.attribute if a.name not in moot]
+    del node.attribute[:]
+    node.attribute.extend(kept)
 
 
 def _opset_entries(model: onnx.ModelProto) -> list:

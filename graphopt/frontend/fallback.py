@@ -26,7 +26,7 @@ from typing import NamedTuple
 import onnx
 
 from graphopt.frontend.fallback_kernel import FallbackKernel, build_kernel
-from graphopt.frontend.known_wrong import known_wrong
+from graphopt.frontend.known_wrong import Declared, known_wrong
 
 FALLBACK_DOMAIN = "ai.graphopt"
 FALLBACK_OP = "GraphoptFallback"
@@ -55,15 +55,16 @@ def with_unique_node_names(model: onnx.ModelProto) -> onnx.ModelProto:
     return copy
 
 
-def native_failure(node: onnx.NodeProto, tvm_ops: frozenset[str], ranks: Mapping[str, int] | None = None
+def native_failure(node: onnx.NodeProto, tvm_ops: frozenset[str], declared: Mapping[str, Declared] | None = None
                    ) -> str | None:
-    """Why TVM cannot import `node` (None when it can, as far as its table says); `ranks` are the
-    declared ranks of the model's values (some rules depend on them)."""
+    """Why TVM cannot import `node` (None when it can, as far as its table says); `declared`: the
+    declared rank and element type of the model's values (some rules depend on them)."""
     if node.domain not in _DEFAULT_DOMAINS:
         return f"domain {node.domain}"
     if node.op_type not in tvm_ops:
         return "TVM's ONNX importer has no converter for it"
-    return known_wrong(node, (ranks or {}).get(node.input[0]) if node.input else None)
+    first = (declared or {}).get(node.input[0]) if node.input else None
+    return known_wrong(node, first or Declared(None, None))
 
 
 def partition(model: onnx.ModelProto, tvm_ops: frozenset[str], forced: Mapping[str, str]) -> Partition:
@@ -72,9 +73,9 @@ def partition(model: onnx.ModelProto, tvm_ops: frozenset[str], forced: Mapping[s
     reasons = {}
     constants = {t.name for t in model.graph.initializer} | {
         n.output[0] for n in model.graph.node if n.op_type == "Constant" and n.output}  # names only: no weight copies
-    ranks = declared_ranks(model.graph)
+    declared = declared_values(model.graph)
     for node in model.graph.node:
-        reason = (forced.get(node.name) or native_failure(node, tvm_ops, ranks)
+        reason = (forced.get(node.name) or native_failure(node, tvm_ops, declared)
                   or _shape_from_data(node, constants))
         if reason:
             reasons[node.name] = reason
@@ -109,14 +110,16 @@ def _shape_from_data(node: onnx.NodeProto, constants: set[str]) -> str | None:
     return None
 
 
-def declared_ranks(graph: onnx.GraphProto) -> dict[str, int]:
-    """The rank of every value whose type the graph declares (inputs, value_info, outputs, weights)."""
-    ranks = {t.name: len(t.dims) for t in graph.initializer}
+def declared_values(graph: onnx.GraphProto) -> dict[str, Declared]:
+    """The rank and element type of every value whose type the graph declares (inputs, value_info,
+    outputs, weights)."""
+    declared = {t.name: Declared(len(t.dims), t.data_type) for t in graph.initializer}
     for vi in [*graph.input, *graph.value_info, *graph.output]:
         tensor = vi.type.tensor_type
-        if vi.type.HasField("tensor_type") and tensor.HasField("shape"):
-            ranks[vi.name] = len(tensor.shape.dim)
-    return ranks
+        if vi.type.HasField("tensor_type"):
+            rank = len(tensor.shape.dim) if tensor.HasField("shape") else None
+            declared[vi.name] = Declared(rank, tensor.elem_type or None)
+    return declared
 
 
 def _call_node(kernel: FallbackKernel) -> onnx.NodeProto:

@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import onnx
+import onnx.numpy_helper
 
 from graphopt.errors import ShapeError, SimplifyError, first_line
+from graphopt.frontend.domains import walk
 from graphopt.frontend.shapes import graph_input_names, infer_shapes, refuse_empty_inputs_in_use
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,8 @@ log = logging.getLogger(__name__)
 _SLIM_SHAPES_MIN_OPSET = 7
 # The first IR version where an initializer need not be listed among the graph inputs.
 _SEPARATE_INITIALIZERS_IR = 4
+# element types with no numpy array an initializer could hold for folding
+_NON_NUMERIC = {onnx.TensorProto.STRING, onnx.TensorProto.UNDEFINED}
 
 
 def simplify(model: onnx.ModelProto, enabled: bool = True) -> onnx.ModelProto:
@@ -49,6 +54,7 @@ def simplify(model: onnx.ModelProto, enabled: bool = True) -> onnx.ModelProto:
 
     work = onnx.ModelProto()
     work.CopyFrom(model)  # onnxslim edits its argument in place (freeze)
+    _empty_inputs_as_constants(work)
     try:
         slimmed = onnxslim.slim(work, no_shape_infer=_default_opset(model) < _SLIM_SHAPES_MIN_OPSET,
                                 skip_fusion_patterns=_skipped_fusions(work))
@@ -66,6 +72,37 @@ def simplify(model: onnx.ModelProto, enabled: bool = True) -> onnx.ModelProto:
     log.info("simplify: %d -> %d nodes", before, after)
     refuse_empty_inputs_in_use(slimmed)  # after folding: it may leave an empty input unread
     return _infer_onnx_over_slim(model, slimmed)
+
+
+def _empty_inputs_as_constants(model: onnx.ModelProto) -> None:
+    """Make every numeric graph input with a 0 dim an initializer, so folding computes what reads it.
+
+    Why: an empty tensor has exactly one value, so a node reading it (ReduceSum over an empty
+    axis, a Reduce whose `axes` input is empty, a Concat with an empty part) computes the same
+    whatever the caller passes, and onnxslim folds it with ONNX Runtime's own kernels. TVM's
+    importer takes a 0 dim for a dynamic one, and its reductions never initialise over an empty
+    axis, so without this such models were refused. The input stays in the graph, read by no
+    node (the artifact still takes it, and checks its shape); the constant that replaces it is
+    a tensor of its own name, which the program may still hold where folding could not consume
+    it (TVM then refuses an empty constant in one line, as before).
+    """
+    inputs = {vi.name: vi for vi in model.graph.input}
+    outputs = {vi.name for vi in model.graph.output}
+    constants = {}
+    for name in graph_input_names(model):
+        tensor_type = inputs[name].type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tensor_type.shape.dim]
+        if 0 in dims and min(dims) >= 0 and tensor_type.elem_type not in _NON_NUMERIC and name not in outputs:
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
+            constants[name] = onnx.numpy_helper.from_array(np.zeros(dims, dtype=dtype), f"{name}_graphopt_empty")
+    if not constants:
+        return
+    for node in walk(model.graph.node):
+        for position, name in enumerate(node.input):
+            if name in constants:
+                node.input[position] = constants[name].name
+    model.graph.initializer.extend(constants.values())
+    model.ir_version = max(model.ir_version, _SEPARATE_INITIALIZERS_IR)
 
 
 def _skipped_fusions(model: onnx.ModelProto) -> list[str]:

@@ -104,6 +104,9 @@ def lower_imported(imported: ImportedModule, target: tvm.target.Target, schedule
                    tuning_db=None) -> tuple[tvm.IRModule, ImportedModule]:
     """The lowered program and the imported model with its weights as that program
     takes them (prepared once at compile time on llvm: see graphopt.lowering.prepack)."""
+    from graphopt.lowering.static_check import require_static_shapes
+
+    require_static_shapes(imported.mod)
     lowered, params, names = lower_with_prepared_weights(imported.mod, target, imported.params,
                                                          imported.param_names, schedules, tuning_db)
     return lowered, imported._replace(params=params, param_names=names)

@@ -149,10 +149,30 @@ def _empty_input_model(op: str) -> onnx.ModelProto:
     return helper.make_model(graph, ir_version=10, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def test_empty_input_whose_data_is_read_is_refused():
+def test_empty_input_whose_data_is_read_is_refused_without_folding():
     """TVM's reductions never initialize over an empty axis: a wrong answer, so a refusal."""
     with pytest.raises(ShapeError, match="input e dim 0 is 0 \\(an empty tensor\\)"):
-        prepare_model(_empty_input_model("ReduceSum"))
+        prepare_model(_empty_input_model("ReduceSum"), fold=False)
+
+
+def test_empty_input_read_by_a_reduction_is_folded_to_its_only_value(tmp_path):
+    """An empty tensor has one value, so folding computes what reads it (ReduceSum over nothing
+    is 0, ReduceMax is -inf...) with ONNX Runtime's own kernels; the input is still taken."""
+    from tests.conftest import compile_run_check
+
+    inputs = [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [2, 3]),
+              helper.make_tensor_value_info("e", TensorProto.DOUBLE, [2, 0])]
+    nodes = [helper.make_node("ReduceSum", ["e", "axes"], ["s"], keepdims=1),
+             helper.make_node("Add", ["x", "s"], ["y"])]
+    axes = numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")
+    graph = helper.make_graph(nodes, "empty_sum", inputs, [helper.make_tensor_value_info("y", TensorProto.DOUBLE,
+                                                                                         [2, 3])],
+                              initializer=[axes])
+    model = helper.make_model(graph, ir_version=10, opset_imports=[helper.make_opsetid("", 18)])
+    compile_run_check(model, tmp_path, stock_bound=False)
+    prepared = prepare_model(model)
+    assert [(s.name, s.shape) for s in prepared.inputs] == [("x", (2, 3)), ("e", (2, 0))]
+    assert all("e" not in node.input for node in prepared.model.graph.node)
 
 
 def test_empty_input_read_for_its_type_only_passes():
