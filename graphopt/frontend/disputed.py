@@ -29,8 +29,8 @@ class Facts(NamedTuple):
     """What a rule may read about the model: constant values, and static shapes (None: unknown)."""
 
     constant: Constant
-    shape: Callable[[str], "tuple[int, ...] | None"]
-    elem_type: Callable[[str], "int | None"]
+    shape: Callable[[str], tuple[int, ...] | None]
+    elem_type: Callable[[str], int | None]
 
 
 def _attr(node: onnx.NodeProto, name: str, default=None):
@@ -95,14 +95,14 @@ def _float_floor_mod(node: onnx.NodeProto, facts: Facts) -> bool:
 
 
 RULES: dict[str, tuple[Callable[[onnx.NodeProto, Facts], bool], str]] = {
-    "Mod": (_float_floor_mod, "fmod=0 on floating-point values is defined only from opset 28 (ONNX Runtime "
-                              "refuses it before)"),
+    "Mod": (_float_floor_mod, ("fmod=0 on floating-point values is defined only from opset 28 (ONNX Runtime "
+                               "refuses it before)")),
     "PRelu": (_slope_not_broadcast,
               "its slope does not broadcast to its input as ONNX defines it (ONNX Runtime refuses it too)"),
     "Dropout": (_random_dropout, "training-mode Dropout draws a random mask, so its outputs cannot be checked"),
     "Resize": (_align_corners_downsampling,
-               "downsampling with coordinate_transformation_mode=align_corners: ONNX Runtime's result differs "
-               "from ONNX's reference"),
+               ("downsampling with coordinate_transformation_mode=align_corners: ONNX Runtime's result differs "
+               "from ONNX's reference")),
     "MaxUnpool": (lambda node, facts: bool(_input(node, 2)),
                   "an output_shape input: ONNX Runtime's result differs from ONNX's reference"),
     "Attention": (_causal_mask_with_past,
@@ -121,7 +121,7 @@ def constants_of(graph: onnx.GraphProto) -> Constant:
     return lambda name: onnx.numpy_helper.to_array(tensors[name]) if name in tensors else None
 
 
-def elem_types_of(graph: onnx.GraphProto) -> Callable[[str], "int | None"]:
+def elem_types_of(graph: onnx.GraphProto) -> Callable[[str], int | None]:
     """A lookup of the element types the graph declares or inference wrote (None: unknown)."""
     types = {t.name: t.data_type for t in graph.initializer}
     for vi in [*graph.input, *graph.value_info, *graph.output]:
@@ -130,7 +130,7 @@ def elem_types_of(graph: onnx.GraphProto) -> Callable[[str], "int | None"]:
     return types.get
 
 
-def shapes_of(graph: onnx.GraphProto) -> Callable[[str], "tuple[int, ...] | None"]:
+def shapes_of(graph: onnx.GraphProto) -> Callable[[str], tuple[int, ...] | None]:
     """A lookup of the static shapes the graph declares or inference wrote (None: not static)."""
     shapes = {t.name: tuple(t.dims) for t in graph.initializer}
     for vi in [*graph.input, *graph.value_info, *graph.output]:

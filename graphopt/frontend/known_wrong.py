@@ -64,7 +64,10 @@ RULES: dict[str, Rule] = {
 }
 
 
-def known_wrong(node: onnx.NodeProto, first_input: Declared = Declared(None, None)) -> str | None:
+UNDECLARED = Declared(None, None)
+
+
+def known_wrong(node: onnx.NodeProto, first_input: Declared = UNDECLARED) -> str | None:
     """Why TVM would compute (or fail to build) `node`, None when no rule says so;
     `first_input`: what the model declares about its first input."""
     rule = RULES.get(node.op_type)
