@@ -52,7 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the .tsv and .md")
     parser.add_argument("--name", default=None, help="file stem (default conformance-DATE, never overwriting)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per case, both engines together")
-    parser.add_argument("--mem-gb", type=float, default=6.0, help="address-space cap of each worker")
+    parser.add_argument("--mem-gb", type=float, default=16.0,
+                        help="address-space cap of each worker (virtual memory: vgg19 maps over 10 GB)")
     parser.add_argument("--no-ort", action="store_true", help="run graphopt only")
     parser.add_argument("--subset", action="store_true", help="the fixed subset of tests/conformance/subset.py")
     parser.add_argument("--write-expected", action="store_true", help="with --subset: record outcomes as expected")

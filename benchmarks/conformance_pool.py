@@ -36,7 +36,7 @@ class PoolOptions:
     jobs: int = 2
     engines: tuple[str, ...] = ("ort", "graphopt")
     timeout: float = 300.0  # seconds per case, all its engines together
-    mem_gb: float = 6.0  # address-space cap per worker
+    mem_gb: float = 16.0  # address-space cap per worker (virtual: vgg19 maps over 10 GB, TVM dies at the cap)
     log_dir: Path = Path(".")  # each worker's stderr goes to worker-N.log here
     source: Path | None = None  # import graphopt from this frozen copy (conformance_snapshot); None: the tree
 

@@ -38,7 +38,7 @@ import onnx
 import onnx.inliner
 
 from graphopt.errors import ModelLoadError, UnsupportedOperatorError
-from graphopt.frontend import opset_compat
+from graphopt.frontend import opset_compat, opset_rewrites
 
 # rule 1: the last opset ONNX Runtime accepts for each domain it knows (onnxruntime 1.31)
 ORT_MAX_OPSET: dict[str, int] = {
@@ -230,8 +230,8 @@ def lower_unchanged_opset(model: onnx.ModelProto) -> onnx.ModelProto:
     for node in _all_nodes(copy):
         if normalize(node.domain) == "" and node.op_type in opset_compat.OWN_RULES:
             _drop_moot_attributes(node)
-    if types is not None and version >= opset_compat.FLOOR_MOD_FLOATS:
-        opset_compat.rewrite_float_floor_mods(copy.graph, types)
+    if types is not None and version >= opset_rewrites.REWRITE_OPSET:
+        opset_rewrites.rewrite_graph(copy.graph, types)
     return copy
 
 

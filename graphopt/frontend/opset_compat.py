@@ -13,17 +13,14 @@ ops) that a given model may not use. A node means the same at 26 when (`why_not_
 Rules by operator (onnx 1.23's changelog and docs, read against the opset-26 schema):
 
     Mod           opset 28 defines fmod=0 on floats (floor-rounded, with special cases); before,
-                  fmod=0 was integer-only. Such a node is rewritten (`floor_mod_nodes`) into
-                  opset-26 operators that compute the opset 28 definition exactly: the
-                  truncated remainder (fmod=1, exact in floating point), plus the divisor where
-                  its sign differs from the divisor's, and a zero carrying the divisor's sign
+                  fmod=0 was integer-only: such a node is rewritten (graphopt.frontend.opset_rewrites)
     SpaceToDepth  opset 28 adds `mode` (CRD); the older op is DCR: mode must be absent or DCR
     Range         opset 27 adds `stash_type`, which only acts on float16/bfloat16, types the
                   older schema lacks: ignored once the types check passes
-    BitShift      opset 28 adds signed types (refused by the types check: shape inference at 26
-                  rejects them) and defines shifts of the type's width or more, which older
-                  opsets left open; graphopt's own converter (graphopt.frontend.converters.bitshift)
-                  gives the opset 28 answer there at every opset
+    BitShift      opset 28 adds signed types (an arithmetic right shift): such a node is rewritten
+                  (graphopt.frontend.opset_rewrites); it also defines shifts of the type's width or
+                  more, which older opsets left open: graphopt's own converter
+                  (graphopt.frontend.converters.bitshift) gives the opset 28 answer at every opset
 
 A node whose types cannot be told (shape inference failed, a local function's body) keeps the
 model refused, as before: nothing is lowered on a guess.
@@ -36,72 +33,17 @@ from collections.abc import Callable
 import onnx
 import onnx.shape_inference
 
-FLOOR_MOD_FLOATS = 28  # the opset that defines Mod with fmod=0 on floats
-FLOAT_TYPES = {"tensor(float)", "tensor(double)", "tensor(float16)", "tensor(bfloat16)"}
+from graphopt.frontend import opset_rewrites
+
 INTEGER_TYPES = {f"tensor({t})" for t in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")}
 
 
 def _mod_rule(node: onnx.NodeProto, types: dict[str, str]) -> str:
-    if not needs_floor_mod_rewrite(node, types) or types.get(node.input[0], "") in FLOAT_TYPES:
+    floor_mod = node.op_type == "Mod" and next((a.i for a in node.attribute if a.name == "fmod"), 0) == 0
+    operand = types.get(node.input[0], "")
+    if not floor_mod or operand in INTEGER_TYPES or opset_rewrites.rewrites(node, types):
         return ""
-    return f"fmod=0 on {types.get(node.input[0]) or 'an unknown type'} is defined only from opset 28"
-
-
-def needs_floor_mod_rewrite(node: onnx.NodeProto, types: dict[str, str]) -> bool:
-    """A Mod with fmod=0 on a value that is not an integer (a float one is rewritten)."""
-    fmod = next((a.i for a in node.attribute if a.name == "fmod"), 0)
-    return node.op_type == "Mod" and fmod == 0 and types.get(node.input[0], "") not in INTEGER_TYPES
-
-
-def floor_mod_nodes(node: onnx.NodeProto) -> list[onnx.NodeProto]:
-    """Opset 28's floating-point Mod with fmod=0, in operators opset 26 defines (see above).
-
-    r = fmod(a, b); r + b where r is non-zero and its sign differs from b's; a zero takes b's sign.
-    The special cases follow: fmod gives NaN for an infinite a or a zero b, and a for an
-    infinite b, to which b is added (giving b) exactly when the signs differ."""
-    a, b = node.input[0], node.input[1]
-    out = node.output[0]
-    names = iter(f"{out}_graphopt_mod{i}" for i in range(16))
-    trunc, zero, zero_c, is_zero, r_neg, b_neg, differ, nonzero, adjust, shifted, magnitude, negated, \
-        signed_zero, adjusted = (next(names) for _ in range(14))
-    make = onnx.helper.make_node
-    scalar = onnx.helper.make_tensor
-    nodes = [
-        make("Mod", [a, b], [trunc], fmod=1),
-        make("Constant", [], [zero], value=scalar("v", onnx.TensorProto.FLOAT, [], [0.0])),
-        make("CastLike", [zero, b], [zero_c]),
-        make("Equal", [trunc, zero_c], [is_zero]),
-        make("Less", [trunc, zero_c], [r_neg]),
-        make("Less", [b, zero_c], [b_neg]),
-        make("Xor", [r_neg, b_neg], [differ]),
-        make("Not", [is_zero], [nonzero]),
-        make("And", [nonzero, differ], [adjust]),
-        make("Add", [trunc, b], [shifted]),
-        # a zero with b's sign, computed from r (a -0.0 constant would be merged with 0.0 by folding,
-        # which compares values): where r is a zero, |r| is +0 and -|r| is -0
-        make("Abs", [trunc], [magnitude]),
-        make("Neg", [magnitude], [negated]),
-        make("Where", [b_neg, negated, magnitude], [signed_zero]),
-        make("Where", [adjust, shifted, trunc], [adjusted]),
-        make("Where", [is_zero, signed_zero, adjusted], [out]),
-    ]
-    for index, new in enumerate(nodes):
-        new.name = f"{node.name or out}_graphopt_mod_{index}"
-    return nodes
-
-
-def rewrite_float_floor_mods(graph: onnx.GraphProto, types: dict[str, str]) -> None:
-    """Replace, in `graph` and its subgraphs, every float Mod with fmod=0 by `floor_mod_nodes`."""
-    rewritten = []
-    for node in graph.node:
-        for attr in node.attribute:
-            for sub in ([attr.g] if attr.HasField("g") else list(attr.graphs)):
-                rewrite_float_floor_mods(sub, types)
-        floor_float = needs_floor_mod_rewrite(node, types) and types.get(node.input[0], "") in FLOAT_TYPES
-        rewritten.extend(floor_mod_nodes(node) if floor_float else [node])
-    if len(rewritten) != len(graph.node):
-        del graph.node[:]
-        graph.node.extend(rewritten)
+    return f"fmod=0 on {operand or 'an unknown type'} is defined only from opset 28"
 
 
 def _space_to_depth_rule(node: onnx.NodeProto, types: dict[str, str]) -> str:
@@ -176,6 +118,8 @@ def why_not_at(node: onnx.NodeProto, older: int, newer: int, types: dict[str, st
     extra = [a.name for a in node.attribute if a.name not in old.attributes and a.name not in moot]
     if extra:
         return f"attribute {extra[0]!r} is defined only from opset {new.since_version}"
+    if opset_rewrites.rewrites(node, types):
+        return ""  # rewritten into opset-26 operators that compute the new definition
     why = _types_outside(node, old, types)
     return why or (rule(node, types) if rule else "")
 

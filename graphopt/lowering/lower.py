@@ -104,9 +104,13 @@ def lower_imported(imported: ImportedModule, target: tvm.target.Target, schedule
                    tuning_db=None) -> tuple[tvm.IRModule, ImportedModule]:
     """The lowered program and the imported model with its weights as that program
     takes them (prepared once at compile time on llvm: see graphopt.lowering.prepack)."""
-    from graphopt.lowering.static_check import require_static_shapes
+    from graphopt.lowering.static_check import lowering_lost_a_shape, require_static_shapes
 
-    require_static_shapes(imported.mod)
-    lowered, params, names = lower_with_prepared_weights(imported.mod, target, imported.params,
-                                                         imported.param_names, schedules, tuning_db)
+    try:
+        lowered, params, names = lower_with_prepared_weights(imported.mod, target, imported.params,
+                                                             imported.param_names, schedules, tuning_db)
+    except AssertionError as exc:
+        if lowering_lost_a_shape(exc):
+            require_static_shapes(imported.mod)  # raises ShapeError naming the culprit
+        raise
     return lowered, imported._replace(params=params, param_names=names)

@@ -16,7 +16,7 @@ _LIBM = ("one element of 10,000 off by 1.3e-3 relative (5.8e-7 absolute, near ze
          "x*tanh(softplus(x)); LLVM's exp/log1p/tanh and numpy's differ in the last float32 bits")
 _FP16 = ("fp16 model: every node rounds to fp16, whose step (9.8e-4 near 1) is the suite's rtol; graphopt's "
          "kernels round in another order than the reference (float32, rounded once), 1 to 3 fp16 steps apart "
-         "(at most 2.9e-3 relative, seen 2026-12-06)")
+         "(at most 2.9e-3 relative, seen 2026-12-06; the fp16 causal convolution: 1.6e-3)")
 _DFT = ("float32 DFT of outputs up to 540-1900 in magnitude: the failing elements are exact zeros of the "
         "reference (imaginary parts of real-input bins) left at 1e-5 to 2.4e-4 by float32 rounding, about "
         "2.5e-7 of the largest output; ONNX Runtime's own kernel gives the same values (the opset-17 "
@@ -30,6 +30,7 @@ KNOWN_TOLERANCES: dict[str, tuple[float, float, str]] = {
     "test_attention_4d_fp16_expanded_cpu": (4e-3, 1e-7, _FP16),
     "test_attention_4d_gqa_causal_nonpad_decode_fp16_expanded_cpu": (4e-3, 1e-7, _FP16),
     "test_attention_4d_gqa_with_past_and_present_fp16_expanded_cpu": (4e-3, 1e-7, _FP16),
+    "test_causal_conv_with_state_silu_fp16_expanded_cpu": (4e-3, 1e-7, _FP16),
     "test_dft_cpu": (1e-3, 5e-4, _DFT),
     "test_dft_axis_cpu": (1e-3, 5e-4, _DFT),
     "test_dft_inverse_cpu": (1e-3, 5e-4, _DFT),

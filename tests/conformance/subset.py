@@ -36,7 +36,7 @@ SUBSET: tuple[str, ...] = (
     "test_AvgPool2d_cpu",
     # normalization, one as its expanded ONNX function
     "test_batchnorm_epsilon_cpu", "test_instancenorm_example_cpu", "test_layer_normalization_2d_axis0_expanded_cpu",
-    # reductions, two over zero-size inputs
+    # reductions, two over zero-size inputs (folded as the constants they are)
     "test_reduce_sum_keepdims_example_cpu", "test_reduce_mean_default_axes_keepdims_example_cpu",
     "test_reduce_sum_empty_set_cpu", "test_reduce_max_empty_set_cpu",
     "test_softmax_axis_1_cpu", "test_logsoftmax_default_axis_cpu", "test_softmax_axis_1_expanded_cpu",
@@ -52,11 +52,17 @@ SUBSET: tuple[str, ...] = (
     "test_lstm_defaults_cpu", "test_gru_defaults_cpu",
     # small models: a PyTorch operator export (opset 6), a simple model
     "test_operator_add_broadcast_cpu", "test_single_relu_model_cpu",
+    # opset 28 models lowered to ONNX Runtime's 26 (BitShift's width rule from graphopt's converter, a
+    # signed BitShift rewritten into opset-26 ops, a Cast), an empty input a reduction reads as its axes,
+    # an integer Pow (a fallback kernel)
+    "test_bitshift_right_uint16_cpu", "test_bitshift_left_int8_cpu", "test_cast_FLOAT_to_FLOAT16_cpu",
+    "test_mod_mixed_sign_int32_cpu", "test_reduce_sum_empty_axes_input_noop_cpu", "test_pow_types_int32_int32_cpu",
     # expected refusals: data-dependent sizes (one zero-size, one 0-d), sequences, training ops,
-    # string tensors, an opset newer than ONNX Runtime's
+    # string tensors, a random training Dropout, a shape TVM's importer loses (bfloat16 attention)
     "test_slice_cpu", "test_slice_start_out_of_bounds_cpu", "test_triu_zero_cpu",
     "test_sequence_insert_at_back_cpu", "test_adagrad_cpu", "test_ai_onnx_ml_label_encoder_string_int_cpu",
-    "test_regex_full_match_basic_cpu", "test_cast_FLOAT_to_FLOAT16_cpu",
+    "test_regex_full_match_basic_cpu", "test_training_dropout_cpu",
+    "test_attention_4d_attn_mask_causal_bf16_expanded_cpu",
 )
 
 

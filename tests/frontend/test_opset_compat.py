@@ -84,10 +84,27 @@ def test_bitshift_shifts_of_the_width_or_more_give_opset_28s_answer(tmp_path):
 
 
 @pytest.mark.skipif(NEWEST < 28, reason="the installed onnx defines no opset 28")
-def test_signed_bitshift_is_new_in_28_and_refused():
-    model = _model(helper.make_node("BitShift", ["a", "b"], ["y"], direction="RIGHT"), TensorProto.INT32)
-    with pytest.raises(ModelLoadError, match=r"BitShift changed after it: 'a' is tensor\(int32\)"):
-        check_domains(model)
+def test_signed_bitshift_of_opset_28_is_rewritten_exactly(tmp_path):
+    """Signed shifts are new in opset 28: left shifts wrap past the sign bit, right shifts fill with
+    it, and a shift that is negative or of the width or more gives the fill alone (-1 or 0)."""
+    from graphopt.compiler import CompileOptions, compile_model
+    from graphopt.runtime import load
+
+    x = np.array([1, -1, 100, -100, 64, -128, 5, -5, 7, -7], dtype=np.int8)
+    y = np.array([1, 1, 2, 3, 1, 1, 8, 9, -1, -2], dtype=np.int8)
+    valid = (y >= 0) & (y < 8)
+    safe = np.where(valid, y, 0).astype(np.int64)
+    for direction in ("LEFT", "RIGHT"):
+        model = _model(helper.make_node("BitShift", ["a", "b"], ["y"], direction=direction), TensorProto.INT8,
+                       shape=x.shape)
+        compile_model(model, tmp_path / direction, CompileOptions())
+        got = load(tmp_path / direction).run({"a": x, "b": y})["y"]
+        wide = x.astype(np.int64)
+        if direction == "LEFT":
+            expected = np.where(valid, ((wide << safe) & 0xFF), 0).astype(np.uint8).view(np.int8)
+        else:
+            expected = np.where(valid, wide >> safe, np.where(wide < 0, -1, 0)).astype(np.int8)
+        np.testing.assert_array_equal(got, expected, err_msg=direction)
 
 
 @pytest.mark.skipif(NEWEST < 28, reason="the installed onnx defines no opset 28")
