@@ -25,6 +25,6 @@ def converters() -> dict[str, type]:
 
 def _modules() -> list:
     """The converter modules; each defines CONVERTERS = {op_type: converter class}."""
-    from graphopt.frontend.converters import bitshift, fallback, recurrent
+    from graphopt.frontend.converters import bitshift, fallback, recurrent, swish
 
-    return [bitshift, fallback, recurrent]
+    return [bitshift, fallback, recurrent, swish]
