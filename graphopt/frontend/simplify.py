@@ -71,6 +71,7 @@ def simplify(model: onnx.ModelProto, enabled: bool = True) -> onnx.ModelProto:
     before, after = len(model.graph.node), len(slimmed.graph.node)
     log.info("simplify: %d -> %d nodes", before, after)
     refuse_empty_inputs_in_use(slimmed)  # after folding: it may leave an empty input unread
+    _keep_static_outputs(model, slimmed)
     return _infer_onnx_over_slim(model, slimmed)
 
 
@@ -157,10 +158,21 @@ def _drop_slim_shapes(source: onnx.ModelProto, slimmed: onnx.ModelProto) -> None
 
     Why: onnxslim's symbolic inference is not the reference and can be wrong (an uneven
     Split with `num_outputs` got 7 // 4 where ONNX says ceil). Intermediate shapes are
-    dropped; an output takes the source's static shape (inferred by ONNX before folding,
-    which cannot change it).
+    dropped; an output takes the source's static shape (`_keep_static_outputs`).
     """
     slimmed.graph.ClearField("value_info")
+    _keep_static_outputs(source, slimmed)
+
+
+def _keep_static_outputs(source: onnx.ModelProto, slimmed: onnx.ModelProto) -> None:
+    """Give every output the static shape the source declares or ONNX inferred before folding.
+
+    Why: folding cannot change an output's shape, but onnxslim rewrites outputs with its own
+    inference, which can be wrong where ONNX's cannot tell: a Split whose sizes come from a
+    non-constant input got equal parts (3 and 3 where the model declares 2 and 4), and the plan
+    then held the wrong sizes. A declared shape is part of the model's contract; where the data
+    breaks it at run time, the kernel that finds it fails loudly (graphopt.runtime.fallback).
+    """
     static = {vi.name: vi.type for vi in source.graph.output if _is_static(vi.type)}
     for out in slimmed.graph.output:
         if out.name in static:

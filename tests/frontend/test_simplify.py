@@ -48,3 +48,26 @@ def test_uneven_split_keeps_onnx_shapes():
                    [_vi(name, [2 if i < 3 else 1]) for i, name in enumerate(outs)], opset=18)
     prepared = prepare_model(model)
     assert [s.shape for s in prepared.outputs] == [(2,), (2,), (2,), (1,)]
+
+
+def test_split_sized_by_an_input_keeps_the_declared_output_shapes(tmp_path):
+    """Split's sizes from a non-constant input: onnxslim wrote equal parts (3, 3) over the model's
+    declared 2 and 4, and the plan held the wrong sizes. The declared shapes are the contract: data
+    that keeps it runs and matches ONNX Runtime, data that breaks it fails in one line."""
+    import pytest
+
+    from graphopt.compiler import CompileOptions, compile_model
+    from graphopt.errors import KernelError
+    from graphopt.runtime import load
+
+    model = _model([helper.make_node("Split", ["x", "split"], ["a", "b"], axis=0)],
+                   [_vi("x", [6]), _vi("split", [2], TensorProto.INT64)], [_vi("a", [2]), _vi("b", [4])], opset=18)
+    assert [s.shape for s in prepare_model(model).outputs] == [(2,), (4,)]
+    compile_model(model, tmp_path / "art", CompileOptions())
+    session = load(tmp_path / "art")
+    x = np.arange(1, 7, dtype=np.float32)
+    got = session.run({"x": x, "split": np.array([2, 4], dtype=np.int64)})
+    np.testing.assert_array_equal(got["a"], x[:2])
+    np.testing.assert_array_equal(got["b"], x[2:])
+    with pytest.raises(KernelError, match="onnxruntime returned float32\\[3\\], the plan holds float32\\[2\\]"):
+        session.run({"x": x, "split": np.array([3, 3], dtype=np.int64)})
