@@ -6,11 +6,13 @@ writes (default CPU schedules, planned arena, run through graphopt's runtime),
 with --tuning-db also the artifact `graphopt compile --tuning-db DIR` writes
 ("graphopt tuned": the same plan, tuned kernels; its arena must equal the
 untuned one's, and its outputs are checked too), and ONNX Runtime's CPU
-provider. After a warm-up all run in rotated order each round (A B C, B C A,
-...); medians over rounds; ratios are to ONNX Runtime.
+provider, and OpenVINO's CPU plugin when it is installed (the `bench` extra: an anchor column,
+f32, latency hint, same threads; --no-openvino leaves it out). After a warm-up all run in
+rotated order each round (A B C, B C A, ...); medians over rounds; ratios are to ONNX Runtime,
+and graphopt's also to OpenVINO. Every engine's outputs are checked against ONNX Runtime's.
 
     python -m benchmarks.latency [--models a,b,...] [--threads N] [--json FILE] [--skip-stock] [--tuning-db DIR]
-                                 [--ablate OPTION]
+                                 [--ablate OPTION] [--no-openvino]
 
 --ablate OPTION adds an ablation column: graphopt compiled with that boolean
 compile option off (concat_in_place, reorder, schedules), timed in the same
@@ -41,6 +43,8 @@ DEFAULT_MODELS = ("light_squeezenet", "light_shufflenet", "light_resnet50", "lig
 COLUMNS = ("model", "stock_ms", "ours_ms", "ort_ms", "stock/ort", "ours/ort", "ours/ort q1-q3", "ours_compile_s",
            "max_rel_err")
 TUNED_COLUMNS = ("tuned_ms", "tuned/ort", "tuned/ort q1-q3", "tuned_kernels", "tuned_max_rel_err")
+OPENVINO_COLUMNS = ("ov_ms", "ov/ort", "ours/ov", "ours/ov q1-q3", "ov_max_rel_err")
+TUNED_OPENVINO_COLUMNS = ("tuned/ov", "tuned/ov q1-q3")
 ABLATIONS = ("concat_in_place", "reorder", "schedules")
 
 
@@ -156,8 +160,26 @@ def _tuned_session(model_path: Path, shapes: dict, work: Path, name: str, tuning
     return tuned, plan["schedules"]["tuned"]
 
 
+def _add_openvino(runners: dict, model_path: Path, feeds: dict, threads: int, expected: dict) -> dict:
+    """OpenVINO's runner joins the rotation; returns its output error against ONNX Runtime."""
+    from benchmarks.openvino_engine import openvino_runner
+
+    run, outputs = openvino_runner(model_path, feeds, threads)
+    runners["ov"] = run
+    return {"ov_max_rel_err": _max_rel_err(expected, outputs())}
+
+
+def _openvino_row(samples: dict, medians: dict) -> dict:
+    row = {"ov_ms": medians["ov"] * 1e3, "ov/ort": medians["ov"] / medians["ort"],
+           "ours/ov": medians["ours"] / medians["ov"], "ours/ov q1-q3": _paired_ratio_range(samples, "ours", "ov")}
+    if "tuned" in medians:
+        row |= {"tuned/ov": medians["tuned"] / medians["ov"],
+                "tuned/ov q1-q3": _paired_ratio_range(samples, "tuned", "ov")}
+    return row
+
+
 def bench_model(name: str, work: Path, threads: int, rounds: int, skip_stock: bool,
-                tuning_db: Path | None = None, ablate: str | None = None) -> dict:
+                tuning_db: Path | None = None, ablate: str | None = None, openvino: bool = False) -> dict:
     from graphopt.compiler import CompileOptions, compile_model
     from graphopt.runtime import load
 
@@ -182,6 +204,8 @@ def bench_model(name: str, work: Path, threads: int, rounds: int, skip_stock: bo
         err = max(err, _max_rel_err(expected, ablated.run(feeds)))
         extra |= {f"no_{ablate}_arena_bytes": ablated_plan["arena_bytes"],
                   "ours_arena_bytes": untuned.plan["arena_bytes"]}
+    if openvino:
+        extra |= _add_openvino(runners, model_path, feeds, threads, expected)
     if not skip_stock:
         runners["stock"] = _stock_runner(model_path, shapes, feeds, ours)
     slowest = max(f() for f in runners.values())
@@ -197,6 +221,8 @@ def bench_model(name: str, work: Path, threads: int, rounds: int, skip_stock: bo
     if "tuned" in medians:
         row |= {"tuned_ms": medians["tuned"] * 1e3, "tuned/ort": medians["tuned"] / medians["ort"],
                 "tuned/ort q1-q3": _paired_ratio_range(samples, "tuned")}
+    if "ov" in medians:
+        row |= _openvino_row(samples, medians)
     if ablate is not None:
         off = f"no_{ablate}"
         paired = [a / b for a, b in zip(samples["ours"], samples[off])]
@@ -213,11 +239,13 @@ def _fmt(value) -> str:
 
 def markdown(rows: list[dict]) -> str:
     columns = COLUMNS + (TUNED_COLUMNS if rows and "tuned_ms" in rows[0] else ())
+    columns += (OPENVINO_COLUMNS if rows and "ov_ms" in rows[0] else ())
+    columns += (TUNED_OPENVINO_COLUMNS if rows and "tuned/ov" in rows[0] else ())
     ablated = [option for option in ABLATIONS if rows and f"no_{option}_ms" in rows[0]]
     columns += ablation_columns(ablated[0]) if ablated else ()
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_fmt(r[c]) for c in columns) + " |" for r in rows]
-    for key in ("ours/ort", "tuned/ort") + tuple(f"ours/no_{option}" for option in ablated):
+    for key in ("ours/ort", "tuned/ort", "ours/ov", "tuned/ov") + tuple(f"ours/no_{option}" for option in ablated):
         ratios = sorted(r[key] for r in rows if key in r)
         if ratios:
             lines.append(f"\n{key}: median {statistics.median(ratios):.2f}, worst {ratios[-1]:.2f}")
@@ -262,7 +290,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="add a 'graphopt tuned' column: compile with this `graphopt tune-kernels` database")
     parser.add_argument("--ablate", choices=ABLATIONS, default=None,
                         help="add a column with this compile option off, and the paired ratio to it")
+    parser.add_argument("--no-openvino", action="store_true", help="leave out the OpenVINO column")
     args = parser.parse_args(argv)
+    from benchmarks.openvino_engine import available
+
+    openvino = not args.no_openvino and available()
+    if not args.no_openvino and not openvino:
+        print("OpenVINO is not installed (pip install -e .[bench]): no OpenVINO column", file=sys.stderr)
     threads = engine_threads(args.threads)
     meta = _meta(argv, threads)
     rows = []
@@ -270,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.models.split(","):
             print(f"[{name}] compiling and timing...", file=sys.stderr, flush=True)
             rows.append(bench_model(name, Path(tmp), threads, args.rounds, args.skip_stock, args.tuning_db,
-                                    args.ablate))
+                                    args.ablate, openvino))
             print(markdown(rows[-1:]).splitlines()[2], file=sys.stderr, flush=True)
     print(markdown(rows))
     out = args.json or unused(RESULTS / f"latency-{meta['date']}.json")
