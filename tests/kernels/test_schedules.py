@@ -160,3 +160,28 @@ def test_epilogues_reading_twice_stay_in_their_rule():
     """HardSwish and swish epilogues are folded into the kernel, not left to the
     fallback (they were: PP-OCR det/rec ran 5-18x slower than ONNX Runtime)."""
     assert sorted(_taken_by(epilogue_zoo()).values()) == ["Depthwise", "GEMM", "GEMM", "GroupedConv"]
+
+
+def test_row_reductions_with_few_outputs_but_much_work_run_in_parallel():
+    """A softmax over 4x128 rows of 128: its row maximum and row sum have 512 outputs but read
+    65,536 elements; they ran serially (17% of the encoder's time) until the threshold counted
+    the reduced elements too."""
+    import tvm
+    from tvm import relax
+
+    from graphopt.kernels.schedules.fallback import MIN_PARALLEL_ELEMENTS, Fallback
+    from graphopt.lowering.target import make_target
+
+    builder = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType([1, 4, 128, 128], "float32"))
+    with builder.function("main", [x]):
+        with builder.dataflow():
+            out = builder.emit_output(relax.op.nn.softmax(x, axis=-1))
+        builder.emit_func_output(out)
+    legalized = relax.transform.LegalizeOps()(builder.get())
+    func = next(f for _, f in legalized.functions_items() if isinstance(f, tvm.tirx.PrimFunc))
+    assert 4 * 128 < MIN_PARALLEL_ELEMENTS <= 4 * 128 * 128
+    script = Fallback().schedule(func, make_target("llvm"), {}).mod.script()
+    reductions = [b for b in script.split('T.sblock("')[1:] if b.startswith(("T_softmax_maxelem", "T_softmax_expsum"))]
+    assert len(reductions) == 2
+    assert script.count("T.parallel(") >= 3, script  # both reductions and the normalization
