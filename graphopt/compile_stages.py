@@ -64,12 +64,16 @@ def prepare(state: CompileState) -> None:
                                    allow_ort_only=options.fallback and not options.training)
     state.importable = state.prepared.model
     state.records["reorder"] = {"method": "off"}
+    if state.prepared.symbols:  # a range compile: its kernel order is TVM's (graphopt.analysis.range_plan)
+        state.records["reorder"] = {"method": "off", "why": "shape range"}
     if options.training:
         from graphopt.train.frontend import for_training
 
         state.importable = for_training(state.prepared.model, options.loss)
     else:
         state.records["concat_in_place"] = {"elided": 0, "off": True}
+        if state.prepared.symbols:
+            state.records["concat_in_place"]["why"] = "shape range"
 
 
 def import_model(state: CompileState) -> None:
@@ -84,6 +88,8 @@ def import_model(state: CompileState) -> None:
         state.imported, state.fallback = import_with_fallback(state.importable, options.fallback)
         _check_fallback_target(state.fallback, options.target)
         state.records["fallback"] = {"kernels": [k.record() for k in state.fallback]}
+    if state.prepared.symbols:
+        _bound_symbols(state)
     state.imported_names = list(state.imported.param_names)
     state.imported_bytes = int(sum(p.nbytes for p in state.imported.params))
     state.target = make_target(state.options.target)
@@ -97,6 +103,16 @@ def _check_fallback_target(kernels: tuple, target: str) -> None:
         ops = ", ".join(sorted({k.op_type for k in kernels}))
         raise UnsupportedOperatorError(f"{ops}: TVM cannot import these for {target}, and onnxruntime fallback "
                                        "kernels run on CPU targets only")
+
+
+def _bound_symbols(state: CompileState) -> None:
+    """A range compile: every symbol's upper bound on `main` (graphopt.lowering.shape_bounds)."""
+    from graphopt.errors import ShapeError
+    from graphopt.lowering.shape_bounds import with_upper_bounds
+
+    if state.fallback:
+        raise ShapeError("a shape range cannot run onnxruntime fallback kernels yet; compile for fixed shapes")
+    state.imported = state.imported._replace(mod=with_upper_bounds(state.imported.mod, state.prepared.symbols))
 
 
 def gradient(state: CompileState) -> None:
@@ -123,6 +139,11 @@ def lower(state: CompileState) -> None:
         state.stock_lowered, state.imported = lower_imported(state.imported, state.target, options.schedules,
                                                              options.tuning_db)
     state.lowered = state.stock_lowered
+    if state.prepared.symbols:
+        from graphopt.lowering.shape_bounds import kernel_report, warn_default_kernels
+
+        state.records["shape_range_kernels"] = kernel_report(state.stock_lowered)
+        warn_default_kernels(state.records["shape_range_kernels"], options.schedules and options.target == "llvm")
 
 
 def reorder(state: CompileState) -> None:
@@ -142,7 +163,9 @@ def concat(state: CompileState) -> None:
 def extract(state: CompileState) -> None:
     from graphopt.analysis.extract import extract as extract_problem
 
-    state.extraction = extract_problem(state.lowered["main"])
+    symbols = state.prepared.symbols  # a range compile is planned at its maximum (graphopt.analysis.range_plan)
+    at = {name: hi for name, (_lo, hi) in symbols.items()} if symbols else None
+    state.extraction = extract_problem(state.lowered["main"], at=at)
 
 
 def place(state: CompileState) -> None:
@@ -198,6 +221,11 @@ def verify(state: CompileState) -> None:
     state.report = validate(memory.problem, memory.placement)
     if not state.report.valid:
         raise PlanError(f"planner {memory.placement.planner} produced an invalid plan: {state.report.errors[0]}")
+    if state.prepared.symbols:  # proven for the whole range, checked at its corners and samples
+        from graphopt.analysis.range_plan import range_record
+
+        record = range_record(state.lowered["main"], state.extraction, memory.placement, state.prepared.symbols)
+        state.records["shape_range"] = {**record, "kernels": state.records.pop("shape_range_kernels", {})}
     if state.after_plan is not None:
         state.after_plan(memory.placement)
 
@@ -270,6 +298,10 @@ def _manifest(state: CompileState) -> dict:
         "param_keys": [f"p{i:05d}" for i in range(len(imported.params) + len(state.states))],
         "param_names": list(imported.param_names),
     }
+    if prepared.symbols:  # a range compile: shapes above are the maximum; dims and ranges say the rest
+        for entry in signature["inputs"] + signature["outputs"]:
+            entry["dims"] = list(prepared.dims[entry["name"]])
+        signature["shape_symbols"] = {name: list(bounds) for name, bounds in sorted(prepared.symbols.items())}
     if state.options.training:
         from graphopt.train.manifest import training_signature
 

@@ -63,8 +63,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("import", import_model),  # TVM's ONNX importer: Relax, weights as parameters
     Stage("gradient", gradient, _training),  # loss, backward and update in the same function
     Stage("lower", lower),  # legalize, fuse, schedule kernels, explicit allocations
-    Stage("reorder", reorder, lambda options: options.reorder),  # a lower-peak kernel order
-    Stage("concat", concat, lambda options: options.concat_in_place),  # producers write into their concat
+    # a shape range keeps TVM's order and plain concatenations (plan.json says why: "shape range")
+    Stage("reorder", reorder, lambda options: options.reorder and not options.ranged),  # a lower-peak order
+    Stage("concat", concat, lambda options: options.concat_in_place and not options.ranged),  # write into the concat
     Stage("extract", extract),  # the MemoryProblem: every tensor's lifetime in execution order
     Stage("plan", place),  # offsets in one arena, by the chosen planner
     Stage("profile", profile, _measured_swaps),  # time each kernel of a no-swap build on this machine

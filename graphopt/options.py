@@ -24,7 +24,8 @@ class CompileOptions:
 
     target: str = "llvm"
     planner: str = "auto"
-    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # dims are ints; a (lo, hi) pair (graphopt.frontend.ranges.DimRange) makes a range compile
+    input_shapes: dict[str, tuple] = field(default_factory=dict)
     time_limit: float = DEFAULT_TIME_LIMIT
     reorder: bool = True
     schedules: bool = True
@@ -43,12 +44,20 @@ class CompileOptions:
     def training(self) -> bool:
         return False
 
+    @property
+    def ranged(self) -> bool:
+        """Some input dim is a range (graphopt.frontend.ranges): one artifact for every shape in it."""
+        return any(not isinstance(d, int) for dims in self.input_shapes.values() for d in dims) and _has_ranges(
+            self.input_shapes)
+
     def check(self) -> None:
         """Refuses, in one line, a combination this compile cannot honour."""
         check_kernel_options(self.target, self.schedules, self.tuning_db)
+        if self.ranged and (self.training or self.target != "llvm"):
+            raise InputError("a shape range (LO..HI) is supported for inference on --target llvm only")
 
     def as_manifest(self) -> dict:
-        shapes = {k: list(v) for k, v in sorted(self.input_shapes.items())}
+        shapes = {k: _dims_record(v) for k, v in sorted(self.input_shapes.items())}
         record = {"planner": self.planner, "input_shapes": shapes, "time_limit": self.time_limit,
                   "reorder": self.reorder, "schedules": self.schedules, "concat_in_place": self.concat_in_place,
                   "tuning_db_sha256": tuning_db_sha256(self.tuning_db)}
@@ -95,6 +104,22 @@ class TrainOptions(CompileOptions):
                 "memory_budget": self.memory_budget, "swap_planner": self.swap_planner,
                 "link_bandwidth": self.link_bandwidth, "link_latency": self.link_latency,
                 "step_costs": self.step_costs}
+
+
+def _has_ranges(shapes: dict) -> bool:
+    from graphopt.frontend.ranges import has_ranges
+
+    return has_ranges(shapes)
+
+
+def _dims_record(dims: tuple) -> list:
+    """An input's dims as the manifest records them: numbers, and `LO..HI` text for a range
+    (fixed shapes record exactly as before, so their artifact ids do not move)."""
+    if all(isinstance(d, int) for d in dims):
+        return list(dims)
+    from graphopt.frontend.ranges import as_dim
+
+    return [d if isinstance(d, int) else str(as_dim(d)) for d in dims]
 
 
 def check_kernel_options(target_kind: str, schedules: bool, tuning_db: Path | None) -> None:

@@ -17,6 +17,8 @@ def inspect_json(manifest: dict, plan: dict) -> dict:
     if "weights" in plan:
         out["weights"] = plan["weights"]
     out["fallback"] = plan.get("fallback", {"kernels": []})  # artifacts from before fallback kernels have none
+    if "shape_range" in plan:
+        out["shape_range"] = plan["shape_range"]
     out.update(id=manifest["id"], build_id=manifest["build_id"], target=manifest["target"],
                inputs=manifest["inputs"], outputs=manifest["outputs"])
     return out
@@ -46,7 +48,30 @@ def summary_lines(plan: dict) -> list[str]:
         _reorder_line(plan.get("reorder", {})),
         _concat_line(plan.get("concat_in_place")),
         _fallback_line(plan.get("fallback")),
-    ]
+    ] + range_lines(plan.get("shape_range"))
+
+
+def range_lines(record: dict | None) -> list[str]:
+    """A range artifact (graphopt.analysis.range_plan): the arena and lower bound at both ends of
+    the range, how the plan was proven, and what its symbolic kernels got."""
+    if not record:
+        return []
+    ranges = ", ".join(f"{name}={lo}..{hi}" for name, (lo, hi) in record["symbols"].items())
+    head = (f"shape range    {ranges}: plan proven ({record['proof']}), validated at {record['points_checked']} "
+            "points (corners + samples)")
+    lines = [head]
+    for end in ("at_max", "at_min"):
+        point = record[end]
+        where = ", ".join(f"{k}={v}" for k, v in point["point"].items())
+        lines.append(f"  {end[3:]} ({where})  arena used {_mib(point['arena_bytes'])}   "
+                     f"lower bound {_mib(point['lower_bound_bytes'])}")
+    kernels = record.get("kernels", {})
+    if kernels:
+        rules = "; ".join(f"{n} {label}" for label, n in kernels.get("by_rule", {}).items())
+        default = kernels.get("tvm_default", [])
+        lines.append(f"  kernels      {kernels.get('symbolic', 0)} symbolic: {rules or 'none'}"
+                     + (f"; TVM default (unscheduled): {', '.join(default)}" if default else ""))
+    return lines
 
 
 def _fallback_line(record: dict | None) -> str:
@@ -81,7 +106,8 @@ def _reorder_line(record: dict) -> str:
     before, after = record.get("lower_bound_before"), record.get("lower_bound_after")
     if before and after and after < before:
         return f"reorder        {record['method']}: lower bound {_mib(before)} -> {_mib(after)} ({after / before:.3f}x)"
-    return f"reorder        {record.get('method', 'off')} (kernel order unchanged)"
+    why = f"; {record['why']}" if record.get("why") else ""
+    return f"reorder        {record.get('method', 'off')} (kernel order unchanged{why})"
 
 
 def _concat_line(record: dict | None) -> str:
@@ -89,7 +115,7 @@ def _concat_line(record: dict | None) -> str:
     if not record:
         return "concat         (no record)"
     if record.get("off"):
-        return "concat         copies kept (--no-concat-in-place)"
+        return f"concat         copies kept ({record.get('why', '--no-concat-in-place')})"
     kept = record.get("kept_for_memory")
     why = f"; {kept} kept as copies: in place they would raise the peak" if kept else ""
     return f"concat         {record['elided']} of {record['concatenations']} concatenations in place (no copy){why}"

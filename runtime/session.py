@@ -23,6 +23,7 @@ from graphopt.errors import ArtifactError, first_line
 from graphopt.runtime import tvm_rt  # TVM's runtime library only, unless `tvm` is imported already
 from graphopt.runtime.cpu_features import check_host_cpu
 from graphopt.runtime.outputs import check_outputs
+from graphopt.runtime.shape_range import bind_symbols, bound_outputs
 from graphopt.runtime.signature import check_inputs
 from graphopt.signing import configured_keys  # light: cryptography is imported only when a key is used
 
@@ -161,6 +162,10 @@ class Session:
                 copy.cleanup()
         self.inputs = self.manifest["inputs"]
         self.outputs = self.manifest["outputs"]
+        self.symbols = self.manifest.get("shape_symbols")  # a range artifact (graphopt.runtime.shape_range)
+        if not self.symbols and any("dims" in spec for spec in self.inputs):  # shapes would go unchecked
+            raise ArtifactError("the manifest gives input dims without shape_symbols; the artifact is inconsistent "
+                                "(recompile it)")
 
     def _load_files(self, src: Path) -> None:
         """plan.json, the library and the params, from the verified folder `src`."""
@@ -177,6 +182,7 @@ class Session:
         self._main = self.vm["main"]  # looked up once: a lookup per call cost more than a small model's kernels
         self._staged: list = []  # one device tensor per input, allocated at the first run (_stage)
         self._views: list = []  # numpy views of them on the CPU
+        self._staged_shapes: list = []  # their shapes
         self.params = _load_params(src / PARAMS, self.manifest["param_keys"], self.device)
 
     def _stage(self, arrays: list[np.ndarray]) -> list:
@@ -185,7 +191,9 @@ class Session:
         Why: allocating fresh input tensors on every call was most of a small model's per-call
         cost. Reusing them is safe because a session runs one call at a time (see the class
         docstring) and every output is copied out before `run` returns."""
-        if not self._staged:
+        shapes = [a.shape for a in arrays]
+        if not self._staged or shapes != self._staged_shapes:  # a range artifact's shapes change between calls
+            self._staged_shapes = shapes
             self._staged = [tvm_rt.empty(a.shape, a.dtype, self.device) for a in arrays]
             self._views = [tvm_rt.host_view(t) for t in self._staged]  # None where a copy must go through TVM
         for tensor, view, array in zip(self._staged, self._views, arrays):
@@ -209,16 +217,20 @@ class Session:
 
     def run_timed(self, feeds: dict[str, np.ndarray]) -> RunResult:
         """Runs once; `seconds` covers the VM call and the device sync only."""
-        args = self._stage(check_inputs(self.inputs, feeds)) + self.params
+        arrays = check_inputs(self.inputs, feeds)
+        outputs = self.outputs
+        if self.symbols:  # a range artifact: the shape must lie in the range; outputs follow it
+            outputs = bound_outputs(self.outputs, bind_symbols(self.inputs, arrays, self.symbols))
+        args = self._stage(arrays) + self.params
         start = time.perf_counter()
         result = self._main(*args)
         tvm_rt.sync(self.device)
         seconds = time.perf_counter() - start
-        return RunResult(self._to_numpy(result), seconds)
+        return RunResult(self._to_numpy(result, outputs), seconds)
 
-    def _to_numpy(self, result) -> dict[str, np.ndarray]:
+    def _to_numpy(self, result, outputs: list[dict]) -> dict[str, np.ndarray]:
         values = [result] if _is_one_output(result) else list(result)
-        return check_outputs(self.outputs, [_output_array(v) for v in values])  # shapes/dtypes as the manifest says
+        return check_outputs(outputs, [_output_array(v) for v in values])  # shapes/dtypes as the manifest says
 
 
 def _is_one_output(result) -> bool:

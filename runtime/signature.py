@@ -28,7 +28,7 @@ def _checked(sig: dict, value) -> np.ndarray:
     array = np.asarray(value)
     if not same_dtype(array.dtype, sig["dtype"]):
         raise InputError(f"input {sig['name']} has dtype {array.dtype}, expected {sig['dtype']}")
-    if tuple(array.shape) != tuple(sig["shape"]):
+    if "dims" not in sig and tuple(array.shape) != tuple(sig["shape"]):  # a range's dims: runtime/shape_range.py
         shape = "x".join(map(str, array.shape)) or "scalar"
         raise InputError(f"input {sig['name']} has shape {shape}, expected {'x'.join(map(str, sig['shape']))}")
     return np.asarray(array, order="C")  # not ascontiguousarray: it makes a 0-d (scalar) input 1-d

@@ -14,9 +14,12 @@ tensor arguments, which can only lengthen a lifetime, never shorten one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import tvm
 from tvm import relax
 
+from graphopt.analysis.symbolic_size import evaluate
 from graphopt.errors import ShapeError
 
 ALLOC_TENSOR = tvm.ir.Op.get("relax.builtin.alloc_tensor")
@@ -31,8 +34,10 @@ def dtype_bytes(dtype) -> int:
     return (dt.bits * dt.lanes + 7) // 8
 
 
-def alloc_shape(call: relax.Call, var_name: str) -> tuple[int, ...]:
+def alloc_shape(call: relax.Call, var_name: str, at: Mapping[str, int] | None = None) -> tuple[int, ...]:
     """The static shape an alloc_tensor call allocates; ShapeError for a dynamic one.
+    `at`: the value of every shape symbol of a range compile (graphopt.analysis.symbolic_size),
+    which sizes the tensor at that point of the range.
 
     Every graph input has a static shape by now (graphopt.frontend refuses a dynamic one
     and names the flag), so a size still unknown here follows from input *values*: an op
@@ -40,6 +45,9 @@ def alloc_shape(call: relax.Call, var_name: str) -> tuple[int, ...]:
     Reshape, Expand, (Un)Squeeze whose sizes or axes are fed at run time, not constants."""
     dims = []
     for d in call.args[0].values:
+        if at is not None and not isinstance(d, tvm.tirx.IntImm):
+            dims.append(evaluate(d, at))
+            continue
         if not isinstance(d, tvm.tirx.IntImm):
             raise ShapeError(f"tensor {var_name} has a size that depends on input values (data-dependent: "
                              "e.g. NonMaxSuppression, or Slice/Tile/Reshape/Unsqueeze sizes or axes fed as "
@@ -48,10 +56,11 @@ def alloc_shape(call: relax.Call, var_name: str) -> tuple[int, ...]:
     return tuple(dims)
 
 
-def alloc_bytes(call: relax.Call, var_name: str) -> int:
-    """Bytes an alloc_tensor call allocates (at least 1: a zero-size tensor still gets an address)."""
+def alloc_bytes(call: relax.Call, var_name: str, at: Mapping[str, int] | None = None) -> int:
+    """Bytes an alloc_tensor call allocates (at least 1: a zero-size tensor still gets an address);
+    `at` as in alloc_shape."""
     count = 1
-    for d in alloc_shape(call, var_name):
+    for d in alloc_shape(call, var_name, at):
         count *= d
     dtype = call.args[1].value if hasattr(call.args[1], "value") else call.args[1]
     return max(count * dtype_bytes(dtype), 1)

@@ -19,6 +19,7 @@ stay outside the arena, so they are reported but not planned.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import tvm
@@ -55,8 +56,10 @@ class Extraction:
     recompute_inputs: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
 
-def extract(func: relax.Function, alignment: int = DEFAULT_ALIGNMENT) -> Extraction:
-    """Builds the MemoryProblem of one lowered Relax function."""
+def extract(func: relax.Function, alignment: int = DEFAULT_ALIGNMENT,
+            at: Mapping[str, int] | None = None) -> Extraction:
+    """Builds the MemoryProblem of one lowered Relax function; `at` sizes a range compile's
+    tensors at one point of its range (graphopt.analysis.symbolic_size)."""
     tracker = AliasTracker()
     allocs: list[tuple[relax.Var, int, int]] = []  # var, start step, bytes
     last_use: dict[relax.Var, int] = {}
@@ -69,7 +72,7 @@ def extract(func: relax.Function, alignment: int = DEFAULT_ALIGNMENT) -> Extract
         for binding in block.bindings:
             value = binding.value
             if is_alloc(value):
-                allocs.append((binding.var, step, alloc_bytes(value, binding.var.name)))
+                allocs.append((binding.var, step, alloc_bytes(value, binding.var.name, at)))
                 tracker.roots[binding.var] = frozenset([binding.var])
                 continue
             for root in tracker.of_expr(value):

@@ -20,6 +20,17 @@ def shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def shape_range_arg(text: str) -> tuple[str, tuple]:
+    """NAME=D1xD2x... where a dim may be LO..HI (a range: graphopt.frontend.ranges)."""
+    from graphopt.errors import GraphoptError
+    from graphopt.frontend.ranges import parse_shape_spec
+
+    try:
+        return parse_shape_spec(text)
+    except GraphoptError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def input_arg(text: str):
     """NAME=FILE.npy | NAME=FILE.npz[:KEY] [:bfloat16] as an InputSpec (graphopt.cli.inputs)."""
     from graphopt.cli.inputs import parse_input_spec
@@ -63,7 +74,11 @@ def add_trusted_key(parser: argparse.ArgumentParser) -> None:
                              "GRAPHOPT_TRUSTED_KEYS adds more; see `graphopt sign`)")
 
 
-def add_input_shape(parser: argparse.ArgumentParser) -> None:
-    """--input-shape NAME=D1xD2x... (repeatable), as compile and tune-kernels take it."""
-    parser.add_argument("--input-shape", type=shape_arg, action="append", default=[], metavar="NAME=D1xD2x...",
-                        help="fix an input's shape (repeatable); needed for dynamic dims")
+def add_input_shape(parser: argparse.ArgumentParser, ranges: bool = False) -> None:
+    """--input-shape NAME=D1xD2x... (repeatable), as compile and tune-kernels take it;
+    with `ranges` (compile) a dim may be LO..HI."""
+    help_text = "fix an input's shape (repeatable); needed for dynamic dims"
+    if ranges:
+        help_text += "; a dim LO..HI compiles one artifact for that range, e.g. x=1..32x3x224x224"
+    parser.add_argument("--input-shape", type=shape_range_arg if ranges else shape_arg, action="append", default=[],
+                        metavar="NAME=D1xD2x...", help=help_text)

@@ -26,7 +26,7 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
     p.add_argument("-o", "--output", type=Path, required=True, help="artifact directory to write")
     p.add_argument("--target", choices=("llvm", "cuda"), default="llvm")
     p.add_argument("--planner", default="auto", help="placement planner (see `graphopt planners`)")
-    add_input_shape(p)
+    add_input_shape(p, ranges=True)
     p.add_argument("--time-limit", type=float, default=10.0, metavar="SECONDS", help="planner time limit")
     p.add_argument("--no-reorder", dest="reorder", action="store_false",
                    help="keep TVM's kernel order (by default a lower-peak order is used when one exists)")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import onnx
@@ -26,6 +26,7 @@ from graphopt.frontend.disputed import refuse_disputed
 from graphopt.frontend.domains import check_domains
 from graphopt.frontend.element_types import check_element_types
 from graphopt.frontend.load import load_model
+from graphopt.frontend.ranges import has_ranges
 from graphopt.frontend.shapes import (
     fix_input_shapes,
     graph_input_names,
@@ -59,6 +60,10 @@ class PreparedModel:
     inputs: tuple[TensorSignature, ...]
     outputs: tuple[TensorSignature, ...]
     source_sha256: str
+    # a range compile (graphopt.frontend.ranges): every symbol's (lo, hi), and each input's and
+    # output's dims as numbers and symbol names; the signatures' shapes are then the maximum
+    symbols: dict[str, tuple[int, int]] = field(default_factory=dict)
+    dims: dict[str, tuple[int | str, ...]] = field(default_factory=dict)
 
 
 def prepare(
@@ -92,6 +97,10 @@ def prepare_model(
     """
     if source_sha256 is None:
         source_sha256 = model_sha256(model)
+    if has_ranges(input_shapes or {}):  # a range compile: graphopt.frontend.prepare_range
+        from graphopt.frontend.prepare_range import prepare_range_model
+
+        return prepare_range_model(model, input_shapes, source_sha256, memory, allow_ort_only)
     model = check_domains(model, allow_ort_only)  # first: everything after reads ops by op_type, as TVM does
     fixed = fix_input_shapes(forget_negative_output_dims(model), dict(input_shapes or {}))
     check_attributes(fixed)  # rules the checker and shape inference skip (attributes.py)

@@ -1,0 +1,129 @@
+"""Range artifacts (graphopt.frontend.ranges) against fixed-shape artifacts of the same model.
+
+For each model: one artifact compiled for the range, one fixed at the range's maximum shape and
+one fixed at its minimum. Reported:
+  * arena: the range artifact's (planned at the maximum) vs the fixed-max artifact's, and the
+    arena the range plan uses at the minimum vs the fixed-min artifact's;
+  * latency at the minimum shape (batch 1): range artifact vs fixed-min artifact, interleaved
+    A B A B (ROUNDS rounds of REPS calls each), medians and spread (min..max of round medians);
+  * the machine's load average before and after, since the machine is shared.
+
+    .venv/bin/python -m benchmarks.shape_range --out benchmarks/results/shape-range-DATE
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.machine import cpu_name
+from graphopt.compiler import CompileOptions, compile_model
+from graphopt.examples.range_models import batch_cnn, encoder_block
+from graphopt.frontend.ranges import DimRange
+from graphopt.runtime.session import load
+
+ROUNDS, REPS = 15, 20
+MODELS = {  # name -> (model, range shape, max shape, min shape)
+    "cnn": (lambda: batch_cnn(size=32, channels=(16, 32)), (DimRange(1, 32), 3, 32, 32), (32, 3, 32, 32),
+            (1, 3, 32, 32)),
+    "encoder_block": (lambda: encoder_block(dim=64), (DimRange(1, 16), DimRange(16, 128), 64), (16, 128, 64),
+                      (1, 16, 64)),
+}
+
+
+def _compile(model, work: Path, name: str, shape: tuple) -> tuple[Path, dict]:
+    result = compile_model(model, work / name, CompileOptions(input_shapes={"x": shape}))
+    return result.artifact, result.plan
+
+
+def _interleaved(paths: dict[str, Path], x: np.ndarray) -> dict[str, dict]:
+    """Round medians of each artifact, rounds interleaved A B A B so load drifts hit both alike."""
+    sessions = {k: load(p) for k, p in paths.items()}
+    for s in sessions.values():  # warm-up
+        for _ in range(REPS):
+            s.run({"x": x})
+    medians: dict[str, list[float]] = {k: [] for k in sessions}
+    for _ in range(ROUNDS):
+        for key, session in sessions.items():
+            times = [session.run_timed({"x": x}).seconds for _ in range(REPS)]
+            medians[key].append(statistics.median(times))
+    return {k: {"median_ms": statistics.median(v) * 1e3, "min_ms": min(v) * 1e3, "max_ms": max(v) * 1e3}
+            for k, v in medians.items()}
+
+
+def bench(name: str, work: Path) -> dict:
+    build, ranged, high, low = MODELS[name]
+    model = build()
+    work.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    range_art, range_plan = _compile(model, work, "range", ranged)
+    range_seconds = time.perf_counter() - began
+    _, max_plan = _compile(model, work, "fixed_max", high)
+    min_art, min_plan = _compile(model, work, "fixed_min", low)
+    x = np.random.default_rng(0).standard_normal(low).astype(np.float32)
+    record = range_plan["shape_range"]
+    return {
+        "model": name, "range": "x=" + "x".join(str(d) for d in ranged), "range_compile_seconds": range_seconds,
+        "arena_range_bytes": range_plan["arena_bytes"], "arena_fixed_max_bytes": max_plan["arena_bytes"],
+        "arena_range_used_at_min_bytes": record["at_min"]["arena_bytes"],
+        "arena_fixed_min_bytes": min_plan["arena_bytes"],
+        "lower_bound_at_max_bytes": record["at_max"]["lower_bound_bytes"],
+        "lower_bound_at_min_bytes": record["at_min"]["lower_bound_bytes"],
+        "range_kernels": record["kernels"], "fixed_min_schedules": min_plan["schedules"]["by_rule"],
+        "latency_at_min": _interleaved({"range": range_art, "fixed_min": min_art}, x),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="results path without extension (.json, .md)")
+    parser.add_argument("--models", nargs="*", default=list(MODELS))
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="graphopt-range-") as work:
+        rows = [bench(name, Path(work) / name) for name in args.models]  # one folder per model: dlopen caches by path
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": cpu_name(),
+            "cores": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+            "TVM_NUM_THREADS": os.environ.get("TVM_NUM_THREADS"), "rounds": ROUNDS, "reps": REPS,
+            "command": "python -m benchmarks.shape_range " + " ".join(sys.argv[1:])}
+    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    args.out.with_suffix(".md").write_text(_markdown(meta, rows))
+    print(_markdown(meta, rows))
+
+
+def _markdown(meta: dict, rows: list[dict]) -> str:
+    machine = (f"machine: {meta['machine']}, {meta['cores']} cores, shared; load average before "
+               f"{meta['loadavg_before'][0]:.2f}, after {meta['loadavg_after'][0]:.2f}; TVM_NUM_THREADS="
+               f"{meta['TVM_NUM_THREADS']}; latency: {meta['rounds']} interleaved rounds x {meta['reps']} calls, "
+               "median of round medians [min..max of round medians]")
+    header = ("| model | range | arena range (at max) | arena fixed max | used at min | arena fixed min "
+              "| LB max / min | batch-1 range ms | batch-1 fixed ms | ratio |")
+    lines = [f"# Shape-range artifacts vs fixed-shape artifacts ({meta['date']})", "", machine, "",
+             f"command: `TVM_NUM_THREADS={meta['TVM_NUM_THREADS']} {meta['command']}`", "", header,
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lat = r["latency_at_min"]
+        a, b = lat["range"], lat["fixed_min"]
+        lines.append(
+            f"| {r['model']} | {r['range']} | {r['arena_range_bytes']} | {r['arena_fixed_max_bytes']} "
+            f"| {r['arena_range_used_at_min_bytes']} | {r['arena_fixed_min_bytes']} "
+            f"| {r['lower_bound_at_max_bytes']} / {r['lower_bound_at_min_bytes']} "
+            f"| {a['median_ms']:.3f} [{a['min_ms']:.3f}..{a['max_ms']:.3f}] "
+            f"| {b['median_ms']:.3f} [{b['min_ms']:.3f}..{b['max_ms']:.3f}] | {a['median_ms'] / b['median_ms']:.2f}x |")
+    lines += ["", "Kernels of the range artifacts (symbolic): "
+              + "; ".join(f"{r['model']}: {r['range_kernels']['by_rule']}" for r in rows),
+              "Kernels of the fixed batch-1 artifacts: "
+              + "; ".join(f"{r['model']}: {r['fixed_min_schedules']}" for r in rows), ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
