@@ -115,12 +115,14 @@ def scaling(versions: int, work: Path, rounds: int) -> dict:
     """The same merge on copies of one repository: in process, and on a local Ray cluster with 1
     and 2 workers (rounds alternate the order); the cluster is started once, outside the timings.
     Every run must pick the same pipeline with the same metric and run the same steps."""
+    from graphopt.cluster.probe import warm
     from graphopt.cluster.ray_executor import RayExecutor
     from graphopt.pipelines.repo import open_repo
 
     Scenario(work / "repo", work / "files", say=lambda _m: None).build(versions).close()
     load_start = os.getloadavg()
     cluster = RayExecutor(None, 2)
+    cluster.map(warm, [(1.0,)] * 2)  # both workers import TVM before anything is timed
     executors = {"in process": None, "1 worker": RayExecutor(None, 1), "2 workers": cluster}
     runs: list[dict] = []
     try:

@@ -19,6 +19,7 @@ against a fixed reference point: the grid's worst feasible value per objective
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -178,8 +179,11 @@ def scaling(args) -> dict:
     """Option tuning (the whole grid of a small space, random sampler: every run covers the same
     configurations) and kernel tuning of one model, each on a local Ray cluster with 1 and 2
     workers, rounds alternating the order; the cluster is started once, outside the timings.
-    Option tuning must find the same artifacts with the same planned peaks; kernel tuning must
-    write records for the same (kernel, target, CPU) keys with the same rules."""
+    Option tuning must find the same artifacts with the same planned peaks and the same Pareto
+    front (each latency timed alone on the node: `overlapping_timings` counts measure windows that
+    overlapped, 0 expected); kernel tuning must write records for the same (kernel, target, CPU)
+    keys with the same rules, trial counts and skip reasons."""
+    from graphopt.cluster.probe import warm
     from graphopt.cluster.ray_executor import RayExecutor
 
     work = Path(tempfile.mkdtemp(prefix="bench-tune-scaling-"))
@@ -189,6 +193,7 @@ def scaling(args) -> dict:
     load_start = os.getloadavg()
     cluster = RayExecutor(None, 2)
     executors = {1: RayExecutor(None, 1), 2: cluster}
+    cluster.map(warm, [(1.0,)] * 2)  # both workers import TVM before anything is timed
     runs: list[dict] = []
     try:
         for r in range(args.rounds):
@@ -204,8 +209,9 @@ def scaling(args) -> dict:
     return {"model": args.model, "runs": runs, **{kind: _ratios(runs, kind) for kind in ("options", "kernels")},
             "options_identical": len({json.dumps(r["peaks"], sort_keys=True) for r in options}) == 1,
             "options_front_identical": len({tuple(r["front"]) for r in options}) == 1,
-            "kernels_identical_keys_and_rules": len({json.dumps(r["records"], sort_keys=True)
-                                                     for r in runs if r["kind"] == "kernels"}) == 1,
+            "kernels_identical_records": len({json.dumps(r["records"], sort_keys=True)
+                                              for r in runs if r["kind"] == "kernels"}) == 1,
+            "overlapping_timings": sum(r["overlapping_timings"] for r in options),
             "load_average_start": load_start, "load_average_end": os.getloadavg(), "machine": machine(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "command": "python -m benchmarks.tune " + " ".join(sys.argv[1:])}
@@ -224,8 +230,10 @@ def _options_run(model: Path, space: Path, study_dir: Path, workers: int) -> dic
     seconds = time.perf_counter() - began
     trials = trials_of(study_dir, "s")
     peaks = {t.user_attrs["artifact_id"]: t.user_attrs.get("peak_memory") for t in trials}
+    windows = sorted(t.user_attrs["measure_window"] for t in trials if "measure_window" in t.user_attrs)
     return {"kind": "options", "workers": workers, "seconds": round(seconds, 2), **counts(trials),
-            "peaks": peaks, "front": sorted(front_ids(trials))}
+            "peaks": peaks, "front": sorted(front_ids(trials)),
+            "overlapping_timings": sum(a[1] > b[0] for a, b in itertools.pairwise(windows))}
 
 
 def _kernels_run(model: Path, folder: Path, workers: int, executor, trials: int) -> dict:
@@ -237,7 +245,8 @@ def _kernels_run(model: Path, folder: Path, workers: int, executor, trials: int)
     began = time.perf_counter()
     summary = tune_model_on(executor, model, db, trials, {}, progress=False)
     seconds = time.perf_counter() - began
-    records = {"/".join(k): r.rule for k, r in TuningDB.open(db.location).records.items()}
+    records = {"/".join(k): [r.rule, r.trials, r.extra.get("skipped", "")]
+               for k, r in TuningDB.open(db.location).records.items()}
     return {"kind": "kernels", "workers": workers, "seconds": round(seconds, 2), "kernels": summary.kernels,
             "trials": summary.trials, "records": records}
 

@@ -190,8 +190,11 @@ def _commit(args, summary, config, cache) -> None:
     k = config.objectives.index(args.pick) if args.pick else 0
     chosen = min(summary.pareto, key=lambda t: t.values[k])
     values = ", ".join(f"{o} {fmt(o, v)}" for o, v in zip(config.objectives, chosen.values))
-    art = cache.artifact(chosen.user_attrs["artifact_id"])
-    pin = chosen.user_attrs.get("content_id") or cache.recorded_content_id(chosen.user_attrs["artifact_id"])
+    artifact_id = chosen.user_attrs["artifact_id"]
+    if not cache.has_artifact(artifact_id):  # built on another node: fetched by content id, not recompiled
+        cache.fetch(artifact_id)
+    art = cache.artifact(artifact_id)
+    pin = chosen.user_attrs.get("content_id") or cache.recorded_content_id(artifact_id)
     message = f"tune: trial {chosen.number} of study {study_name(args)} ({values})"
     cid, reused = commit_choice(args.repo, config, chosen, art, message, content_id=pin)
     print(f"committed trial {chosen.number} as {cid[:12]} ({'stored artifact reused' if reused else 'recompiled'})")

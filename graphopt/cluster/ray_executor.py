@@ -13,11 +13,20 @@ results are already in the object store, and what they stored (trials, kernel
 records, pipeline runs) is in the shared storage.
 
 Every node needs the same graphopt installed (jobs are module-level functions,
-pickled by name) and must reach the shared storage the job names.
+pickled by name) and must reach the shared storage the job names; the driver of a
+`ray://` connection needs Ray's client (`ray[client]`, in graphopt's `cluster` extra).
+
+One process, one cluster: an executor joins the Ray this process is already connected
+to only when that is the cluster asked for (a second `--cluster ray` joins the first's;
+tests and benchmarks start one cluster and open executors on it); asking for another
+address is a ClusterError, never a job sent to the wrong cluster. A local cluster is
+always a new one (`address="local"`): a RAY_ADDRESS in the environment or a cluster
+that `ray start` left on this machine is not joined by accident.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -27,6 +36,8 @@ from graphopt.errors import first_line
 
 RETRIES = 3
 CONNECT_SECONDS = 5.0
+CONNECT_ATTEMPTS = 3
+_connected: list[str] = []  # the cluster this process's executors started or connected to ("local" or ray://...)
 
 
 def import_ray():
@@ -44,9 +55,16 @@ class RayExecutor(Executor):
         ray = import_ray()
         self._ray, self.workers, self._retries = ray, workers, retries
         self._tasks: dict[Callable, Any] = {}
+        if address is not None:
+            _check_reachable(address)
         self._owned = not ray.is_initialized()
+        wanted = address or "local"
         if self._owned:
             _init(ray, address, workers)
+            _connected[:] = [wanted]
+        elif _connected and _connected[0] != wanted:
+            raise ClusterError(f"this process is already connected to {_connected[0]}: it cannot also use "
+                               f"{'a local Ray cluster' if address is None else address}")
 
     def _start(self, fn: Callable[..., Any], args: tuple) -> Any:
         task = self._tasks.get(fn)
@@ -84,22 +102,50 @@ class RayExecutor(Executor):
     def close(self) -> None:
         if self._owned and self._ray.is_initialized():
             self._ray.shutdown()
+            _connected.clear()
         self._owned = False
 
 
 def _init(ray, address: str | None, workers: int) -> None:
-    """Starts a local cluster, or connects to `address` after checking it answers at all (Ray's
+    """Starts a local cluster, or connects to `address` (checked first that it answers at all: Ray's
     client otherwise retries for minutes before saying that nothing listens there)."""
-    if address is not None:
-        _check_reachable(address)
     try:
         if address is None:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
         else:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
+            _connect(ray, address)
     except Exception as exc:  # noqa: BLE001  (Ray raises ConnectionError, RuntimeError, ...: all "cannot start")
         where = address or "a local Ray cluster"
-        raise ClusterError(f"cannot start {where}: {first_line(exc)}") from None
+        raise ClusterError(f"cannot start {where}: {first_line(exc)}{_hint(address, exc)}") from None
+
+
+def _connect(ray, address: str) -> None:
+    """ray.init through Ray's client, tried CONNECT_ATTEMPTS times when the head refuses the start.
+
+    Why: the head's client server forks a server for each new client, and that fork dies at
+    start now and then (a gRPC race in Ray 2.60, ray-project/ray#63202; 5 of 27 connections on this
+    loaded 2-core VM): the client gets "Initialization failure from server" and has already
+    disconnected itself; a new attempt gets a new server."""
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+            return
+        except ConnectionAbortedError as exc:
+            if attempt == CONNECT_ATTEMPTS or "Initialization failure from server" not in str(exc):
+                raise
+
+
+def _hint(address: str | None, exc: Exception) -> str:
+    """What to check when a running cluster does not answer its client: Ray's message does not say."""
+    if address is None:
+        return ""
+    if "requires pip package `ray[client]`" in str(exc):
+        return " (pip install 'graphopt[cluster]' installs it)"
+    if "timeout" in str(exc).lower() and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        return (" (a cluster with token authentication, Ray's default when a token exists, needs "
+                "RAY_AUTH_MODE=token and its token, RAY_AUTH_TOKEN or ~/.ray/auth_token, here too)")
+    return ""
 
 
 def _check_reachable(address: str) -> None:

@@ -6,7 +6,9 @@ keyed by the build id it will produce (graphopt.artifact), so a model compiled w
 the same options is never compiled twice, on any branch. `evaluate` runs the compiled
 artifact through graphopt's runtime on a dataset split and writes metrics.json
 (accuracy, loss, latency, and the plan's arena/lower-bound bytes); the runtime loads
-it pinned to the content id of the stored tree (graphopt.pipelines.artifacts).
+it pinned to the content id of the stored tree (graphopt.pipelines.artifacts). A merge
+evaluating candidates in parallel compiles side by side and times each evaluation
+alone on its node (graphopt.cluster.node_lock).
 
 Each runnable builtin is `fn(inputs, out, params)` like a user component, with
 an `accepts(spec, signatures)` static check that judges compatibility from the
@@ -60,10 +62,12 @@ def predicted_artifact_id(model_file: Path, params: dict) -> str:
 
 def run_compile(inputs: dict[str, Path], out: Path, params: dict) -> str:
     """Compiles the one .onnx file of the single input into `out`; returns the build id."""
+    from graphopt.cluster.node_lock import working
     from graphopt.compiler import compile_model
 
     (model_dir,) = inputs.values()
-    result = compile_model(_one(model_dir, ".onnx", "model"), out, compile_options(params))
+    with working():  # beside other builds, never beside a timing (merge evaluates candidates in parallel)
+        result = compile_model(_one(model_dir, ".onnx", "model"), out, compile_options(params))
     return result.manifest["build_id"]
 
 
@@ -109,13 +113,16 @@ def run_evaluate(inputs: dict[str, Path], out: Path, params: dict, pins: dict[st
     if list(x.shape[1:]) != list(sig["shape"][1:]):
         raise SchemaConflictError(f"evaluate: data {p['x']} has rows of shape {list(x.shape[1:])}, "
                                   f"the artifact takes {sig['shape'][1:]}")
+    from graphopt.cluster.node_lock import timing
+
     logits, times = [], []
-    for chunk, real in _batches(x, sig["shape"][0]):
-        result = None
-        for _ in range(max(int(p["repeat"]), 1)):
-            result = session.run_timed({sig["name"]: chunk})
-            times.append(result.seconds)
-        logits.append(next(iter(result.outputs.values()))[:real])
+    with timing():  # latency_ms is timed alone on the node: comparable whatever else the merge runs
+        for chunk, real in _batches(x, sig["shape"][0]):
+            result = None
+            for _ in range(max(int(p["repeat"]), 1)):
+                result = session.run_timed({sig["name"]: chunk})
+                times.append(result.seconds)
+            logits.append(next(iter(result.outputs.values()))[:real])
     z = np.concatenate(logits).astype(np.float64)
     z -= z.max(axis=1, keepdims=True)
     log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))

@@ -3,8 +3,9 @@
     CACHE/<id>/               the artifact (written atomically by the compiler)
     CACHE/<id>.result.json    what a trial measured on it (or the plan's peak when pruned)
     CACHE/.locks/<id>         flock held while one worker compiles/measures that id
-    CACHE/compiles.jsonl      one line per compile: the audit that recompilations are zero,
-                              and the content id each build wrote (what later loads pin)
+    CACHE/compiles.jsonl      one line per compile (or fetch): the audit that recompilations
+                              are zero, and the content id each build wrote or each fetch
+                              checked (what later loads pin)
 
 <id> is the build id (predicted before compiling). The artifact's content id is
 known once it is written; the worker that built it records it (compile log, result,
@@ -15,6 +16,12 @@ Why a lock per id: two workers (or two machines on a shared disk) may draw the
 same configuration at once; the second waits and then reuses the first's
 artifact instead of compiling it again. The compile log is written by every
 worker and read by the report, so "zero recompilations" is counted, not assumed.
+
+Past one machine: the directory is each node's own (the same path on every node,
+shared or not), and `shared` (graphopt.tune.artifact_table, the study's PostgreSQL)
+is what the nodes share: a node that lacks an artifact some node built fetches it
+by its content id (`fetch`, logged as "fetched"), and every build is published
+(`publish`). The per-id lock then only keeps the workers of one node apart.
 """
 
 from __future__ import annotations
@@ -27,17 +34,23 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from graphopt.artifact import MANIFEST
 
+if TYPE_CHECKING:
+    from graphopt.tune.artifact_table import ArtifactTable
+
 COMPILE_LOG = "compiles.jsonl"
+PLACED = ("built", "fetched")  # log outcomes that leave a checked artifact in the directory
 
 
 class ArtifactCache:
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, shared: ArtifactTable | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / ".locks").mkdir(exist_ok=True)
+        self.shared = shared
 
     def artifact(self, artifact_id: str) -> Path:
         return self.root / artifact_id
@@ -47,9 +60,13 @@ class ArtifactCache:
 
     @contextmanager
     def lock(self, artifact_id: str) -> Iterator[None]:
-        """Exclusive per-id lock across processes (released by the OS if the holder is killed)."""
+        """Exclusive per-id lock across processes (released by the OS if the holder is killed). Waited
+        for without the node lock (graphopt.cluster.node_lock.waiting): the holder may need to time."""
+        from graphopt.cluster.node_lock import waiting
+
         with open(self.root / ".locks" / artifact_id, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            with waiting():
+                fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
             finally:
@@ -87,12 +104,28 @@ class ArtifactCache:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def recorded_content_id(self, artifact_id: str) -> str | None:
-        """The content id the last build of `artifact_id` wrote (None: never recorded)."""
+        """The content id the last build (or checked fetch) of `artifact_id` wrote (None: never recorded)."""
         found = None
         for entry in self.compile_log():
-            if entry.get("id") == artifact_id and entry.get("outcome") == "built" and entry.get("content_id"):
+            if entry.get("id") == artifact_id and entry.get("outcome") in PLACED and entry.get("content_id"):
                 found = entry["content_id"]
         return found
+
+    def fetch(self, artifact_id: str) -> str | None:
+        """The content id of `artifact_id` after fetching it from the shared table into this directory
+        (checked, logged as "fetched"); None when no node has built it or nothing is shared."""
+        content_id = self.shared.lookup(artifact_id) if self.shared is not None else None
+        if content_id is None:
+            return None
+        began = time.perf_counter()
+        self.shared.fetch(content_id, artifact_id, self.artifact(artifact_id))
+        self.log_compile(artifact_id, time.perf_counter() - began, "fetched", content_id=content_id)
+        return content_id
+
+    def publish(self, artifact_id: str, content_id: str) -> None:
+        """Makes a build of this node visible to every other (no-op when nothing is shared)."""
+        if self.shared is not None:
+            self.shared.publish(artifact_id, content_id, self.artifact(artifact_id), worker_name())
 
     def recompilations(self) -> int:
         """Builds of an id built before (a trial compiles only after finding no artifact for its id)."""

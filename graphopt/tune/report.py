@@ -23,6 +23,7 @@ class Summary:
     surplus: int
     complete: list  # FrozenTrials with values
     pareto: list  # the non-dominated ones, by trial number
+    fetched: int = 0  # artifacts another node built, fetched by content id (graphopt.tune.artifact_table)
 
 
 def summarize(study) -> Summary:
@@ -35,13 +36,14 @@ def summarize(study) -> Summary:
     pruned_early = sum(1 for t in trials if t.state == TrialState.PRUNED and "build" not in t.user_attrs.get("stages", []))
     return Summary(dict(states), sum(1 for t in trials if t.user_attrs.get("reused")),
                    sum(1 for t in trials if t.user_attrs.get("compiled")), pruned_early,
-                   sum(1 for t in trials if t.user_attrs.get("surplus")), complete, pareto)
+                   sum(1 for t in trials if t.user_attrs.get("surplus")), complete, pareto,
+                   sum(1 for t in trials if t.user_attrs.get("fetched")))
 
 
 def counts_line(s: Summary) -> str:
     states = ", ".join(f"{k.lower()} {v}" for k, v in sorted(s.states.items()))
     return (f"trials: {states}; compiled {s.compiled}, reused by artifact id {s.reused}, "
-            f"pruned before build {s.pruned_before_build}")
+            f"fetched from another node {s.fetched}, pruned before build {s.pruned_before_build}")
 
 
 def fmt(name: str, value: float) -> str:

@@ -2,8 +2,16 @@
 
 Order of work, cheapest exit first:
     predicted build id      (hash only)  -> a stored result for that id is reused as is
+    artifact on another node (the shared table) -> fetched by its content id, not compiled
     plan stage of compile   (no TVM build) -> predicted peak over --memory-limit: pruned
-    build + write, measure  -> result stored beside the artifact for every later trial
+    build + write, measure  -> result stored beside the artifact for every later trial,
+                               the artifact published for every other node
+
+A worker holds the node's shared lock while it works and trades it for the exclusive
+one to measure (graphopt.cluster.node_lock): with K workers on a node, compiles run K
+at once and each latency is timed with nothing else of ours running, so the values
+(and the Pareto front) do not depend on how many workers ran. `compile_window` and
+`measure_window` (wall-clock start and end) record when.
 
 The build writes the artifact's content id into the compile log; measuring (now or
 in a later trial that finds the artifact but no result) loads it pinned to that id,
@@ -22,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from graphopt.cluster.node_lock import timing, working
 from graphopt.identity import predicted_id
 from graphopt.tune.cache import ArtifactCache, worker_name
 from graphopt.tune.errors import TuneError
@@ -57,16 +66,21 @@ def evaluate(cfg: StudyConfig, config: dict, cache: ArtifactCache) -> Outcome:
             return _judge(cfg, stored, attrs)
         attrs = {"artifact_id": artifact_id, "reused": False, "compiled": False, "stages": []}
         pin = cache.recorded_content_id(artifact_id) if cache.has_artifact(artifact_id) else None
-        if pin is None:  # not built, or built by a worker killed before it recorded the content id
+        if pin is not None:  # built here earlier by a worker killed before its result was stored
+            attrs.update(reused_artifact=True, content_id=pin)
+        elif (pin := cache.fetch(artifact_id)) is not None:  # built on another node: fetched, not compiled
+            attrs.update(fetched=True, content_id=pin)
+        else:  # not built anywhere, or built by a worker killed before it recorded the content id
             peak = _compile(cfg, model, options, cache, artifact_id, attrs)
             if peak is not None:  # stopped after planning
                 cache.save_result(artifact_id, {"peak_memory": peak, "built": False})
                 return _judge(cfg, {"peak_memory": peak}, attrs)
-        else:
-            attrs.update(reused_artifact=True, content_id=pin)  # built earlier, killed before its result was stored
-        began = time.perf_counter()
-        result = _measure(cfg, cache.artifact(artifact_id), attrs["content_id"])
-        attrs["measure_seconds"] = round(time.perf_counter() - began, 3)
+            cache.publish(artifact_id, attrs["content_id"])
+        with timing():  # alone on this node: no other timing, no build beside it
+            began = time.time()
+            result = _measure(cfg, cache.artifact(artifact_id), attrs["content_id"])
+            attrs["measure_window"] = [began, time.time()]
+        attrs["measure_seconds"] = round(attrs["measure_window"][1] - began, 3)
         cache.save_result(artifact_id, {**result, "built": True, "content_id": attrs["content_id"]})
         return _judge(cfg, result, attrs)
 
@@ -105,7 +119,10 @@ def _compile(cfg: StudyConfig, model: Path, options, cache: ArtifactCache, artif
     try:
         from graphopt.compiler import compile_model
 
-        result = compile_model(model, cache.artifact(artifact_id), options, stage, after_plan)  # TrainOptions: a step
+        with working():  # builds run side by side, never beside a timing; TrainOptions: a training step
+            attrs["compile_window"] = [time.time(), None]
+            result = compile_model(model, cache.artifact(artifact_id), options, stage, after_plan)
+            attrs["compile_window"][1] = time.time()
     except OverMemoryLimit as over:
         cache.log_compile(artifact_id, time.perf_counter() - began, "pruned")
         attrs["stage_seconds"] = _durations(stages, marks)

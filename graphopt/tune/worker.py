@@ -20,8 +20,10 @@ import socket
 import warnings
 from dataclasses import dataclass
 
+from graphopt.cluster.node_lock import working
 from graphopt.errors import GraphoptError
 from graphopt.tune import study_config
+from graphopt.tune.artifact_table import artifact_table_for
 from graphopt.tune.cache import ArtifactCache, worker_name
 from graphopt.tune.errors import StorageError
 from graphopt.tune.sampler import make_sampler
@@ -54,7 +56,7 @@ def load_study(url: str, name: str, cache_dir: str | None = None):
     config = study_config.read(study)  # the sampler needs the stored space: set it once that is read
     study_config.check_model(config)
     study.sampler = make_sampler(config.sampler, from_dict(config.space, config.train), config.trials, config.seed)
-    return study, config, ArtifactCache(cache_dir or config.cache_dir)
+    return study, config, ArtifactCache(cache_dir or config.cache_dir, artifact_table_for(url))
 
 
 def trial_job(url: str, name: str, cache_dir: str | None = None) -> dict:
@@ -65,7 +67,14 @@ def trial_job(url: str, name: str, cache_dir: str | None = None) -> dict:
 
 
 def run_worker(url: str, name: str, cache_dir: str | None = None, limit: int | None = None) -> WorkerReport:
-    """Runs trials until the study's budget is spent (or `limit` trials ran)."""
+    """Runs trials until the study's budget is spent (or `limit` trials ran), holding the node's
+    shared lock throughout (graphopt.cluster.node_lock): its own latency timings trade it for the
+    exclusive one, so no other worker's timing on this node runs beside any of its work."""
+    with working():
+        return _run_worker(url, name, cache_dir, limit)
+
+
+def _run_worker(url: str, name: str, cache_dir: str | None, limit: int | None) -> WorkerReport:
     import optuna
 
     study, config, cache = load_study(url, name, cache_dir)

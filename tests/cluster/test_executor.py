@@ -100,3 +100,49 @@ def test_ray_worker_killed_mid_job_loses_no_finished_result(ray_cluster, tmp_pat
     assert lost == 0 and finished <= set(results)
     reruns = [m.name for m in tmp_path.iterdir() if m.name.startswith(f"{n}.")]
     assert len(reruns) >= 2 and f"{n}.{pid}" in reruns  # the killed job ran again, in another process
+
+
+def test_a_process_on_one_cluster_refuses_another_address(ray_cluster) -> None:
+    """Connected to the local cluster, an executor for a running one is refused, not quietly run on the
+    local one (a listening socket stands in for the other cluster's client port)."""
+    import socket
+
+    from graphopt.cluster.ray_executor import RayExecutor
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        address = f"ray://127.0.0.1:{other.getsockname()[1]}"
+        with pytest.raises(ClusterError, match=rf"^this process is already connected to local: it cannot also use "
+                                               rf"{address}$"):
+            RayExecutor(address, 1)
+    assert RayExecutor(None, 1).map(where, [(0,)])[0]["tag"] == 0  # asking for a local cluster joins the one running
+
+
+class _FlakyRay:
+    """Stands in for the ray module: init fails `failures` times as Ray's client does when the head's
+    per-client server dies at start (ray-project/ray#63202), then succeeds."""
+
+    def __init__(self, failures: int, message: str = "Initialization failure from server:\n") -> None:
+        self.failures, self.message, self.calls = failures, message, 0
+
+    def init(self, **_kwargs) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionAbortedError(self.message)
+
+
+def test_a_refused_client_start_is_tried_again_and_other_errors_are_not() -> None:
+    from graphopt.cluster.ray_executor import CONNECT_ATTEMPTS, _connect
+
+    flaky = _FlakyRay(CONNECT_ATTEMPTS - 1)
+    _connect(flaky, "ray://head:10001")
+    assert flaky.calls == CONNECT_ATTEMPTS
+    broken = _FlakyRay(CONNECT_ATTEMPTS)
+    with pytest.raises(ConnectionAbortedError):
+        _connect(broken, "ray://head:10001")
+    assert broken.calls == CONNECT_ATTEMPTS
+    other = _FlakyRay(1, "version mismatch")
+    with pytest.raises(ConnectionAbortedError, match="version mismatch"):
+        _connect(other, "ray://head:10001")
+    assert other.calls == 1

@@ -1,8 +1,10 @@
 """`graphopt tune --cluster ray`: trials run on the Ray workers; one worker killed mid-trial loses
-no finished trial, its job runs again on another worker, and the study ends complete."""
+no finished trial, its job runs again on another worker, and the study ends complete; the two
+workers compile side by side but never time at once, nor beside a compile (graphopt.cluster.node_lock)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
@@ -62,6 +64,11 @@ def test_tune_on_ray_survives_a_killed_worker(ray_cluster, tmp_path: Path, capsy
     assert all(int(w.rpartition(":")[2]) != os.getpid() for w in workers)  # run by Ray workers, not here
     assert ArtifactCache(study_dir / "artifacts").recompilations() == 0
     assert "on ray" in capsys.readouterr().out
+    done = [t.user_attrs for t in trials if t.state == TrialState.COMPLETE and "measure_window" in t.user_attrs]
+    timed = sorted(a["measure_window"] for a in done)
+    built = [a["compile_window"] for a in done if "compile_window" in a]
+    assert len(timed) >= 2 and all(a[1] <= b[0] for a, b in itertools.pairwise(timed)), timed  # timed one by one
+    assert not [(m, c) for m in timed for c in built if m[0] < c[1] and c[0] < m[1]]  # and never beside a compile
 
 
 def test_bad_cluster_flag_is_one_line_and_creates_nothing(tmp_path: Path, capsys) -> None:

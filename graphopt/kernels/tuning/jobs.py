@@ -11,36 +11,68 @@ and a retried job finds the record and returns at once. The database must be one
 every worker reaches: an RDB URL (the study's PostgreSQL for a cluster) or, on one
 machine, a directory. Each record carries the CPU of the node that measured it
 (graphopt.cluster.node), so a cluster of mixed CPUs tunes each kernel once per
-CPU model and never compares timings across them.
+CPU model and never compares timings across them. The jobs of one node work in
+parallel and time one at a time, never beside other work (graphopt.cluster.node_lock),
+and which kernels are tuned is decided from their size, not a timing
+(search.MIN_TUNED_ITERATIONS): the records are the same with 1 or K workers.
 """
 
 from __future__ import annotations
 
 import time
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 
 from graphopt.cluster import Executor
 from graphopt.errors import GraphoptError
 
 
-@cache
-def legalized(model: str, shapes: tuple) -> tuple:
-    """(legalized module, target) of `model` as compile schedules it (once per process)."""
+def model_key(model: Path, shapes: dict) -> tuple:
+    """(absolute path, shapes as a sorted tuple, the file's sha-256): what `legalized` and the jobs
+    take (hashable, picklable). The hash keeps a reused worker from tuning a stale module when
+    another file was written at the same path since."""
+    from graphopt.artifact import sha256_file
+    from graphopt.errors import ModelLoadError
+
+    path = Path(model).resolve()
+    if not path.is_file():
+        raise ModelLoadError(f"{model}: no such model file")
+    return str(path), tuple(sorted((k, tuple(v)) for k, v in shapes.items())), sha256_file(path)
+
+
+@lru_cache(maxsize=2)
+def legalized(model: str, shapes: tuple, sha256: str) -> tuple:
+    """(legalized module, target) of `model` as compile schedules it (once per process and file);
+    InputError when this node's file at that path is not the driver's (another sha-256)."""
+    from graphopt.artifact import sha256_file
+    from graphopt.cluster.node_lock import working
+    from graphopt.errors import InputError
     from graphopt.frontend import prepare
     from graphopt.frontend.importer import to_relax
     from graphopt.lowering import prepack
     from graphopt.lowering.lower import legalize
     from graphopt.lowering.target import make_target
 
-    imported = to_relax(prepare(Path(model), dict(shapes)).model)
-    target = make_target("llvm")
-    return prepack.mark_weights()(legalize(imported.mod, target)), target
+    if not Path(model).is_file() or sha256_file(Path(model)) != sha256:
+        raise InputError(f"{model} on this node is missing or not the driver's model (same file, same path needed)")
+    with working():  # seconds of CPU: never beside another job's timing
+        imported = to_relax(prepare(Path(model), dict(shapes)).model)
+        target = make_target("llvm")
+        return prepack.mark_weights()(legalize(imported.mod, target)), target
 
 
-def kernel_job(model: str, shapes: tuple, workload: str, db_location: str, trials: int,
-               threads: int | None, deadline: float | None) -> dict:
-    """Tunes one kernel into the db; returns what the driver sums (picklable)."""
+def kernel_job(key: tuple, workload: str, db_location: str, trials: int, threads: int | None,
+               deadline: float | None) -> dict:
+    """Tunes one kernel into the db; returns what the driver sums (picklable). Holds the node's
+    shared lock throughout; its timings trade it for the exclusive one (graphopt.cluster.node_lock)."""
+    from graphopt.cluster.node_lock import working
+
+    with working():
+        return _tune_kernel(key, workload, db_location, trials, threads, deadline)
+
+
+def _tune_kernel(key: tuple, workload: str, db_location: str, trials: int, threads: int | None,
+                 deadline: float | None) -> dict:
     from graphopt.cluster.node import node_cpu
     from graphopt.kernels.tuning.db import TuningDB
     from graphopt.kernels.tuning.search import Summary, tasks_of, tune_task
@@ -50,7 +82,7 @@ def kernel_job(model: str, shapes: tuple, workload: str, db_location: str, trial
         from graphopt.threads import set_threads
 
         set_threads(threads)
-    mod, target = legalized(model, shapes)
+    mod, target = legalized(*key)
     task = next(t for t in tasks_of(mod) if t.workload == workload)
     db = TuningDB.open(db_location)
     if db.get(workload, target_key(target), node_cpu()) is not None:
@@ -69,19 +101,19 @@ def tune_model_on(executor: Executor, model: Path, db, trials: int, shapes: dict
     from tqdm import tqdm
 
     from graphopt.cluster.node import node_cpu
-    from graphopt.kernels.tuning.search import Summary, static_cost, tasks_of
+    from graphopt.kernels.tuning.search import Summary, iterations, tasks_of
     from graphopt.kernels.tuning.workload import target_key
 
     start = time.perf_counter()
-    key = (str(model.resolve()), tuple(sorted((k, tuple(v)) for k, v in shapes.items())))
+    key = model_key(model, shapes)
     mod, target = legalized(*key)
     tasks = tasks_of(mod)
     summary = Summary(kernels=len(tasks))
     todo = [t for t in tasks if db.get(t.workload, target_key(target), node_cpu()) is None]
     summary.already = len(tasks) - len(todo)
-    todo.sort(key=lambda t: -static_cost(t.func, target) * t.calls)
+    todo.sort(key=lambda t: -iterations(t, target))
     deadline = None if time_budget is None else time.time() + time_budget
-    args = [(*key, t.workload, str(db.location), trials, threads, deadline) for t in todo]
+    args = [(key, t.workload, str(db.location), trials, threads, deadline) for t in todo]
     with tqdm(total=len(args), desc="tune", unit="kernel", disable=not progress) as bar:
         _collect(executor, args, summary, bar)
     summary.left = sorted(summary.left)

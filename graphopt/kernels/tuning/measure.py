@@ -7,12 +7,18 @@ as trailing arguments), so comparing every buffer after one run compares the
 outputs without having to know which ones they are. Timing is TVM's
 time_evaluator: `number` runs per repeat sized to last at least MIN_REPEAT_MS,
 the median of `repeats` repeats (the machine is shared: medians, not means).
+Builds and correctness runs hold the node's shared lock, timings its exclusive one
+(graphopt.cluster.node_lock; inside a tuning job, which holds the shared lock
+throughout, the job trades it for the exclusive one): with several tuners on one
+node, no kernel is timed beside another timing or any other tuner's work.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import tvm
+
+from graphopt.cluster.node_lock import timing, working
 
 MIN_REPEAT_MS = 10
 RTOL = 1e-4  # reductions reordered by a tile change round differently; relative to the output's scale
@@ -35,20 +41,23 @@ class KernelBench:
         self.arrays = [_random(p.ty, rng) for p in func.params]
 
     def build(self, func: tvm.tirx.PrimFunc) -> tvm.runtime.Module:
-        return build(func, self.target)
+        with working():
+            return build(func, self.target)
 
     def outputs(self, lib: tvm.runtime.Module) -> list[np.ndarray]:
         """Every buffer after one run on fresh copies of the random arguments."""
         args = [tvm.runtime.tensor(a, self.device) for a in self.arrays]
-        lib["main"](*args)
+        with working():
+            lib["main"](*args)
         return [a.numpy() for a in args]
 
     def seconds(self, lib: tvm.runtime.Module) -> float:
         """Median seconds per run over `repeats` repeats of at least MIN_REPEAT_MS."""
         args = [tvm.runtime.tensor(a, self.device) for a in self.arrays]
-        once = lib.time_evaluator("main", self.device, number=1, repeat=1)(*args).mean
-        number = max(1, int(MIN_REPEAT_MS / 1e3 / max(once, 1e-9)))
-        result = lib.time_evaluator("main", self.device, number=number, repeat=self.repeats)(*args)
+        with timing():
+            once = lib.time_evaluator("main", self.device, number=1, repeat=1)(*args).mean
+            number = max(1, int(MIN_REPEAT_MS / 1e3 / max(once, 1e-9)))
+            result = lib.time_evaluator("main", self.device, number=number, repeat=self.repeats)(*args)
         return float(np.median(result.results))
 
 

@@ -13,15 +13,9 @@ from pathlib import Path
 def tune_model(model: Path, db, trials: int, input_shapes: dict, time_budget: float | None = None,
                threads: int | None = None, progress: bool = True):
     """Prepares and legalizes `model` as compile does, then tunes the kernels `db` lacks."""
-    from graphopt.frontend import prepare
-    from graphopt.frontend.importer import to_relax
+    from graphopt.kernels.tuning.jobs import legalized, model_key
     from graphopt.kernels.tuning.search import tune
-    from graphopt.lowering import prepack
-    from graphopt.lowering.lower import legalize
-    from graphopt.lowering.target import make_target
 
-    imported = to_relax(prepare(model, input_shapes).model)
-    target = make_target("llvm")
     # weights marked as in compile: their packing is then left out of the kernel timings
-    kernels = prepack.mark_weights()(legalize(imported.mod, target))
+    kernels, target = legalized(*model_key(model, input_shapes))
     return tune(kernels, target, db, trials, time_budget, threads, progress)
