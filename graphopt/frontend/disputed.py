@@ -21,6 +21,7 @@ import onnx
 import onnx.numpy_helper
 
 from graphopt.errors import UnsupportedOperatorError
+from graphopt.frontend.known_wrong import node_attr
 
 Constant = Callable[[str], "np.ndarray | None"]
 
@@ -31,13 +32,6 @@ class Facts(NamedTuple):
     constant: Constant
     shape: Callable[[str], tuple[int, ...] | None]
     elem_type: Callable[[str], int | None]
-
-
-def _attr(node: onnx.NodeProto, name: str, default=None):
-    for attr in node.attribute:
-        if attr.name == name:
-            return onnx.helper.get_attribute_value(attr)
-    return default
 
 
 def _input(node: onnx.NodeProto, index: int) -> str:
@@ -59,7 +53,7 @@ def _random_dropout(node: onnx.NodeProto, facts: Facts) -> bool:
 def _align_corners_downsampling(node: onnx.NodeProto, facts: Facts) -> bool:
     """align_corners where some output dim is smaller than the input's, told by the static shapes
     (test_resize_downsample_scales_linear_align_corners)."""
-    mode = _attr(node, "coordinate_transformation_mode", b"half_pixel")
+    mode = node_attr(node, "coordinate_transformation_mode", b"half_pixel")
     if (mode.decode() if isinstance(mode, bytes) else mode) != "align_corners":
         return False
     before, after = facts.shape(node.input[0]), facts.shape(node.output[0])
@@ -71,7 +65,7 @@ def _align_corners_downsampling(node: onnx.NodeProto, facts: Facts) -> bool:
 def _causal_mask_with_past(node: onnx.NodeProto, facts: Facts) -> bool:
     """is_causal with an explicit mask and a past key
     (test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask_causal)."""
-    return _attr(node, "is_causal", 0) == 1 and bool(_input(node, 3)) and bool(_input(node, 4))
+    return node_attr(node, "is_causal", 0) == 1 and bool(_input(node, 3)) and bool(_input(node, 4))
 
 
 def _slope_not_broadcast(node: onnx.NodeProto, facts: Facts) -> bool:
@@ -91,7 +85,7 @@ _FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLO
 def _float_floor_mod(node: onnx.NodeProto, facts: Facts) -> bool:
     """fmod=0 on floats before opset 28, which left it undefined (ONNX Runtime fails on it; TVM
     computed a floor remainder). A model at 28 reaches here rewritten (graphopt.frontend.opset_compat)."""
-    return _attr(node, "fmod", 0) == 0 and facts.elem_type(node.input[0]) in _FLOATS
+    return node_attr(node, "fmod", 0) == 0 and facts.elem_type(node.input[0]) in _FLOATS
 
 
 RULES: dict[str, tuple[Callable[[onnx.NodeProto, Facts], bool], str]] = {

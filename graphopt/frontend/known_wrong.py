@@ -15,7 +15,8 @@ from typing import NamedTuple
 import onnx
 
 
-def _attr(node: onnx.NodeProto, name: str, default=None):
+def node_attr(node: onnx.NodeProto, name: str, default=None):
+    """The value of `node`'s attribute `name`, `default` when the node does not set it."""
     for attr in node.attribute:
         if attr.name == name:
             return onnx.helper.get_attribute_value(attr)
@@ -44,13 +45,13 @@ _INTEGER_TYPES = {onnx.TensorProto.INT8, onnx.TensorProto.INT16, onnx.TensorProt
 # first input, says whether this is a node TVM gets wrong
 Rule = tuple[Callable[[onnx.NodeProto, Declared], bool], str]
 RULES: dict[str, Rule] = {
-    "IsInf": (lambda n, d: _attr(n, "detect_negative", 1) == 0 or _attr(n, "detect_positive", 1) == 0,
+    "IsInf": (lambda n, d: node_attr(n, "detect_negative", 1) == 0 or node_attr(n, "detect_positive", 1) == 0,
               "TVM ignores detect_negative/detect_positive (test_isinf_negative)"),
-    "BatchNormalization": (lambda n, d: _attr(n, "training_mode", 0) == 1,
+    "BatchNormalization": (lambda n, d: node_attr(n, "training_mode", 0) == 1,
                            "TVM ignores training_mode=1 (test_batchnorm_example_training_mode)"),
-    "RoiAlign": (lambda n, d: _text(_attr(n, "mode", b"avg")) == "max",
+    "RoiAlign": (lambda n, d: _text(node_attr(n, "mode", b"avg")) == "max",
                  "TVM's max mode differs (test_roialign_mode_max)"),
-    "Resize": (lambda n, d: _text(_attr(n, "coordinate_transformation_mode", b"half_pixel")) == "align_corners",
+    "Resize": (lambda n, d: _text(node_attr(n, "coordinate_transformation_mode", b"half_pixel")) == "align_corners",
                "TVM's align_corners downsampling differs (test_resize_downsample_scales_linear_align_corners)"),
     "Dropout": (lambda n, d: _has_input(n, 2) or (len(n.output) > 1 and bool(n.output[1])),
                 "TVM ignores training_mode and returns the mask as float32, not bool (test_dropout_default_mask)"),
@@ -78,5 +79,5 @@ def known_wrong(node: onnx.NodeProto, first_input: Declared = UNDECLARED) -> str
 
 
 def _normalizes_every_axis(node: onnx.NodeProto, rank: int | None) -> bool:
-    axis = _attr(node, "axis", -1)
+    axis = node_attr(node, "axis", -1)
     return axis == 0 or (rank is not None and axis == -rank)

@@ -41,7 +41,7 @@ from pathlib import Path
 from graphopt.artifact import MANIFEST, load_manifest, swap_into_place
 from graphopt.errors import ArtifactError, first_line
 from graphopt.tune.errors import StorageError
-from graphopt.tune.storage import masked, sqlalchemy_url
+from graphopt.tune.storage import masked, sqlalchemy_url, table_exists
 
 INDEX, FILES = "graphopt_artifacts", "graphopt_artifact_files"
 SHARED_SCHEMES = ("postgresql", "postgres", "mysql")
@@ -152,12 +152,7 @@ class ArtifactTable:
             raise StorageError(f"cannot read the artifact table in {masked(self.url)}: {first_line(exc)}") from None
 
     def _exists(self) -> bool:
-        import sqlalchemy as sa
-
-        try:
-            return sa.inspect(self.engine).has_table(FILES)
-        except Exception:  # noqa: BLE001
-            return False
+        return table_exists(self.engine, FILES)
 
 
 def _plain(name: str) -> bool:

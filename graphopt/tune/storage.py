@@ -60,6 +60,19 @@ def open_storage(url: str):
     return _rdb(url, scheme)
 
 
+def table_exists(engine, table: str) -> bool:
+    """Whether `table` exists in the database behind a SQLAlchemy engine (False when it cannot be told).
+
+    Why: two machines creating the same table at once make one of them fail; that one checks
+    whether the other's table is there before calling it an error."""
+    import sqlalchemy as sa
+
+    try:
+        return sa.inspect(engine).has_table(table)
+    except Exception:  # noqa: BLE001  (any driver error: cannot be told)
+        return False
+
+
 def sqlalchemy_url(url: str) -> str:
     """`url` with PostgreSQL's driver made explicit: SQLAlchemy's default for a bare postgresql://
     is psycopg2 and it does not know postgres:// at all; graphopt installs psycopg (3)."""

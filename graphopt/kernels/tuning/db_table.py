@@ -19,7 +19,7 @@ from pathlib import Path
 
 from graphopt.errors import first_line
 from graphopt.kernels.tuning.db import Key, Record, TuningDBError, parse_record
-from graphopt.tune.storage import masked, sqlalchemy_url
+from graphopt.tune.storage import masked, sqlalchemy_url, table_exists
 
 TABLE = "graphopt_kernel_records"
 SCHEMES = ("sqlite", "postgresql", "postgres")
@@ -53,12 +53,7 @@ class RecordTable:
                 raise TuningDBError(f"cannot open tuning db {masked(url)}: {first_line(exc)}") from None
 
     def _exists(self) -> bool:
-        import sqlalchemy as sa
-
-        try:
-            return sa.inspect(self.engine).has_table(TABLE)
-        except Exception:  # noqa: BLE001
-            return False
+        return table_exists(self.engine, TABLE)
 
     def read(self) -> dict[Key, Record]:
         import sqlalchemy as sa
