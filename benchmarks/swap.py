@@ -2,7 +2,9 @@
 
 For each model (SqueezeNet from the onnx package's light models at 224x224,
 batch 32; a 4-layer transformer encoder, batch 32 x 256 tokens x 512; a
-6-layer MLP, batch 8192 x 2048) the training step is lowered and extracted once
+6-layer MLP, batch 8192 x 2048; a ResNet with 21 convolutions, batch 32 at
+32x32, widths 64-128-256; a 6-layer transformer encoder at the 4-layer one's
+sizes) the training step is lowered and extracted once
 (sizes of real training runs: the memory is activations, not weights); the
 cost model gives step times (analytic roofline, H100 fp32 effective figures)
 and the PCIe 5 x16 link. Budgets sweep from 100% of the no-swap peak (max live
@@ -13,6 +15,9 @@ over the no-swap step time (copy stalls plus recompute kernels). Beside them,
 `bound` is the LP lower bound on the overhead of ANY valid plan
 (graphopt.plan.swap_bound): a target below it is out of reach under this cost
 model, and the distance from ours to it is all the room a better planner has.
+Per model, above its table: the largest step working set (no model of swapping
+can go below it), the swap model's feasibility floor (graphopt.plan.swap_floor)
+and the least budget ours fits (the `--memory-budget min` search).
 Output: a markdown table, JSON, and a plot of memory vs overhead.
 
     python -m benchmarks.swap [--json FILE] [--plot FILE] [--time-limit S] [--models a,b]
@@ -28,23 +33,36 @@ from datetime import date
 from pathlib import Path
 
 from benchmarks.outputs import RESULTS, unused
+from graphopt.errors import PlanError
 from graphopt.passes.swap_registry import SWAP_PLANNERS, get_swap_planner
 from graphopt.passes.swap_singa import InfeasibleBudget
 from graphopt.plan.swap import SwapProblem, base_live_bytes, hidden_swap_floor
 from graphopt.plan.swap_bound import overhead_lower_bound
+from graphopt.plan.swap_floor import feasibility_floor, step_working_set
 from graphopt.plan.swap_validator import validate_swaps
+from graphopt.train.budget import least_fitting
 
 FRACTIONS = sorted({round(1.0 - 0.05 * k, 2) for k in range(12)} | {0.66, 0.55}, reverse=True)
 
 
 def models() -> dict:
+    """Every network the swap benchmarks know; the sweep runs DEFAULT_MODELS unless told.
+    `-small` ones are for the exact baseline (benchmarks.swap_exact), which cannot go deeper."""
     from graphopt.train import models as m
 
     return {
         "squeezenet": lambda: (m.light_cnn("squeezenet", size=224, batch=32), {}),
         "transformer": lambda: (m.transformer(batch=32, seq=256, dim=512, heads=8, layers=4, classes=10), {}),
         "mlp": lambda: (m.mlp(batch=8192, features=1024, hidden=(2048,) * 6, classes=10), {}),
+        # 21 convolutions (stem, 3 stages x 3 basic blocks, 2 projections), BN as scale + shift
+        "resnet": lambda: (m.resnet(batch=32, size=32, widths=(64, 128, 256), blocks=3, classes=10), {}),
+        "transformer6": lambda: (m.transformer(batch=32, seq=256, dim=512, heads=8, layers=6, classes=10), {}),
+        "resnet-small": lambda: (m.resnet(batch=8, size=32, widths=(16, 32), blocks=1, classes=10), {}),
+        "transformer-small": lambda: (m.transformer(batch=8, seq=64, dim=128, heads=4, layers=2, classes=10), {}),
     }
+
+
+DEFAULT_MODELS = ("squeezenet", "transformer", "mlp", "resnet", "transformer6")
 
 
 def problem_of(name: str) -> SwapProblem:
@@ -58,7 +76,7 @@ def problem_of(name: str) -> SwapProblem:
     return sp
 
 
-def sweep(sp: SwapProblem, time_limit: float) -> list[dict]:
+def sweep(sp: SwapProblem, time_limit: float, bound_time: float = 600.0) -> list[dict]:
     peak = int(base_live_bytes(sp.problem, sp.num_steps).max())
     rows = []
     for fraction in FRACTIONS:
@@ -74,17 +92,41 @@ def sweep(sp: SwapProblem, time_limit: float) -> list[dict]:
             assert report.valid, (name, report.errors)
             row[name] = {"overhead": report.stall / sum(sp.step_seconds), "swaps": len(schedule.swaps),
                          "seconds": round(time.perf_counter() - began, 3)}
-        row["bound"] = bound_cell(replace(sp, budget=row["budget"]), row)
+        row["bound"] = bound_cell(replace(sp, budget=row["budget"]), row, bound_time)
         rows.append(row)
         if all(row[n] is None for n in SWAP_PLANNERS) and fraction <= 0.55:
             break
     return rows
 
 
-def bound_cell(sp: SwapProblem, row: dict) -> dict:
+def floors(sp: SwapProblem, time_limit: float) -> dict:
+    """What bounds the budget from below: the largest step working set (what any model needs),
+    the swap model's feasibility floor, and the least budget ours fits (`--memory-budget min`'s
+    search, graphopt.train.budget, with the swap plan's peak in place of the arena)."""
+    live = base_live_bytes(sp.problem, sp.num_steps)
+    peak, work = int(live.max()), step_working_set(sp)
+    floor = feasibility_floor(sp)
+
+    def fit(budget: int):
+        at = replace(sp, budget=budget)
+        report = validate_swaps(at, get_swap_planner("ours").plan(at, time_limit))
+        assert report.valid, report.errors
+        return budget, report
+
+    (budget, report), probes = least_fitting(fit, lambda plan: plan[1].peak_bytes, floor.bytes, peak)
+    return {"peak_bytes": peak, "working_set_bytes": int(work.max()), "working_set_step": int(work.argmax()),
+            "floor_bytes": floor.bytes, "floor_step": floor.step, "floor_resident": len(floor.resident),
+            "min": {"budget": budget, "overhead": report.stall / sum(sp.step_seconds), "probes": probes}}
+
+
+def bound_cell(sp: SwapProblem, row: dict, time_limit: float = 600.0) -> dict:
     """The lower bound at this budget. A validated schedule below it would prove the bound wrong: such
-    planners are listed under "violated_by" (and main exits 1), not hidden."""
-    bound = overhead_lower_bound(sp)
+    planners are listed under "violated_by" (and main exits 1), not hidden. An LP that does not finish
+    in `time_limit` certifies nothing: its cell says so and the sweep goes on."""
+    try:
+        bound = overhead_lower_bound(sp, time_limit=time_limit)
+    except PlanError:
+        return {"overhead": None, "status": "timeout", "seconds": time_limit, "violated_by": []}
     overhead = None if bound.status == "infeasible" else bound.seconds / sum(sp.step_seconds)
     violated = [name for name in SWAP_PLANNERS if row[name] is not None
                 and (overhead is None or overhead > row[name]["overhead"] + 1e-9)]
@@ -95,17 +137,25 @@ def bound_cell(sp: SwapProblem, row: dict) -> dict:
             "violated_by": violated}
 
 
-def table(name: str, sp: SwapProblem, rows: list[dict]) -> str:
+def table(name: str, sp: SwapProblem, rows: list[dict], low: dict) -> str:
     peak = int(base_live_bytes(sp.problem, sp.num_steps).max())
     floor = hidden_swap_floor(sp) / peak
+    least = low["min"]
     head = (f"### {name}: {len(sp.problem.buffers)} tensors, {sp.num_steps} steps, peak {peak / 2**20:.2f} MiB, "
             f"step {sum(sp.step_seconds) * 1e3:.3f} ms (predicted); swaps alone cannot go below "
-            f"{floor:.1%} of the peak without stalling (copy capacity of one engine per direction)\n\n")
+            f"{floor:.1%} of the peak without stalling (copy capacity of one engine per direction)\n\n"
+            f"Largest step working set {low['working_set_bytes'] / 2**20:.2f} MiB "
+            f"({low['working_set_bytes'] / peak:.3f}x of the peak, step {low['working_set_step']}); "
+            f"feasibility floor {low['floor_bytes'] / 2**20:.2f} MiB ({low['floor_bytes'] / peak:.3f}x, binding step "
+            f"{low['floor_step']}, {low['floor_resident']} tensors resident there); least budget ours fits "
+            f"(`min` search, {len(least['probes'])} probes): {least['budget'] / peak:.3f}x at "
+            f"{least['overhead']:.3%} predicted overhead\n\n")
     cols = ["budget", "bound"] + list(SWAP_PLANNERS)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in rows:
         bound = row["bound"]["overhead"]
-        cells = [f"{row['fraction']:.0%}", "no plan fits" if bound is None else f"{bound:.3%}"]
+        missing = "LP timed out" if row["bound"]["status"] == "timeout" else "no plan fits"
+        cells = [f"{row['fraction']:.0%}", missing if bound is None else f"{bound:.3%}"]
         for n in SWAP_PLANNERS:
             cells.append("infeasible" if row[n] is None else f"{row[n]['overhead']:.3%}")
         lines.append("| " + " | ".join(cells) + " |")
@@ -140,25 +190,45 @@ def plot(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def _header(args) -> str:
-    """Date, machine, command and cost model: what a reader needs to rerun and compare."""
+def run_info() -> dict:
+    """Date, command, machine and load average: what a reader needs to rerun and compare."""
     import datetime
+    import os
     import platform
     import sys
 
+    from benchmarks.machine import cpu_name
+
+    return {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "command": f"python -m benchmarks.{Path(sys.argv[0]).stem} {' '.join(sys.argv[1:])}",
+            "machine": f"{platform.node()} ({cpu_name()}, {os.cpu_count()} CPUs)",
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _header(args, info: dict) -> str:
+    """The run and the cost model, at the top of the markdown."""
     from graphopt.analysis.cost import DeviceModel, LinkModel
 
     device, link = DeviceModel(), LinkModel()
-    return (f"# Swap and recompute benchmark, {datetime.date.today()}\n\n"
-            f"Command: `python -m benchmarks.{Path(__file__).stem} {' '.join(sys.argv[1:])}` on {platform.node()} "
-            f"({platform.processor() or platform.machine()}); planner time limit {args.time_limit} s per budget.\n"
+    return (f"# Swap and recompute benchmark, {info['date']}\n\n"
+            f"Command: `{info['command']}` on {info['machine']}; load average {info['load_average']} at the start, "
+            f"{info['load_after']} at the end; planner time limit {args.time_limit} s per budget.\n"
             f"Cost model (predicted, analytic): {device.name}: {device.flops / 1e12:.0f} TFLOP/s, "
             f"{device.memory_bandwidth / 1e12:.1f} TB/s, {device.launch * 1e6:.0f} us per kernel; host link "
             f"{link.bandwidth / 1e9:.0f} GB/s per direction, {link.latency * 1e6:.0f} us per copy, "
             "one engine each way.\n"
             "Cells: predicted overhead (copy stalls + recompute kernels) over the no-swap step; every schedule "
             "passed the swap validator. `bound`: LP lower bound on the overhead of any valid plan "
-            "(graphopt.plan.swap_bound); 'no plan fits' where no swap or recompute can free enough bytes.\n\n")
+            "(graphopt.plan.swap_bound); 'no plan fits' where no swap or recompute can free enough bytes, "
+            f"'LP timed out' where the LP did not finish in {args.bound_time:g} s (no bound there).\n\n")
+
+
+def _write(args, info: dict, text: list[str], results: dict) -> None:
+    args.markdown.parent.mkdir(parents=True, exist_ok=True)
+    info["load_after"] = run_info()["load_average"]
+    args.markdown.write_text(_header(args, info) + "\n".join(text))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"run": info, **results}, indent=1))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,22 +237,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, default=None, help="default: results/swap-DATE.png (a free name)")
     parser.add_argument("--markdown", type=Path, default=None, help="default: results/swap-DATE.md (a free name)")
     parser.add_argument("--time-limit", type=float, default=5.0)
-    parser.add_argument("--models", default=",".join(models()))
+    parser.add_argument("--bound-time", type=float, default=600.0, help="the LP bound's limit per budget")
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
     args = parser.parse_args(argv)
     args.plot = args.plot or unused(RESULTS / f"swap-{date.today().isoformat()}.png")
     args.markdown = args.markdown or unused(RESULTS / f"swap-{date.today().isoformat()}.md")
-    results, text = {}, []
+    results, text, info = {}, [], run_info()
     for name in args.models.split(","):
         sp = problem_of(name)
         peak = int(base_live_bytes(sp.problem, sp.num_steps).max())
-        results[name] = {"hidden_swap_floor": hidden_swap_floor(sp) / peak, "rows": sweep(sp, args.time_limit)}
-        text.append(table(name, sp, results[name]["rows"]))
+        low = floors(sp, args.time_limit)
+        rows = sweep(sp, args.time_limit, args.bound_time)
+        results[name] = {"hidden_swap_floor": hidden_swap_floor(sp) / peak, **low, "rows": rows}
+        text.append(table(name, sp, results[name]["rows"], low))
         print(text[-1], flush=True)
-    args.markdown.parent.mkdir(parents=True, exist_ok=True)
-    args.markdown.write_text(_header(args) + "\n".join(text))
+        _write(args, info, text, results)  # after every model: a late failure keeps the earlier ones
     plot(results, args.plot)
-    if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=1))
     return 1 if any(r["bound"]["violated_by"] for res in results.values() for r in res["rows"]) else 0
 
 

@@ -83,6 +83,20 @@ def _merged(pieces: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+def step_working_set(sp: SwapProblem) -> np.ndarray:
+    """Per step, the arena bytes its kernel reads or writes (the buffers it uses or allocates).
+
+    Why: no schedule of any model, however rich, can go below the largest of these (a
+    kernel needs its operands on the device), so it is the yardstick for the floor: the
+    distance between them is what this swap model, not the network, costs."""
+    out = np.zeros(sp.num_steps, dtype=np.int64)
+    for b in sp.problem.buffers:
+        for step in set(sp.uses.get(b.id, ())) | {b.start}:
+            if step < sp.num_steps:
+                out[step] += b.size
+    return out
+
+
 def feasibility_floor(sp: SwapProblem) -> Floor:
     """The least budget (bytes of live tensors; placement may need more) any schedule reaches."""
     live = base_live_bytes(sp.problem, sp.num_steps)

@@ -1,5 +1,5 @@
-"""Small forward models to train, built with onnx.helper: an MLP, a CNN and a
-transformer encoder.
+"""Small forward models to train, built with onnx.helper: an MLP, a CNN, a residual
+CNN (ResNet-style) and a transformer encoder.
 
 Why here: tests and the swap benchmark need training steps that compile in
 seconds and use only ops whose gradients TVM registers (MatMul, Conv, MaxPool,
@@ -107,7 +107,50 @@ def transformer(batch: int = 2, seq: int = 8, dim: int = 16, heads: int = 2, lay
     return _finish(b, "transformer", [("x", [batch, seq, dim])], "logits")
 
 
-MODELS = {"mlp": mlp, "cnn": cnn, "transformer": transformer}
+def _conv_bn(b: OnnxModelBuilder, x: str, c_in: int, c_out: int, k: int, stride: int, norm: bool) -> str:
+    """k x k convolution ('same' padding, `stride`), then, with `norm`, BatchNormalization in its
+    inference form (a per-channel scale and shift): the elementwise kernels a real ResNet adds."""
+    w = b.he("w", (c_out, c_in, k, k), c_in * k * k)
+    (y,) = b.op("Conv", [x, w, b.bias("b", c_out)], kernel_shape=[k, k], pads=[k // 2] * 4, strides=[stride] * 2)
+    if not norm:
+        return y
+    (y,) = b.op("Mul", [y, b.const("gamma", np.ones((c_out, 1, 1), np.float32))])
+    return b.op("Add", [y, b.const("beta", np.zeros((c_out, 1, 1), np.float32))])[0]
+
+
+def _basic_block(b: OnnxModelBuilder, x: str, c_in: int, c_out: int, stride: int, norm: bool) -> str:
+    """conv-bn-relu-conv-bn, plus the input (a strided 1x1 projection where the shape changes), then ReLU."""
+    (h,) = b.op("Relu", [_conv_bn(b, x, c_in, c_out, 3, stride, norm)])
+    h = _conv_bn(b, h, c_out, c_out, 3, 1, norm)
+    shortcut = x if stride == 1 and c_in == c_out else _conv_bn(b, x, c_in, c_out, 1, stride, norm)
+    (y,) = b.op("Add", [h, shortcut])
+    return b.op("Relu", [y])[0]
+
+
+def resnet(batch: int = 2, channels: int = 3, size: int = 8, widths: tuple[int, ...] = (8, 16, 32),
+           blocks: int = 3, classes: int = 4, norm: bool = True, seed: int = 0) -> onnx.ModelProto:
+    """A CIFAR-style ResNet: a 3x3 stem, `blocks` basic blocks per stage (each stage after the
+    first halves the image), global mean, linear. With the defaults, 1 + 2 x 9 + 2 = 21 convolutions.
+
+    Why: the swap benchmark needs a deep CNN with many activations to rematerialize (issue #21:
+    small nets have little). Caution (2026-12-06): compiled for training with the CPU kernel
+    schedules on (the default), the weight gradient of the strided 1x1 projection came out wrong
+    (0.28 off a finite-difference 0.15; exact with `schedules=False`); the swap benchmark only
+    plans this model's memory, which the schedules do not change."""
+    b = OnnxModelBuilder(seed)
+    (x,) = b.op("Relu", [_conv_bn(b, "x", channels, widths[0], 3, 1, norm)])
+    width = widths[0]
+    for stage, w in enumerate(widths):
+        for block in range(blocks):
+            x = _basic_block(b, x, width, w, 2 if stage and not block else 1, norm)
+            width = w
+    (y,) = b.op("ReduceMean", [x], axes=[2, 3], keepdims=0)
+    (y,) = b.op("MatMul", [y, b.he("w", (width, classes), width)])
+    b.op("Add", [y, b.bias("b", classes)], out="logits")
+    return _finish(b, "resnet", [("x", [batch, channels, size, size])], "logits")
+
+
+MODELS = {"mlp": mlp, "cnn": cnn, "transformer": transformer, "resnet": resnet}
 
 
 def light_cnn(name: str = "squeezenet", size: int = 64, batch: int = 1, seed: int = 0) -> onnx.ModelProto:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from graphopt.plan.swap import Recompute, SwapSchedule, live_bytes
 from graphopt.plan.swap_bound import overhead_lower_bound
-from graphopt.plan.swap_floor import feasibility_floor
+from graphopt.plan.swap_floor import feasibility_floor, step_working_set
 from graphopt.plan.swap_validator import validate_swaps
 from tests.passes.test_swap import training_like
 from tests.plan.test_swap_bound import one_buffer_must_go, random_valid_schedule
@@ -56,3 +56,13 @@ def test_a_valid_schedule_reaches_the_hand_solved_floor() -> None:
     schedule = SwapSchedule((), "recompute", recomputes=(Recompute(0, 0, 4),))
     assert int(live_bytes(sp, (), schedule.recomputes).max()) == floor.bytes
     assert validate_swaps(replace(sp, budget=floor.bytes), schedule).valid
+
+
+def test_working_set_counts_each_step_s_operands_and_never_exceeds_the_floor() -> None:
+    """Buffer 0 is used at steps 0 and 4, buffer 1 at step 2: those steps touch 100 B, the others none.
+    No gap covers a use, so the floor is at least every step's working set."""
+    sp = one_buffer_must_go(1e-3)
+    assert step_working_set(sp).tolist() == [100, 0, 100, 0, 100]
+    for seed in range(20):
+        sp = training_like(seed, layers=5)
+        assert feasibility_floor(sp).bytes >= int(step_working_set(sp).max())
