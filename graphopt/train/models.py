@@ -133,10 +133,9 @@ def resnet(batch: int = 2, channels: int = 3, size: int = 8, widths: tuple[int, 
     first halves the image), global mean, linear. With the defaults, 1 + 2 x 9 + 2 = 21 convolutions.
 
     Why: the swap benchmark needs a deep CNN with many activations to rematerialize (issue #21:
-    small nets have little). Caution (2026-12-06): compiled for training with the CPU kernel
-    schedules on (the default), the weight gradient of the strided 1x1 projection came out wrong
-    (0.28 off a finite-difference 0.15; exact with `schedules=False`); the swap benchmark only
-    plans this model's memory, which the schedules do not change."""
+    small nets have little). Its strided 1x1 projections' weight gradients found a GEMM schedule
+    bug (graphopt.kernels.schedules.gemm._unit_steps); tests/train/test_train_step.py checks its
+    gradients against finite differences."""
     b = OnnxModelBuilder(seed)
     (x,) = b.op("Relu", [_conv_bn(b, "x", channels, widths[0], 3, 1, norm)])
     width = widths[0]

@@ -12,7 +12,7 @@ from graphopt.compiler import compile_model
 from graphopt.errors import InputError
 from graphopt.options import TrainOptions
 from graphopt.train.frontend import for_training
-from graphopt.train.models import cnn, mlp, transformer
+from graphopt.train.models import cnn, mlp, resnet, transformer
 from graphopt.train.runner import TrainRunner
 from graphopt.train.step import OptimizerSpec
 from tests.train.reference import Reference
@@ -31,7 +31,14 @@ def _compiled(tmp_path_factory, model: onnx.ModelProto, name: str, **kw) -> Trai
     return TrainRunner(out)
 
 
-@pytest.mark.parametrize("build", [mlp, cnn, transformer], ids=["mlp", "cnn", "transformer"])
+def small_resnet() -> onnx.ModelProto:
+    """One block per stage: its strided 1x1 projections' weight gradients are reductions that stride
+    over their input, which the GEMM schedule got wrong (graphopt.kernels.schedules.gemm._unit_steps)."""
+    return resnet(blocks=1)
+
+
+@pytest.mark.parametrize("build", [mlp, cnn, transformer, small_resnet],
+                         ids=["mlp", "cnn", "transformer", "resnet"])
 def test_gradients_match_finite_differences(tmp_path_factory, build) -> None:
     """SGD with lr=1 makes the update w - w' exactly the gradient the step computed."""
     model = build()

@@ -97,7 +97,29 @@ def classify(block: s_tir.SBlock) -> tuple[dict, set, set, set] | None:
         if kind is None:
             return None
         traits[v] = IterTrait(kind, iv.dom.extent)
+    reduced = {v for v, t in traits.items() if t.kind == K_}
+    if any(not _unit_steps(access.region, reduced, analyzer) for access in block.reads):
+        return None
     return traits, a, b, c
+
+
+def _unit_steps(region, reduced: set, analyzer: tvm_arith.Analyzer) -> bool:
+    """Whether every reduced iterator moves each index of an access by exactly one.
+
+    Why: a reduction that strides over an operand (a strided 1x1 convolution's weight gradient,
+    dW[o, i] = sum over n, h, w of dY[n, o, h, w] * X[n, i, 2h, 2w]) came out wrong under this
+    rule (0.28 off a finite-difference gradient of 0.15; right under the fallback rule and in
+    TVM's unscheduled kernel). Until the cause is found such kernels are declined: slower, never
+    wrong. Dilated convolutions (h + d*kh) decline too."""
+    for r in region:
+        index = analyzer.simplify(r.min)
+        for var in set(tirx.analysis.undefined_vars(index)) & reduced:
+            coefficients = tvm_arith.detect_linear_equation(index, [var])
+            if len(coefficients) != 2 or not isinstance(coefficients[0], tirx.IntImm):
+                return False
+            if abs(int(coefficients[0].value)) != 1:
+                return False
+    return True
 
 
 def iter_traits(block: s_tir.SBlock) -> tuple[list[IterTrait], ...] | None:
