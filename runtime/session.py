@@ -182,7 +182,7 @@ class Session:
         self._main = self.vm["main"]  # looked up once: a lookup per call cost more than a small model's kernels
         self._staged: list = []  # one device tensor per input, allocated at the first run (_stage)
         self._views: list = []  # numpy views of them on the CPU
-        self._staged_shapes: list = []  # their shapes
+        self._staged_shapes: list | None = None  # their shapes (range artifacts only: see _stage)
         self.params = _load_params(src / PARAMS, self.manifest["param_keys"], self.device)
 
     def _stage(self, arrays: list[np.ndarray]) -> list:
@@ -191,8 +191,9 @@ class Session:
         Why: allocating fresh input tensors on every call was most of a small model's per-call
         cost. Reusing them is safe because a session runs one call at a time (see the class
         docstring) and every output is copied out before `run` returns."""
-        shapes = [a.shape for a in arrays]
-        if not self._staged or shapes != self._staged_shapes:  # a range artifact's shapes change between calls
+        # a fixed artifact's shapes never change (check_inputs holds them to the manifest); a range artifact's may
+        shapes = [a.shape for a in arrays] if self.symbols else None
+        if not self._staged or shapes != self._staged_shapes:
             self._staged_shapes = shapes
             self._staged = [tvm_rt.empty(a.shape, a.dtype, self.device) for a in arrays]
             self._views = [tvm_rt.host_view(t) for t in self._staged]  # None where a copy must go through TVM
