@@ -188,7 +188,9 @@ def _check_memory(state: CompileState, arena: int) -> None:
     if getattr(state.options, "memory_budget", None) is not None:
         arena = 0
     params = sum(p.nbytes for p in state.imported.params) + sum(s.nbytes for s in state.states)
-    inputs = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for _, shape, dtype in state.prepared.inputs)
+    held = state.prepared.held  # a narrow input is staged widened (graphopt.frontend.narrow_types)
+    inputs = sum(int(np.prod(shape)) * np.dtype(held.get(name, dtype)).itemsize
+                 for name, shape, dtype in state.prepared.inputs)
     check_plan(state.options.target, arena=arena, params=params, inputs=inputs,
                outputs=state.extraction.output_bytes)
 
@@ -288,13 +290,25 @@ def _weights_record(imported: list[str], stored: list[str], imported_bytes: int,
             "prepared_bytes_added": stored_bytes - imported_bytes}
 
 
+def _entry(prepared, name: str, shape: tuple[int, ...], dtype: str) -> dict:
+    """One input/output of the manifest; a narrow one (float8, int4...) says the dtype the arena
+    holds it as (`held_as`), which the runtime converts to and from at the boundary, and an input
+    ONNX requires to be zero says so (`must_be_zero`: the runtime checks it on every call)."""
+    entry = {"name": name, "shape": list(shape), "dtype": dtype}
+    if name in prepared.held:
+        entry["held_as"] = prepared.held[name]
+    if name in prepared.must_be_zero:  # a float8/float4 zero point fed at run time
+        entry["must_be_zero"] = True
+    return entry
+
+
 def _manifest(state: CompileState) -> dict:
     from graphopt.identity import id_fields
 
     prepared, imported = state.prepared, state.imported
     signature = {
-        "inputs": [{"name": n, "shape": list(s), "dtype": d} for n, s, d in prepared.inputs],
-        "outputs": [{"name": n, "shape": list(s), "dtype": d} for n, s, d in prepared.outputs],
+        "inputs": [_entry(prepared, n, s, d) for n, s, d in prepared.inputs],
+        "outputs": [_entry(prepared, n, s, d) for n, s, d in prepared.outputs],
         "param_keys": [f"p{i:05d}" for i in range(len(imported.params) + len(state.states))],
         "param_names": list(imported.param_names),
     }

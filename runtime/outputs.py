@@ -14,6 +14,7 @@ import functools
 import numpy as np
 
 from graphopt.errors import ArtifactError
+from graphopt.runtime.narrow import narrow
 
 
 @functools.lru_cache(maxsize=64)
@@ -41,12 +42,12 @@ def check_outputs(signature: list[dict], values: list[np.ndarray]) -> dict[str, 
         raise ArtifactError(f"artifact returned {len(values)} outputs, manifest lists {len(signature)}")
     outputs = {}
     for sig, value in zip(signature, values):
-        name = sig["name"]
-        if not same_dtype(value.dtype, sig["dtype"]):
-            raise ArtifactError(f"output {name} has dtype {value.dtype}, manifest says {sig['dtype']}; "
+        name, held = sig["name"], sig.get("held_as")
+        if not same_dtype(value.dtype, held or sig["dtype"]):
+            raise ArtifactError(f"output {name} has dtype {value.dtype}, manifest says {held or sig['dtype']}; "
                                 "the artifact is inconsistent (recompile it)")
         if tuple(value.shape) != tuple(sig["shape"]):
             raise ArtifactError(f"output {name} has shape {_dims(value.shape)}, manifest says {_dims(sig['shape'])}; "
                                 "the artifact is inconsistent (recompile it)")
-        outputs[name] = value
+        outputs[name] = narrow(value, sig["dtype"]) if held else value  # float8, int4...: graphopt.runtime.narrow
     return outputs

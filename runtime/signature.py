@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphopt.errors import InputError
+from graphopt.runtime.narrow import widen
 from graphopt.runtime.outputs import same_dtype
 
 
@@ -31,4 +32,8 @@ def _checked(sig: dict, value) -> np.ndarray:
     if "dims" not in sig and tuple(array.shape) != tuple(sig["shape"]):  # a range's dims: runtime/shape_range.py
         shape = "x".join(map(str, array.shape)) or "scalar"
         raise InputError(f"input {sig['name']} has shape {shape}, expected {'x'.join(map(str, sig['shape']))}")
+    if sig.get("must_be_zero") and np.any(array.astype(np.float32) != 0):  # as ONNX Runtime checks it
+        raise InputError(f"input {sig['name']} must be all zeros: it is a float8/float4 zero point (ONNX requires it)")
+    if "held_as" in sig:  # a narrow type (float8, int4...): staged widened (graphopt.runtime.narrow)
+        return widen(array, sig["held_as"])
     return np.asarray(array, order="C")  # not ascontiguousarray: it makes a 0-d (scalar) input 1-d

@@ -26,6 +26,7 @@ from graphopt.frontend.disputed import refuse_disputed
 from graphopt.frontend.domains import check_domains
 from graphopt.frontend.element_types import check_element_types
 from graphopt.frontend.load import load_model
+from graphopt.frontend.narrow_types import widen_narrow_types
 from graphopt.frontend.ranges import has_ranges
 from graphopt.frontend.shapes import (
     fix_input_shapes,
@@ -64,6 +65,10 @@ class PreparedModel:
     # output's dims as numbers and symbol names; the signatures' shapes are then the maximum
     symbols: dict[str, tuple[int, int]] = field(default_factory=dict)
     dims: dict[str, tuple[int | str, ...]] = field(default_factory=dict)
+    # narrow inputs/outputs (float8, int4...: graphopt.frontend.narrow_types): name -> the dtype the
+    # arena holds them as; their signature's dtype is the caller's
+    held: dict[str, str] = field(default_factory=dict)
+    must_be_zero: frozenset[str] = frozenset()  # inputs the runtime checks are all zero (float8 zero points)
 
 
 def prepare(
@@ -105,7 +110,10 @@ def prepare_model(
     fixed = fix_input_shapes(forget_negative_output_dims(model), dict(input_shapes or {}))
     check_attributes(fixed)  # rules the checker and shape inference skip (attributes.py)
     check_dims(fixed)  # after: a bad attribute is the cause of the odd shapes it infers
-    check_element_types(fixed)  # float8 and sub-byte types: refused, never computed differently (element_types.py)
+    check_element_types(fixed, narrow_ok=True)  # float8 and sub-byte types: held widened, or refused
+    widened = widen_narrow_types(fixed)  # narrow_types.py: their casts and (de)quantizations rewritten
+    if widened.model is not fixed:
+        fixed = infer_shapes(widened.model)
     if memory is not None:
         check_resident(fixed, memory)
     folded = simplify(fixed, enabled=fold)
@@ -116,9 +124,11 @@ def prepare_model(
         folded = infer_shapes(folded)
     check_dims(folded)  # folding can reveal shapes that inference alone could not
     refuse_disputed(folded)  # after folding, which turns computed scales and modes into constants
-    inputs = tuple(_signature(folded, vi) for vi in _inputs(folded))
-    outputs = tuple(_signature(folded, vi) for vi in folded.graph.output)
-    return PreparedModel(folded, inputs, outputs, source_sha256)
+    callers = {name: dtypes[0] for name, dtypes in widened.boundary.items()}
+    inputs = tuple(_signature(folded, vi, callers) for vi in _inputs(folded))
+    outputs = tuple(_signature(folded, vi, callers) for vi in folded.graph.output)
+    held = {name: dtypes[1] for name, dtypes in widened.boundary.items()}
+    return PreparedModel(folded, inputs, outputs, source_sha256, held=held, must_be_zero=widened.must_be_zero)
 
 
 def _inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
@@ -126,7 +136,7 @@ def _inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
     return [vi for vi in model.graph.input if vi.name in names]
 
 
-def _signature(model: onnx.ModelProto, vi: onnx.ValueInfoProto) -> TensorSignature:
+def _signature(model: onnx.ModelProto, vi: onnx.ValueInfoProto, callers: Mapping[str, str]) -> TensorSignature:
     """Signature of a graph input/output; a shape still unknown here is data-dependent.
 
     Memory is planned for static sizes only, so such an output (NonZero, NMS) is a
@@ -137,5 +147,5 @@ def _signature(model: onnx.ModelProto, vi: onnx.ValueInfoProto) -> TensorSignatu
     if dims is None or any(not d.HasField("dim_value") for d in dims):
         raise ShapeError(f"{vi.name} has a shape that is not static after folding "
                          "(data-dependent); graphopt plans static shapes only")
-    dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
-    return TensorSignature(vi.name, tuple(int(d.dim_value) for d in dims), dtype.name)
+    dtype = callers.get(vi.name) or onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type).name
+    return TensorSignature(vi.name, tuple(int(d.dim_value) for d in dims), dtype)

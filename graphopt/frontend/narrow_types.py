@@ -1,0 +1,96 @@
+"""Narrow element types (float8, float4, 4- and 2-bit integers) held widened, computed exactly.
+
+The pass: every narrow value, weight and constant is retyped to the type that holds it
+exactly (narrow_formats.py), the operators that touch one are rewritten (narrow_ops.py),
+and the graph inputs and outputs that were narrow are returned, so the artifact's manifest
+can record the type a caller passes and gets (`dtype`) beside the one the arena holds
+(`held_as`). A model with no narrow tensor comes back untouched (its artifact id does not move).
+
+What stays refused, in one line, by element_types.py: FLOAT8E8M0, the float6 types, complex
+numbers, and a narrow tensor inside a subgraph (If, Loop, Scan bodies).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+
+from graphopt.errors import UnsupportedOperatorError
+from graphopt.frontend.narrow_formats import held_type, is_narrow, numpy_name, type_name
+from graphopt.frontend.narrow_ops import GraphFacts, rewrite
+
+
+@dataclass(frozen=True)
+class Widened:
+    """The rewritten model; each narrow graph input/output: name -> (caller's dtype, held dtype); and
+    the graph inputs whose values must be all zero (float8/float4 zero points: the runtime checks)."""
+
+    model: onnx.ModelProto
+    boundary: dict[str, tuple[str, str]] = field(default_factory=dict)
+    must_be_zero: frozenset[str] = frozenset()
+
+
+def widen_narrow_types(model: onnx.ModelProto) -> Widened:
+    """See the module docstring; raises UnsupportedOperatorError for what it cannot compute."""
+    graph = model.graph
+    facts = _facts(graph)
+    if not any(is_narrow(t) for t in facts.types.values()):
+        return Widened(model)
+    _refuse_in_subgraphs(graph)
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    new_nodes = [replacement for node in out.graph.node for replacement in rewrite(node, facts)]
+    del out.graph.node[:]
+    out.graph.node.extend(new_nodes)
+    _widen_weights(out.graph)
+    boundary = {vi.name: (numpy_name(t), numpy_name(held_type(t)))
+                for vi in [*graph.input, *graph.output] if is_narrow(t := vi.type.tensor_type.elem_type)}
+    for vi in [*out.graph.input, *out.graph.output, *out.graph.value_info]:
+        vi.type.tensor_type.elem_type = held_type(vi.type.tensor_type.elem_type)
+    return Widened(out, boundary, frozenset(facts.must_be_zero))
+
+
+def _facts(graph: onnx.GraphProto) -> GraphFacts:
+    types, ranks, zeros = {}, {}, set()
+    inputs = {vi.name for vi in graph.input} - {t.name for t in graph.initializer}
+    for vi in [*graph.input, *graph.output, *graph.value_info]:
+        tensor_type = vi.type.tensor_type
+        types[vi.name] = tensor_type.elem_type
+        if tensor_type.HasField("shape"):
+            ranks[vi.name] = len(tensor_type.shape.dim)
+    for name, tensor in _constants(graph):
+        types[name], ranks[name] = tensor.data_type, len(tensor.dims)
+        if not np.any(onnx.numpy_helper.to_array(tensor).astype(np.float64)):
+            zeros.add(name)
+    return GraphFacts(types, ranks, zeros, inputs)
+
+
+def _constants(graph: onnx.GraphProto):
+    """(name, tensor) of every initializer and Constant node holding a tensor."""
+    yield from ((t.name, t) for t in graph.initializer)
+    for node in graph.node:
+        if node.op_type == "Constant":
+            yield from ((node.output[0], a.t) for a in node.attribute if a.name == "value")
+
+
+def _widen_weights(graph: onnx.GraphProto) -> None:
+    """Initializers and Constant tensors of narrow types, converted to their held type (exact)."""
+    for tensor in [*graph.initializer,
+                   *(a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value")]:
+        if is_narrow(tensor.data_type):
+            array = onnx.numpy_helper.to_array(tensor)
+            held = onnx.helper.tensor_dtype_to_np_dtype(held_type(tensor.data_type))
+            tensor.CopyFrom(onnx.numpy_helper.from_array(array.astype(held), tensor.name))
+
+
+def _refuse_in_subgraphs(graph: onnx.GraphProto) -> None:
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                narrow = [t for t in _facts(sub).types.values() if is_narrow(t)]
+                if narrow:
+                    raise UnsupportedOperatorError(
+                        f"{node.op_type} node {node.name or node.output[0]!r}: its subgraph holds a "
+                        f"{type_name(narrow[0])} tensor; graphopt computes narrow types in the main graph only")
