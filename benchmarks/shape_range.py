@@ -6,6 +6,12 @@ one fixed at its minimum. Reported:
     arena the range plan uses at the minimum vs the fixed-min artifact's;
   * latency at the minimum shape (batch 1): range artifact vs fixed-min artifact, interleaved
     A B A B (ROUNDS rounds of REPS calls each), medians and spread (min..max of round medians);
+  * latency at the maximum shape: range artifact vs fixed-max artifact, interleaved the same way;
+  * latency per shape across the range (both corners and inside): the one range artifact against
+    ONNX Runtime and OpenVINO (when installed) on the same input, wall clock of a whole call for
+    all three (input in, output out), interleaved rounds; ORT and OpenVINO use their own thread
+    defaults (OpenVINO: LATENCY hint, f32), graphopt the TVM runtime's (TVM_NUM_THREADS is recorded,
+    never set here);
   * the machine's load average before and after, since the machine is shared.
 
     .venv/bin/python -m benchmarks.shape_range --out benchmarks/results/shape-range-DATE
@@ -31,6 +37,15 @@ from graphopt.frontend.ranges import DimRange
 from graphopt.runtime.session import load
 
 ROUNDS, REPS = 15, 20
+SHAPE_ROUNDS, SHAPE_REPS = 5, 10
+MAX_ROUNDS, MAX_REPS = 7, 5  # range vs fixed-max artifact at the maximum shape (calls of several ms)
+# ORT's and OpenVINO's worker threads spin after a call; on 2 cores, timed right after them, graphopt's
+# batch-1 call measured 2.6 ms instead of 0.2 ms (and ORT itself would pay the same after the others).
+SETTLE_SECONDS = 0.2
+SHAPES = {  # name -> shapes timed against ORT and OpenVINO (corners and odd sizes inside the range)
+    "cnn": [(1, 3, 32, 32), (7, 3, 32, 32), (32, 3, 32, 32)],
+    "encoder_block": [(1, 16, 64), (3, 17, 64), (16, 128, 64)],
+}
 MODELS = {  # name -> (model, range shape, max shape, min shape)
     "cnn": (lambda: batch_cnn(size=32, channels=(16, 32)), (DimRange(1, 32), 3, 32, 32), (32, 3, 32, 32),
             (1, 3, 32, 32)),
@@ -44,19 +59,63 @@ def _compile(model, work: Path, name: str, shape: tuple) -> tuple[Path, dict]:
     return result.artifact, result.plan
 
 
-def _interleaved(paths: dict[str, Path], x: np.ndarray) -> dict[str, dict]:
+def _interleaved(paths: dict[str, Path], x: np.ndarray, rounds: int = ROUNDS, reps: int = REPS) -> dict[str, dict]:
     """Round medians of each artifact, rounds interleaved A B A B so load drifts hit both alike."""
     sessions = {k: load(p) for k, p in paths.items()}
     for s in sessions.values():  # warm-up
-        for _ in range(REPS):
+        for _ in range(reps):
             s.run({"x": x})
     medians: dict[str, list[float]] = {k: [] for k in sessions}
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         for key, session in sessions.items():
-            times = [session.run_timed({"x": x}).seconds for _ in range(REPS)]
+            times = [session.run_timed({"x": x}).seconds for _ in range(reps)]
             medians[key].append(statistics.median(times))
     return {k: {"median_ms": statistics.median(v) * 1e3, "min_ms": min(v) * 1e3, "max_ms": max(v) * 1e3}
             for k, v in medians.items()}
+
+
+def _openvino(model_path: Path):
+    """A callable running the model in OpenVINO's CPU plugin (f32, LATENCY hint), or None if not installed."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    compiled = ov.Core().compile_model(str(model_path), "CPU", {"PERFORMANCE_HINT": "LATENCY",
+                                                                 "INFERENCE_PRECISION_HINT": "f32"})
+    request = compiled.create_infer_request()
+    return lambda x: request.infer({0: x})
+
+
+def _per_shape(model, range_art: Path, work: Path, shapes: list[tuple]) -> list[dict]:
+    """Median wall ms per call at each shape: the range artifact, ORT, OpenVINO; interleaved rounds."""
+    import onnx
+    import onnxruntime as ort
+
+    path = work / "model.onnx"
+    onnx.save(model, path)
+    ort_session, session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]), load(range_art)
+    runners = {"graphopt_range": lambda x: session.run({"x": x}), "onnxruntime": lambda x: ort_session.run(None, {"x": x})}
+    openvino = _openvino(path)
+    if openvino is not None:
+        runners["openvino"] = openvino
+    rows = []
+    for shape in shapes:
+        x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+        medians: dict[str, list[float]] = {k: [] for k in runners}
+        for run in runners.values():
+            for _ in range(SHAPE_REPS):
+                run(x)
+        for _ in range(SHAPE_ROUNDS):
+            for key, run in runners.items():
+                time.sleep(SETTLE_SECONDS)  # the previous engine's spinning worker threads go idle first
+                times = []
+                for _ in range(SHAPE_REPS):
+                    began = time.perf_counter()
+                    run(x)
+                    times.append(time.perf_counter() - began)
+                medians[key].append(statistics.median(times))
+        rows.append({"shape": list(shape), **{k: statistics.median(v) * 1e3 for k, v in medians.items()}})
+    return rows
 
 
 def bench(name: str, work: Path) -> dict:
@@ -66,9 +125,10 @@ def bench(name: str, work: Path) -> dict:
     began = time.perf_counter()
     range_art, range_plan = _compile(model, work, "range", ranged)
     range_seconds = time.perf_counter() - began
-    _, max_plan = _compile(model, work, "fixed_max", high)
+    max_art, max_plan = _compile(model, work, "fixed_max", high)
     min_art, min_plan = _compile(model, work, "fixed_min", low)
     x = np.random.default_rng(0).standard_normal(low).astype(np.float32)
+    x_max = np.random.default_rng(0).standard_normal(high).astype(np.float32)
     record = range_plan["shape_range"]
     return {
         "model": name, "range": "x=" + "x".join(str(d) for d in ranged), "range_compile_seconds": range_seconds,
@@ -79,6 +139,8 @@ def bench(name: str, work: Path) -> dict:
         "lower_bound_at_min_bytes": record["at_min"]["lower_bound_bytes"],
         "range_kernels": record["kernels"], "fixed_min_schedules": min_plan["schedules"]["by_rule"],
         "latency_at_min": _interleaved({"range": range_art, "fixed_min": min_art}, x),
+        "latency_at_max": _interleaved({"range": range_art, "fixed_max": max_art}, x_max, MAX_ROUNDS, MAX_REPS),
+        "latency_per_shape_ms": _per_shape(model, range_art, work, SHAPES[name]),
     }
 
 
@@ -118,11 +180,32 @@ def _markdown(meta: dict, rows: list[dict]) -> str:
             f"| {r['lower_bound_at_max_bytes']} / {r['lower_bound_at_min_bytes']} "
             f"| {a['median_ms']:.3f} [{a['min_ms']:.3f}..{a['max_ms']:.3f}] "
             f"| {b['median_ms']:.3f} [{b['min_ms']:.3f}..{b['max_ms']:.3f}] | {a['median_ms'] / b['median_ms']:.2f}x |")
+    lines += ["", "At the maximum shape (range artifact vs the fixed-max artifact, ms, median of round medians): "
+              + "; ".join(f"{r['model']}: {r['latency_at_max']['range']['median_ms']:.3f} vs "
+                          f"{r['latency_at_max']['fixed_max']['median_ms']:.3f} "
+                          f"({r['latency_at_max']['range']['median_ms'] / r['latency_at_max']['fixed_max']['median_ms']:.2f}x)"
+                          for r in rows)]
     lines += ["", "Kernels of the range artifacts (symbolic): "
               + "; ".join(f"{r['model']}: {r['range_kernels']['by_rule']}" for r in rows),
               "Kernels of the fixed batch-1 artifacts: "
               + "; ".join(f"{r['model']}: {r['fixed_min_schedules']}" for r in rows), ""]
-    return "\n".join(lines)
+    return "\n".join(lines + _shape_table(rows))
+
+
+def _shape_table(rows: list[dict]) -> list[str]:
+    """Per-shape latency of the one range artifact against ORT and OpenVINO (ms, wall clock per call)."""
+    lines = ["## Latency per shape: one range artifact vs ONNX Runtime and OpenVINO", "",
+             "wall ms per call (input in, output out), median of round medians; ratio = graphopt / other", "",
+             "| model | shape | graphopt range | ONNX Runtime | OpenVINO | vs ORT | vs OpenVINO |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        for p in r["latency_per_shape_ms"]:
+            ours, ort_ms, ov_ms = p["graphopt_range"], p["onnxruntime"], p.get("openvino")
+            ov_text = f"{ov_ms:.3f}" if ov_ms else "not installed"
+            ov_ratio = f"{ours / ov_ms:.2f}x" if ov_ms else "-"
+            lines.append(f"| {r['model']} | {'x'.join(map(str, p['shape']))} | {ours:.3f} | {ort_ms:.3f} | {ov_text} "
+                         f"| {ours / ort_ms:.2f}x | {ov_ratio} |")
+    return lines + [""]
 
 
 if __name__ == "__main__":

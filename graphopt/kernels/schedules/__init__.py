@@ -8,10 +8,13 @@ and so the memory plan, is the same with or without them.
 
 Order matters: the first rule that matches a kernel schedules it.
 
-Symbolic extents (a range compile, graphopt.frontend.ranges): the rules were written for
-static loops and some read extents as numbers. On a kernel with a symbolic shape a rule that
-raises is treated as declining, so the next rule (or, when none takes it, TVM's default
-unscheduled loops) gets the kernel; a fixed-shape kernel still lets a rule's error through.
+Symbolic extents (a range compile, graphopt.frontend.ranges): the GEMM, grouped, depthwise and
+fallback rules take them (a symbol enters a kernel only as a factor of an extent; how the rules
+read such an extent is graphopt.kernels.schedules.symbolic), and every such kernel is checked
+against ONNX Runtime at odd sizes (tests/kernels/test_symbolic.py, tests/compiler/test_shape_range.py).
+A rule that still raises on a symbolic kernel is treated as declining, so the next rule (or, when
+none takes it, TVM's default unscheduled loops) gets the kernel; a fixed-shape kernel still lets a
+rule's error through.
 The compile report names every symbolic kernel left to TVM's default
 (graphopt.lowering.shape_bounds.kernel_report): never a silent fallback.
 """

@@ -13,6 +13,8 @@ from tvm import s_tir, tirx
 from tvm.target import Target
 from tvm.target.codegen import llvm_cpu_has_features
 
+from graphopt.kernels.schedules import symbolic
+
 SBlockRV = s_tir.schedule.SBlockRV
 LoopRV = s_tir.schedule.LoopRV
 
@@ -101,14 +103,18 @@ def pick_vector(length: int | None, lanes: int) -> int:
 
 def parallel_outer(sch: s_tir.Schedule, loops: list[LoopRV], inner_elements: int) -> LoopRV | None:
     """Fuses leading loops until there are enough parallel chunks, marks the fused
-    loop parallel, and returns it (None when there is nothing to parallelize)."""
+    loop parallel, and returns it (None when there is nothing to parallelize).
+
+    A symbolic loop (a range compile's batch) is fused like the others and counted at the
+    range's smallest point (graphopt.kernels.schedules.symbolic): the chunks then grow with the
+    batch, and a batch-1 call pays a thread launch only where a batch-1 compile would."""
     if not loops:
         return None
     count, taken = 1, 0
     for loop in loops:
         size = extent(sch, loop)
         if size is None:
-            break
+            size = symbolic.static_factor(sch.get(loop).extent) or 1
         count *= size
         taken += 1
         rest = inner_elements
@@ -126,7 +132,10 @@ def parallel_outer(sch: s_tir.Schedule, loops: list[LoopRV], inner_elements: int
 
 def vectorize_inner(sch: s_tir.Schedule, loop: LoopRV, lanes: int) -> None:
     """Vectorizes the innermost loop with a length that divides it (see pick_vector)."""
-    width = pick_vector(extent(sch, loop), lanes)
+    length = extent(sch, loop)
+    if length is None:  # symbolic: a vector length dividing every value of it (its static factor)
+        length = symbolic.static_factor(sch.get(loop).extent)
+    width = pick_vector(length, lanes)
     if width < 2:
         return
     if extent(sch, loop) != width:

@@ -29,6 +29,12 @@ of B and C but not A are J, the reduced ones K, and those of all three S.
      the tile's write-back; packing and padding stages are parallel and vectorized.
 
 Grouped convolutions reach this rule through grouped.py (split per group first).
+
+Symbolic extents (a range compile): usually only the I side (batch, batch * seq, a convolution's
+batch * H * W) is symbolic. The same steps apply; the choices read the extent through
+graphopt.kernels.schedules.symbolic (divisibility from its static factor, sizes at a nominal
+value), an axis no tile provably divides is padded to a symbolic multiple by pad_einsum, and the
+weights' prepacked layout is the fixed compile's (it depends on K and J only).
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from tvm.s_tir.dlight.base import ScheduleRule
 from tvm.s_tir.dlight.gpu.matmul import IterKind, IterTrait, make_iter_fusion_index_map
 from tvm.target import Target
 
-from graphopt.kernels.schedules import common, epilogue
+from graphopt.kernels.schedules import common, epilogue, symbolic
 
 S_, I_, J_, K_ = IterKind.kIter_S, IterKind.kIter_I, IterKind.kIter_J, IterKind.kIter_K
 
@@ -140,12 +146,9 @@ def iter_traits(block: s_tir.SBlock) -> tuple[list[IterTrait], ...] | None:
     return pick(a), pick(b), pick(c), [traits[iv.var] for iv in block.iter_vars]
 
 
-def _extent_of(traits: list[IterTrait], kind: IterKind) -> int:
-    size = 1
-    for t in traits:
-        if t.kind == kind:
-            size *= int(t.extent)
-    return size
+def _extent_of(traits: list[IterTrait], kind: IterKind):
+    """The fused extent of one kind of iterator: an int, or a product of symbols and an int."""
+    return symbolic.product(t.extent for t in traits if t.kind == kind)
 
 
 def _output_contiguous_kind(c_traits: list[IterTrait]) -> IterKind | None:
@@ -156,19 +159,20 @@ def _output_contiguous_kind(c_traits: list[IterTrait]) -> IterKind | None:
     return None
 
 
-def choose_tile(target: Target, u_extent: int, v_extent: int) -> Tile:
+def choose_tile(target: Target, u_extent, v_extent) -> Tile:
     """Register tile for a U x V output: rows * vectors accumulators fill the vector
     registers but leave room for the operands (16 -> 12, 32 -> 24). Several vectors
     per broadcast value even when V needs a little padding for them (169 -> 176:
-    5 x 2 vectors ran 1.7x faster than 10 x 1 on squeezenet's last convolution)."""
+    5 x 2 vectors ran 1.7x faster than 10 x 1 on squeezenet's last convolution).
+    Symbolic extents: see graphopt.kernels.schedules.symbolic."""
     lanes = common.vector_lanes(target)
     budget = common.vector_registers(target) * 3 // 4
     vectors = 1
     for candidate in ((4, 2) if budget >= 24 else (2,)):
-        if _pad(v_extent, candidate * lanes) - v_extent <= MAX_CONTIGUOUS_PADDING * v_extent:
+        if symbolic.padding_waste(v_extent, candidate * lanes) <= MAX_CONTIGUOUS_PADDING:
             vectors = candidate
             break
-    rows = max(1, min(budget // vectors, u_extent))
+    rows = max(1, min(budget // vectors, symbolic.nominal(u_extent)))
     return Tile(rows, vectors, lanes)
 
 
@@ -186,12 +190,8 @@ def _packing_blowup(block: s_tir.SBlock) -> float:
     traits = iter_traits(block)
     worst = 1.0
     for region, operand in zip(block.reads[:2], traits[:2]):
-        packed = 1
-        for t in operand:
-            packed *= int(t.extent)
-        source = 1
-        for dim in region.source.shape:
-            source *= int(dim)
+        packed = symbolic.nominal(symbolic.product(t.extent for t in operand))
+        source = symbolic.nominal(symbolic.product(region.source.shape))
         worst = max(worst, packed / max(source, 1))
     return worst
 
@@ -279,19 +279,25 @@ def _vector_axis_is_i(blk_traits, c_traits, lanes: int) -> bool:
     i_size, j_size = _extent_of(blk_traits, I_), _extent_of(blk_traits, J_)
     prefer_i = _output_contiguous_kind(c_traits) == I_
     first, second = (i_size, j_size) if prefer_i else (j_size, i_size)
-    nearly = first >= lanes and _pad(first, lanes) - first <= MAX_CONTIGUOUS_PADDING * first
-    if first % lanes == 0 or nearly or second % lanes != 0 and first >= lanes:
+    long = symbolic.nominal(first) >= lanes
+    nearly = long and symbolic.padding_waste(first, lanes) <= MAX_CONTIGUOUS_PADDING
+    if symbolic.divides(first, lanes) or nearly or not symbolic.divides(second, lanes) and long:
         return prefer_i
     return not prefer_i
 
 
-def _rows_for(u_extent: int, rows: int) -> int:
+def _rows_for(u_extent, rows: int) -> int:
     """Rows of the register tile: the largest divisor of U not below rows/2, so the
-    broadcast operand needs no padding; else `rows` (U gets padded)."""
-    for r in range(rows, max(rows // 2, 1) - 1, -1):
-        if u_extent % r == 0:
+    broadcast operand needs no padding; else `rows` (U gets padded). A symbolic U that no
+    such row count divides gets the largest power of two among them: batch sizes and
+    sequence lengths are often multiples of one (a 16-row U: 4 rows, like a fixed compile)."""
+    candidates = range(rows, max(rows // 2, 1) - 1, -1)
+    for r in candidates:
+        if symbolic.divides(u_extent, r):
             return r
-    return rows
+    if symbolic.is_static(u_extent):
+        return rows
+    return max(r for r in candidates if r & (r - 1) == 0)
 
 
 def _normalize(sch: s_tir.Schedule, main, vec_i: bool, tile_rows: int, tile_width: int) -> tuple:
@@ -315,10 +321,11 @@ def _normalize(sch: s_tir.Schedule, main, vec_i: bool, tile_rows: int, tile_widt
     _inline_epilogue(sch, reindex_c)
     sch.transform_block_layout(main, make_iter_fusion_index_map(blk_tr, [S_, I_, J_, K_]))
     _, i, j, _ = sch.get_loops(main)
-    u_size, v_size = (common.extent(sch, j), common.extent(sch, i)) if vec_i else (
-        common.extent(sch, i), common.extent(sch, j))
-    pad_u, pad_v = _pad(u_size, tile_rows), _pad(v_size, tile_width)
-    if (pad_u, pad_v) != (u_size, v_size):
+    u_loop, v_loop = (j, i) if vec_i else (i, j)
+    # pad to whole tiles: a multiple of the tile, symbolic or not (1: already whole)
+    pad_u = 1 if symbolic.divides(sch.get(u_loop).extent, tile_rows) else tile_rows
+    pad_v = 1 if symbolic.divides(sch.get(v_loop).extent, tile_width) else tile_width
+    if (pad_u, pad_v) != (1, 1):
         sch.pad_einsum(main, [1, pad_v if vec_i else pad_u, pad_u if vec_i else pad_v, 1])
     reads = sch.get(main).reads
     stage_a, stage_b = (_producer_of(sch, main, r.source) for r in reads[:2])
@@ -342,11 +349,23 @@ def _block_by_tile(sch: s_tir.Schedule, stage, vector_operand: bool, width: int)
 
 def _schedule_packing(sch: s_tir.Schedule, stage, lanes: int) -> None:
     """A materialized packing stage (im2col, transposed weights): parallel over its
-    outer loops, vectorized over the innermost when the extent allows."""
+    outer loops, vectorized over the innermost when the extent allows.
+
+    A symbolic stage (a range compile's padded copy of an activation) runs serially below
+    MIN_SYMBOLIC_PARALLEL_COPY elements at the nominal size: a copy is memory-bound, and a second
+    parallel region per kernel is a second thread launch. Measured on the encoder's attention
+    kernels (2 threads, shared 2-core VM, load 2.7): batch 1 x seq 16, scores 33 -> 5.8 us and
+    context 33 -> 6.8 us serial; batch 16 x seq 128, 1714 -> 1569 us and 764 -> 738 us."""
     loops = sch.get_loops(stage)
     inner = common.extent(sch, loops[-1]) or 1
-    common.parallel_outer(sch, loops[:-1], inner)
+    extents = [sch.get(loop).extent for loop in loops]
+    if all(map(symbolic.is_static, extents)) or symbolic.nominal(symbolic.product(extents)) >= MIN_SYMBOLIC_PARALLEL_COPY:
+        common.parallel_outer(sch, loops[:-1], inner)
     common.vectorize_inner(sch, loops[-1], lanes)
+
+
+# A symbolic packing stage with fewer elements than this (symbols at NOMINAL) is copied serially.
+MIN_SYMBOLIC_PARALLEL_COPY = 1 << 17
 
 
 # The choices a tuner may override (graphopt.kernels.tuning searches them); absent
@@ -363,11 +382,11 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
     tile = choose_tile(target, u_size, v_size)
     if "vectors" in knobs:
         tile = Tile(tile.rows, int(knobs["vectors"]), tile.lanes)
-    rows = min(int(knobs["rows"]), u_size) if "rows" in knobs else _rows_for(u_size, tile.rows)
-    if knobs and v_size < tile.lanes:
+    rows = min(int(knobs["rows"]), symbolic.nominal(u_size)) if "rows" in knobs else _rows_for(u_size, tile.rows)
+    if knobs and symbolic.nominal(v_size) < tile.lanes:
         # a tuned tile padding a missing (unit) axis wrote every padded row to index 0
         raise ValueError("the vector axis is shorter than a vector")
-    if knobs.get("pack_u") is False and u_size % rows:
+    if knobs.get("pack_u") is False and not symbolic.divides(u_size, rows):
         # padding U materializes the broadcast operand anyway (a padded copy per run)
         raise ValueError("the broadcast operand read in place needs rows dividing U")
     u_stage, v_stage = _normalize(sch, main, vec_i, rows, tile.width)
@@ -434,21 +453,19 @@ def _register_tile(sch: s_tir.Schedule, main, tile: Tile, rows: int, vec_i: bool
     uo, ui = sch.split(u, factors=[None, rows])
     vo, vi = sch.split(v, factors=[None, tile.width])
     vio, vii = sch.split(vi, factors=[None, tile.lanes])
-    k_extent = common.extent(sch, k)
+    k_extent = symbolic.nominal(sch.get(k).extent)
     ks = _split_reduction(sch, k, blk_tr)
     writeback = sch.cache_write(main, 0, "local")
     if in_tile_stage is not None:
         sch.reorder(s, vo, uo, *ks, ui, vio, vii)
         outer = sch.fuse(s, vo)
-        sch.parallel(outer)
+        _parallel(sch, outer, main)
         sch.reverse_compute_at(writeback, uo, preserve_unit_loops=True)
         sch.compute_at(in_tile_stage, outer, preserve_unit_loops=True)
     else:
-        tiles = common.extent(sch, vo)
-        block = _block_tiles(tiles, k_extent * tile.width * 4, block_bytes)
-        vb, vo = sch.split(vo, factors=[tiles // block, block])
+        vb, vo = _split_blocks(sch, vo, k_extent * tile.width * 4, block_bytes)
         sch.reorder(s, vb, uo, vo, *ks, ui, vio, vii)
-        sch.parallel(sch.fuse(s, vb, uo))
+        _parallel(sch, sch.fuse(s, vb, uo), main)
         sch.reverse_compute_at(writeback, vo, preserve_unit_loops=True)
     _inline_epilogue(sch, writeback)
     sch.unroll(ui)
@@ -456,6 +473,23 @@ def _register_tile(sch: s_tir.Schedule, main, tile: Tile, rows: int, vec_i: bool
     sch.vectorize(vii)
     sch.decompose_reduction(main, ks[0])  # the init inherits the update's unroll/vector loops
     _vectorize_tile(sch, writeback, tile.lanes)
+
+
+# A GEMM with a symbolic parallel loop and fewer multiply-adds than this (symbols at NOMINAL) runs serially.
+MIN_SYMBOLIC_PARALLEL_MACS = 1 << 16
+
+
+def _parallel(sch: s_tir.Schedule, loop, main) -> None:
+    """Marks the tile loop parallel, unless its extent is symbolic and the whole GEMM is small.
+
+    Why: a parallel loop of one iteration is dropped when its extent is a number, but a symbolic
+    one (a batch-1 call of a range artifact) still pays a thread-pool launch: a 32x10 classifier
+    took 2.5-5 us instead of 0.3 us. Small GEMMs gain nothing from threads at any batch."""
+    if not symbolic.is_static(sch.get(loop).extent):
+        macs = symbolic.nominal(symbolic.product(sch.get(block_loop).extent for block_loop in sch.get_loops(main)))
+        if macs < MIN_SYMBOLIC_PARALLEL_MACS:
+            return
+    sch.parallel(loop)
 
 
 # The broadcast operand (all of U x K) is re-read for every V tile when the vector
@@ -474,8 +508,8 @@ def _pack_in_tile(sch: s_tir.Schedule, main, v_stage, u_size: int, knobs: dict) 
         return False
     if "pack_in_tile" in knobs:
         return bool(knobs["pack_in_tile"])
-    k_extent = common.extent(sch, sch.get_loops(main)[-1]) or 0
-    return u_size * k_extent * 4 <= IN_TILE_U_BYTES
+    k_extent = symbolic.nominal(sch.get(sch.get_loops(main)[-1]).extent)
+    return symbolic.nominal(u_size) * k_extent * 4 <= IN_TILE_U_BYTES
 
 
 def _split_reduction(sch: s_tir.Schedule, k, blk_tr: list[IterTrait]) -> list:
@@ -483,9 +517,10 @@ def _split_reduction(sch: s_tir.Schedule, k, blk_tr: list[IterTrait]) -> list:
     (a convolution's channel, window row, window column): an operand read in place
     is then addressed by sums of loop variables, not by `k // 9`, `k % 9 // 3`,
     `k % 3` computed for every multiply-add."""
-    extents = [int(t.extent) for t in blk_tr if t.kind == K_]
-    if len(extents) < 2:
+    extents = [t.extent for t in blk_tr if t.kind == K_]
+    if len(extents) < 2 or not all(symbolic.is_static(e) for e in extents):
         return [k]
+    extents = [int(e) for e in extents]
     return list(sch.split(k, factors=extents))
 
 
@@ -514,6 +549,17 @@ def _mark_prepack(sch: s_tir.Schedule, stage) -> None:
 
 # A block of V tiles whose packed operand slice fits in about half of L2.
 BLOCK_BYTES = 1 << 18
+
+
+def _split_blocks(sch: s_tir.Schedule, vo, bytes_per_tile: int, block_bytes: int) -> tuple:
+    """(V block loop, tile-in-block loop): _block_tiles on the tile count; a symbolic count is
+    blocked by a divisor of its static factor (an exact split), by 1 when it has none."""
+    tiles = sch.get(vo).extent
+    if symbolic.is_static(tiles):
+        block = _block_tiles(int(tiles), bytes_per_tile, block_bytes)
+        return tuple(sch.split(vo, factors=[int(tiles) // block, block]))
+    block = _block_tiles(symbolic.static_factor(tiles) or 1, bytes_per_tile, block_bytes)
+    return tuple(sch.split(vo, factors=[None, block]))
 
 
 def _block_tiles(tiles: int, bytes_per_tile: int, block_bytes: int = BLOCK_BYTES) -> int:
