@@ -96,13 +96,17 @@ async def _one(host: str, port: int, target: str, at: float, start: float, body:
                 float(headers["x-latency-ms"]) / 1e3)
 
 
-async def drive(base_url: str, schedule: list[float], bodies: list[tuple[bytes, np.ndarray]],
-                variant: str | None, timeout: float) -> list[Sent]:
-    """Sends one request per scheduled time (cycling through `bodies`); waits for all answers."""
+def _loopback(base_url: str) -> tuple[str, int]:
     found = re.fullmatch(r"http://(127\.0\.0\.1|localhost):(\d+)", base_url)
     if not found:
         raise ValueError(f"the load generator only targets loopback, not {base_url}")
-    host, port = found.group(1), int(found.group(2))
+    return found.group(1), int(found.group(2))
+
+
+async def drive(base_url: str, schedule: list[float], bodies: list[tuple[bytes, np.ndarray]],
+                variant: str | None, timeout: float) -> list[Sent]:
+    """Sends one request per scheduled time (cycling through `bodies`); waits for all answers."""
+    host, port = _loopback(base_url)
     target = "/infer" + (f"?variant={variant}" if variant else "")
     start = time.perf_counter()
     tasks = []
@@ -113,3 +117,23 @@ async def drive(base_url: str, schedule: list[float], bodies: list[tuple[bytes, 
         body, labels = bodies[k % len(bodies)]
         tasks.append(asyncio.create_task(_one(host, port, target, at, start, body, labels, timeout)))
     return list(await asyncio.gather(*tasks))
+
+
+async def lone(servers: dict[str, str], bodies: list[tuple[bytes, np.ndarray]], count: int, pause: float,
+               timeout: float, seed: int) -> dict[str, list[Sent]]:
+    """`count` requests per server (name -> base URL; each request pins variant NAME), one at a
+    time, each sent `pause` seconds after the previous answer: every one finds its server idle
+    (the latency of a lone request at low load). Servers are interleaved in a fresh random order
+    each cycle, so a drift in the machine's load, or what ran just before, hits each alike.
+    `at` is the send time, seconds from the start."""
+    rng = np.random.default_rng(seed)
+    sent: dict[str, list[Sent]] = {name: [] for name in servers}
+    start = time.perf_counter()
+    for k in range(count):
+        body, labels = bodies[k % len(bodies)]
+        for name in rng.permutation(list(servers)):
+            host, port = _loopback(servers[name])
+            await asyncio.sleep(pause)
+            at = time.perf_counter() - start
+            sent[name].append(await _one(host, port, f"/infer?variant={name}", at, start, body, labels, timeout))
+    return sent

@@ -106,3 +106,64 @@ def plot(runs: dict[str, list[list[Sent]]], slo: float, args, path: Path) -> Non
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def range_summary(runs: dict[str, list[list[Sent]]], lones: dict[str, list[list[Sent]]],
+                  sizes: dict[str, dict[int, int]], slo: float, duration: float) -> dict:
+    """benchmarks.serve --range: the ramp's figures (as summarize), plus the lone requests' latency
+    and the batch sizes run during the ramps."""
+    batches = {c: sum(s.values()) for c, s in sizes.items()}
+    out = summarize(runs, slo, duration, batches)
+    for config, rounds in lones.items():
+        ok = [s for r in rounds for s in r if s.status == 200]
+        client = np.array([s.latency for s in ok]) * 1e3 if ok else np.array([np.inf])
+        server = np.array([s.server_latency for s in ok]) * 1e3 if ok else np.array([np.inf])
+        hist = dict(sorted(sizes.get(config, {}).items()))
+        out[config].update({
+            "lone_sent": sum(len(r) for r in rounds), "lone_ok": len(ok),
+            "lone_p50_ms": float(np.percentile(client, 50)), "lone_p90_ms": float(np.percentile(client, 90)),
+            "lone_server_p50_ms": float(np.percentile(server, 50)),
+            "lone_agreement": sum(s.correct for s in ok) / max(sum(s.rows for s in ok), 1),
+            "batch_sizes": hist,
+            "mean_batch_size": sum(k * n for k, n in hist.items()) / max(sum(hist.values()), 1),
+        })
+    return out
+
+
+def range_table(summary: dict, doc: dict, args) -> str:
+    """Markdown for benchmarks.serve --range."""
+    host = doc["machine"]
+    names = {"var": f"var: range artifact, variable batch 1..{args.range_max}", "b1": "b1: fixed batch 1",
+             "b32": f"b32: fixed batch {args.range_max} (padded)"}
+    lines = [f"# graphopt serve: variable batch (range artifact) vs fixed batches ({doc['date']})", "",
+             (f"Machine: {host['cpu']}, {host['cores']} cores, a shared VM (load average at start "
+              f"{host['loadavg_at_start'][0]:.2f}, at end {host.get('loadavg_at_end', [float('nan')])[0]:.2f})."),
+             f"Command: `{doc['command']}`", "",
+             (f"Model: {doc['artifacts']['model']} (graphopt.examples.range_models), untrained; each request "
+              f"{args.rows} image(s) 3x32x32 (float16 .npy). Load: open loop, Poisson, {args.low:g} -> "
+              f"{args.high:g} -> {args.low:g} requests/s over {args.duration:g} s per run, {args.rounds} rounds "
+              f"in rotated order, SLO {args.slo_ms:g} ms (the ramp of benchmarks.serve's default run). "
+              f"Lone: {args.lone} requests per configuration and round, one at a time, 50 ms apart, "
+              "configurations interleaved in a random order per cycle, before each round's ramps. Each "
+              "configuration has its own `graphopt serve` holding only its variant (TVM_NUM_THREADS=1)."), "",
+             ("| config | lone p50 ms | lone p90 ms | lone p50 server ms | ramp sent | SLO attainment | "
+              "ramp p50 ms | ramp p99 ms | 503 | no answer | argmax = ORT | mean batch | batch sizes (size:count) |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for config, s in summary.items():
+        hist = " ".join(f"{k}:{n}" for k, n in s["batch_sizes"].items())
+        lines.append(f"| {names.get(config, config)} | {s['lone_p50_ms']:.2f} | {s['lone_p90_ms']:.2f} | "
+                     f"{s['lone_server_p50_ms']:.2f} | {s['sent']} | {s['slo_attainment']:.4f} | "
+                     f"{s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['refused_503']} | {s['no_answer']} | "
+                     f"{s['served_accuracy']:.4f} | {s['mean_batch_size']:.2f} | {hist} |")
+    learnt = doc.get("learnt_service_s", {}).get("var", {})
+    kernels = doc["artifacts"].get("kernels", {})
+    lines += ["", f"Result: `{json.dumps(doc['result'])}`", "",
+              "Kernels per schedule rule (plan.json): " + "; ".join(f"{k}: {v}" for k, v in kernels.items())
+              + f". Artifacts compiled {doc['artifacts'].get('compiled_at', '?')} from "
+              f"`{doc['artifacts'].get('compiled_from', '?')}`.", "",
+              "Server start-up (full-batch times measured in the server, TVM_NUM_THREADS=1):", ""]
+    lines += [f"    {line}" for line in doc.get("server_said", []) if line.startswith("variant")]
+    lines += ["", "Batch times the controller learnt for `var` (ms, by batch size; sizes that ran): "
+              + (", ".join(f"{k}: {v * 1e3:.2f}" for k, v in sorted(learnt.items(), key=lambda kv: int(kv[0])))
+                 or "none"), ""]
+    return "\n".join(lines)

@@ -40,6 +40,9 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
     p.add_argument("--token-file", type=Path, default=None, help="require `Authorization: Bearer <file content>`")
     p.add_argument("--max-batch", type=int, default=None, metavar="ROWS",
                    help="most rows per request and per batch (default: each artifact's batch size)")
+    p.add_argument("--batch-buckets", default=None, metavar="N,N,...",
+                   help="variable-batch (range) artifacts: pad each batch to the smallest of these sizes that holds "
+                        "it (default: no padding, a batch runs at the size queued)")
     p.add_argument("--max-body-bytes", type=int, default=8 << 20, help="larger bodies get 413 (default 8 MiB)")
     p.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
                    help="a request line + headers not complete within S seconds: 408 and close (default 10)")
@@ -61,6 +64,8 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError(f"--port must be 0..65535, got {args.port}")
     if args.max_batch is not None and args.max_batch < 1:
         raise InputError(f"--max-batch must be at least 1, got {args.max_batch}")
+    if args.batch_buckets is not None:
+        args.batch_buckets = parse_buckets(args.batch_buckets)
     if args.max_body_bytes < 1:
         raise InputError(f"--max-body-bytes must be at least 1, got {args.max_body_bytes}")
     if not 0 < args.headroom <= 1:
@@ -68,6 +73,17 @@ def _check(args: argparse.Namespace) -> None:
     for flag, seconds in (("--header-timeout", args.header_timeout), ("--body-timeout", args.body_timeout)):
         if not 0 < seconds < float("inf"):
             raise InputError(f"{flag} must be a positive number of seconds, got {seconds:g}")
+
+
+def parse_buckets(text: str) -> tuple[int, ...]:
+    """`1,4,16,32` -> (1, 4, 16, 32); InputError (one line) unless positive integers."""
+    try:
+        sizes = tuple(sorted({int(t) for t in text.split(",")}))
+    except ValueError:
+        raise InputError(f"--batch-buckets expects sizes like 1,4,16,32, got {text!r}") from None
+    if not sizes or sizes[0] < 1:
+        raise InputError(f"--batch-buckets sizes must be at least 1, got {text!r}")
+    return sizes
 
 
 def read_token(path: Path | None) -> str | None:
@@ -105,15 +121,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _check(args)
     token = read_token(args.token_file)
     specs = [VariantSpec.parse(text) for text in args.variant]
-    variants = load_variants(specs, args.max_batch, args.trusted_key)  # hash/pin/signature-verified
+    variants = load_variants(specs, args.max_batch, args.trusted_key, args.batch_buckets)  # hash/pin/signature-verified
     if args.host not in ("127.0.0.1", "localhost", "::1") and token is None:
         print(f"warning: serving on {args.host} without --token-file: anyone who can reach it may run inference",
               file=sys.stderr)
     service = Service(variants, args.slo_ms / 1e3, args.headroom)  # measures every variant
     for v in variants:
         median, mad = service.startup[v.name]
-        print(f"variant {v.name}: quality {v.quality:g}, batch {v.capacity}, input {list(v.sample_shape)}, "
-              f"{median * 1e3:.2f} ms +- {mad * 1e3:.2f} per batch")
+        batch = f"variable batch {v.run_sizes[0]}..{v.capacity}" if v.variable else f"batch {v.capacity}"
+        print(f"variant {v.name}: quality {v.quality:g}, {batch}, input {list(v.sample_shape)}, "
+              f"{median * 1e3:.2f} ms +- {mad * 1e3:.2f} per full batch")
     sock = bind(args.host, args.port)
     return _run(args, service, token, sock)
 

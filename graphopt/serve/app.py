@@ -165,13 +165,15 @@ def create_app(service: Service, token: str | None = None, limits: Limits = Limi
 
     async def health(_request: Request) -> Response:
         variants = [{"name": v.name, "quality": v.quality, "capacity": v.capacity,
-                     "input_shape": [v.batch_size, *v.sample_shape]} for v in service.variants.values()]
+                     "input_shape": [v.batch_size, *v.sample_shape], "batch_range": v.batch_range,
+                     "run_sizes": v.run_sizes if v.variable else None} for v in service.variants.values()]
         return JSONResponse({"status": "ok", "slo_ms": service.slo_s * 1e3, "variants": variants})
 
     async def metrics(request: Request) -> Response:
         if not _authorized(request, token):
             return _unauthorized()
-        text = service.metrics.render(service.service_estimates(), service.controller.waiting_rows())
+        text = service.metrics.render(service.service_estimates(), service.controller.waiting_rows(),
+                                      service.size_estimates())
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     routes = [Route("/infer", infer, methods=["POST"]), Route("/health", health, methods=["GET"]),

@@ -5,15 +5,24 @@ with a fake clock and synthetic service times.
 
 Model of the server: ONE worker runs batches in FIFO order (on a CPU, two models running
 at once only slow each other down). A batch holds requests of one variant, at most the
-variant's capacity in rows; a variant's artifact has a fixed batch dimension, so a batch
-costs the same however full it is (padding), and joining a waiting batch is free.
+variant's capacity in rows. Two kinds of variant:
+
+  * fixed batch: the artifact's batch dimension is fixed, so a batch costs the same however
+    full it is (padding), and joining a waiting batch is free;
+  * variable batch (a range artifact, batch axis LO..HI): a batch runs at the size actually
+    queued (or the smallest configured bucket that holds it), so its cost grows with its
+    rows: service(v, rows) comes from a per-size table (graphopt.serve.service_times).
+
+The worker never waits on purpose: when it is free it takes the oldest batch as it is, so a
+lone request at low load runs alone at once, and under load requests queue while a batch
+runs and the next batch takes every row that queued meanwhile (up to the capacity).
 
 Per request (`admit`), for every variant v the controller predicts the completion time:
 
-    joining the first waiting batch of v that has room:
-        now + remaining(running) + service(batches ahead of it) + service(v)
+    joining the first waiting batch B of v that has room (and whose growth harms no one):
+        now + remaining(running) + service(batches ahead of B) + service(v, B.rows + rows)
     else a new batch at the tail:
-        now + remaining(running) + service(all waiting batches) + service(v)
+        now + remaining(running) + service(all waiting batches) + service(v, rows)
 
 and picks the highest-quality variant whose prediction is within the target of now (ties:
 the earliest completion). The target is `headroom * slo`, lowered further by the 99th
@@ -21,72 +30,46 @@ percentile of recent prediction errors (actual - predicted latency of served req
 on a noisy machine the controller keeps the slack the noise needs. If none is, the fastest variant is still taken when its
 prediction meets the SLO itself; otherwise the request is refused (the HTTP layer answers
 503): shedding load keeps the latency of admitted requests bounded instead of letting a
-queue grow without end. FIFO means a later decision never delays an earlier request.
+queue grow without end. Joining a variable batch makes it, and every batch behind it, end
+later: a join is taken only when every request already in those batches is still predicted
+within its SLO (else the request starts a new batch at the tail). So a later decision never
+pushes an earlier request past its SLO.
 
-Service times are learnt online: an EWMA of each variant's observed batch time and of its
-absolute deviation (TCP's RTT estimator); the prediction is mean + `spread` * deviation,
-seeded by the start-up measurement, and relaxing back to it while a variant goes
-unobserved (see ServiceEstimate). The machine may be shared, so the start-up figure
-alone would go stale.
+Service times are learnt online: an EWMA of each variant's (each run size's) observed batch
+time and of its absolute deviation (TCP's RTT estimator); the prediction is mean + `spread` *
+deviation, seeded by the start-up measurement, and relaxing back to it while unobserved (see
+ServiceEstimate). The machine may be shared, so the start-up figure alone would go stale.
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-
-@dataclass
-class ServiceEstimate:
-    """Online batch-time estimate of one variant (seconds).
-
-    EWMA of the observed times and of their absolute deviation; the prediction is
-    mean + spread * deviation. Evidence goes stale: between observations both relax
-    back toward the start-up measurement with time constant `forget_s`. Without that, one
-    slow spike (another job on the machine) would price a variant out for good, since a
-    variant that is never chosen is never observed again.
-    """
-
-    mean: float
-    deviation: float
-    alpha: float = 0.2
-    spread: float = 2.0
-    forget_s: float = 5.0
-    observations: int = 0
-    last_seen: float | None = None
-    prior: tuple[float, float] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.prior = (self.mean, self.deviation)
-
-    def observe(self, seconds: float, now: float) -> None:
-        self.mean, self.deviation = self._current(now)
-        error = seconds - self.mean
-        self.mean += self.alpha * error
-        self.deviation += self.alpha * (abs(error) - self.deviation)
-        self.observations += 1
-        self.last_seen = now
-
-    def _current(self, now: float) -> tuple[float, float]:
-        if self.last_seen is None:
-            return self.mean, self.deviation
-        keep = math.exp(-max(now - self.last_seen, 0.0) / self.forget_s)
-        (m0, d0) = self.prior
-        return m0 + (self.mean - m0) * keep, d0 + (self.deviation - d0) * keep
-
-    def predicted(self, now: float) -> float:
-        mean, deviation = self._current(now)
-        return mean + self.spread * deviation
+from graphopt.serve.service_times import ServiceEstimate, ServiceTable
 
 
 @dataclass
 class VariantState:
+    """A variant as the controller sees it. `table` is set for a variable-batch variant (a batch
+    is priced by its size); `estimate` is then the table's largest size, the full batch."""
+
     name: str
     quality: float
     capacity: int  # rows one run can hold (the artifact's batch dimension, capped by --max-batch)
     estimate: ServiceEstimate
+    table: ServiceTable | None = None
+
+    def service_s(self, rows: int, now: float) -> float:
+        """Predicted time of one batch of `rows` rows (a fixed batch: the same for any fill)."""
+        return self.table.predicted(rows, now) if self.table else self.estimate.predicted(now)
+
+    def observe(self, rows: int, seconds: float, now: float) -> None:
+        if self.table:
+            self.table.observe(rows, seconds, now)
+        else:
+            self.estimate.observe(seconds, now)
 
 
 @dataclass(eq=False)
@@ -94,6 +77,7 @@ class Batch:
     variant: VariantState
     requests: list[Any] = field(default_factory=list)
     rows: int = 0
+    deadline: float = float("inf")  # the earliest SLO deadline of its requests (absolute)
 
 
 @dataclass(frozen=True)
@@ -138,14 +122,33 @@ class Controller:
 
     def _option(self, variant: VariantState, rows: int, now: float) -> tuple[float, Batch | None]:
         """(predicted latency, the waiting batch to join or None for a new one)."""
-        ahead = self._remaining(now)
-        join, ahead_of_join = None, 0.0
+        ends = self._ends(now)
+        slack = self._slack_behind(ends, now)
+        for k, batch in enumerate(self.waiting):
+            if batch.variant is variant and batch.rows + rows <= variant.capacity:
+                own = variant.service_s(batch.rows, now)
+                grown = variant.service_s(batch.rows + rows, now)
+                if grown - own <= max(slack[k], 0.0):  # the growth pushes no one past the SLO
+                    return ends[k] - own + grown, batch
+        tail = ends[-1] if ends else self._remaining(now)
+        return tail + variant.service_s(rows, now), None
+
+    def _ends(self, now: float) -> list[float]:
+        """Predicted end of each waiting batch, in seconds from now."""
+        ends, t = [], self._remaining(now)
         for batch in self.waiting:
-            if join is None and batch.variant is variant and batch.rows + rows <= variant.capacity:
-                join, ahead_of_join = batch, ahead
-            ahead += batch.variant.estimate.predicted(now)
-        start = ahead_of_join if join is not None else ahead
-        return start + variant.estimate.predicted(now), join
+            t += batch.variant.service_s(batch.rows, now)
+            ends.append(t)
+        return ends
+
+    def _slack_behind(self, ends: list[float], now: float) -> list[float]:
+        """slack[k]: how much later batch k and every batch behind it may end and still meet
+        their requests' SLO deadlines (the least over them; may be negative)."""
+        slack, least = [0.0] * len(ends), float("inf")
+        for k in range(len(ends) - 1, -1, -1):
+            least = min(least, self.waiting[k].deadline - now - ends[k])
+            slack[k] = least
+        return slack
 
     def record(self, predicted_s: float, actual_s: float) -> None:
         """A served request's predicted vs actual latency; keeps the 99th percentile of the errors."""
@@ -190,6 +193,7 @@ class Controller:
             self.waiting.append(join)
         join.requests.append(request)
         join.rows += rows
+        join.deadline = min(join.deadline, now - spent + self.slo_s)
         return Decision(join, latency)
 
     def withdraw(self, batch: Batch, request: Any, rows: int) -> None:
@@ -213,12 +217,12 @@ class Controller:
         if self.running is not None or not self.waiting:
             return None
         batch = self.waiting.popleft()
-        self.running = _Running(batch, now, batch.variant.estimate.predicted(now))
+        self.running = _Running(batch, now, batch.variant.service_s(batch.rows, now))
         return batch
 
     def finish(self, batch: Batch, seconds: float, now: float) -> None:
         """The running batch ended after `seconds` of service: learn from it, free the worker."""
         if self.running is None or self.running.batch is not batch:
             raise ValueError("finish() for a batch that is not running")
-        batch.variant.estimate.observe(seconds, now)
+        batch.variant.observe(batch.rows, seconds, now)
         self.running = None

@@ -23,6 +23,7 @@ class Metrics:
         self.responses: Counter[tuple[str, str]] = Counter()  # (variant or "-", status code)
         self.batches: Counter[str] = Counter()
         self.batch_rows: Counter[str] = Counter()
+        self.batch_sizes: Counter[tuple[str, int]] = Counter()  # (variant, size the batch ran at)
         self.slo_met = 0
         self.served = 0
         self.bucket_counts = [0] * len(LATENCY_BUCKETS)
@@ -38,11 +39,14 @@ class Metrics:
         for i, bound in enumerate(LATENCY_BUCKETS):
             self.bucket_counts[i] += latency_s <= bound
 
-    def batch(self, variant: str, rows: int) -> None:
+    def batch(self, variant: str, rows: int, size: int | None = None) -> None:
+        """A batch of `rows` rows ran at batch size `size` (rows + padding; default: rows)."""
         self.batches[variant] += 1
         self.batch_rows[variant] += rows
+        self.batch_sizes[(variant, rows if size is None else size)] += 1
 
-    def render(self, service_estimates: dict[str, float], queue_rows: int) -> str:
+    def render(self, service_estimates: dict[str, float], queue_rows: int,
+               size_estimates: dict[tuple[str, int], float] | None = None) -> str:
         lines = ["# HELP graphopt_serve_responses_total Responses by variant and HTTP status.",
                  "# TYPE graphopt_serve_responses_total counter"]
         lines += [f"graphopt_serve_responses_total{_labels(variant=v, code=c)} {n}"
@@ -66,6 +70,15 @@ class Metrics:
                   "# TYPE graphopt_serve_service_seconds gauge"]
         lines += [f"graphopt_serve_service_seconds{_labels(variant=v)} {s:.6f}"
                   for v, s in sorted(service_estimates.items())]
+        lines += ["# HELP graphopt_serve_batch_size_total Batches per variant and size run (padding included).",
+                  "# TYPE graphopt_serve_batch_size_total counter"]
+        lines += [f"graphopt_serve_batch_size_total{_labels(variant=v, size=str(n))} {c}"
+                  for (v, n), c in sorted(self.batch_sizes.items())]
+        lines += [("# HELP graphopt_serve_size_service_seconds Predicted batch time per variable-batch variant and "
+                   "batch size (online EWMA; sizes that have run)."),
+                  "# TYPE graphopt_serve_size_service_seconds gauge"]
+        lines += [f"graphopt_serve_size_service_seconds{_labels(variant=v, size=str(n))} {s:.6f}"
+                  for (v, n), s in sorted((size_estimates or {}).items())]
         lines += ["# HELP graphopt_serve_queue_rows Rows waiting for the worker.",
                   "# TYPE graphopt_serve_queue_rows gauge", f"graphopt_serve_queue_rows {queue_rows}",
                   "# HELP graphopt_serve_slo_seconds The latency target.",

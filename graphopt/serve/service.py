@@ -1,8 +1,10 @@
 """The running service: variants + controller + one worker, on an asyncio loop.
 
-Requests wait on futures; the worker task takes the controller's next batch, runs it on
-one executor thread (TVM releases the GIL, so the loop keeps accepting requests while a
-batch runs), feeds the measured time back to the controller and resolves the futures.
+Requests wait on futures; the worker task takes the controller's next batch (the requests
+queued for one variant, up to its capacity in rows: a variable-batch variant runs at that size),
+stacks their rows along the batch axis, runs it on one executor thread (TVM releases the GIL,
+so the loop keeps accepting requests while a batch runs), feeds the measured time back to the
+controller, splits the outputs back per request and resolves the futures.
 Every wait is bounded (`timeout_s`): a request never hangs, it gets a result or a 503.
 """
 
@@ -15,8 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from graphopt.serve.controller import Batch, Controller, ServiceEstimate, VariantState
+from graphopt.serve.controller import Batch, Controller, VariantState
 from graphopt.serve.metrics import Metrics
+from graphopt.serve.service_times import ServiceEstimate, ServiceTable
 from graphopt.serve.variants import Variant, sample_shape_of
 
 
@@ -49,14 +52,22 @@ class Service:
         self.max_rows = max(v.capacity for v in variants)
         self.slo_s = slo_s
         self.timeout_s = timeout_s if timeout_s is not None else max(4 * slo_s, 2.0)
-        self.startup: dict[str, tuple[float, float]] = {v.name: v.measure() for v in variants}
-        states = [VariantState(v.name, v.quality, v.capacity, ServiceEstimate(*self.startup[v.name]))
-                  for v in variants]
+        # start-up (median, deviation) per run size probed; `startup`: the full batch's, as before
+        self.probes: dict[str, dict[int, tuple[float, float]]] = {v.name: v.measure_sizes() for v in variants}
+        self.startup = {v.name: self.probes[v.name][max(self.probes[v.name])] for v in variants}
+        states = [self._state(v) for v in variants]
         self.controller = Controller(states, slo_s, headroom, max_waiting_rows=64 * self.max_rows)
         self.metrics = Metrics(slo_s)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphopt-serve")
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
+
+    def _state(self, v: Variant) -> VariantState:
+        """The controller's view of `v`: one estimate (fixed batch) or a table per run size."""
+        if not v.variable:
+            return VariantState(v.name, v.quality, v.capacity, ServiceEstimate(*self.startup[v.name]))
+        table = ServiceTable(v.run_sizes, self.probes[v.name])
+        return VariantState(v.name, v.quality, v.capacity, table.largest, table)
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -120,7 +131,7 @@ class Service:
 
     def _deliver(self, batch: Batch, outputs: dict[str, np.ndarray], now: float) -> None:
         variant = batch.variant
-        self.metrics.batch(variant.name, batch.rows)
+        self.metrics.batch(variant.name, batch.rows, self.variants[variant.name].run_size(batch.rows))
         start = 0
         for p in batch.requests:
             end = start + len(p.rows)
@@ -131,5 +142,12 @@ class Service:
             start = end
 
     def service_estimates(self) -> dict[str, float]:
+        """Predicted time of a full batch per variant."""
         now = time.perf_counter()
         return {name: v.estimate.predicted(now) for name, v in self.controller.variants.items()}
+
+    def size_estimates(self) -> dict[tuple[str, int], float]:
+        """Predicted batch time per (variable variant, run size that has run): the learnt table."""
+        now = time.perf_counter()
+        return {(name, size): v.table.entries[size].predicted(now) for name, v in self.controller.variants.items()
+                if v.table for size in v.table.observed()}

@@ -1,10 +1,18 @@
 """The variants a service holds: verified artifacts, how a request's rows reach each one, and
 each one's service time measured at start.
 
-A variant is one single-input artifact. Its input's first axis is the batch axis: its
-size is the variant's capacity in rows (1 means no batching), and every output must
-carry the same axis so a batch's results can be handed back row by row. Requests carry
-rows of the service's sample shape: that of the largest variant. A variant with a
+A variant is one single-input artifact. Its input's first axis is the batch axis, and every
+output must carry the same axis so a batch's results can be handed back row by row. Two kinds:
+
+  * fixed batch: the axis has one size B, the variant's capacity in rows (1 means no
+    batching); a batch of fewer rows is padded with zeros to B (it costs a full batch);
+  * variable batch: a range artifact whose batch axis is a symbol LO..HI (`graphopt compile
+    --input-shape x=1..32x...`; only the batch axis may be a range here). A batch runs at the
+    size actually queued, with no padding, or padded to the smallest of the configured
+    `buckets` that holds it when buckets are given (fewer sizes to learn; none by default).
+    Its capacity is HI, capped by --max-batch; a batch smaller than LO is padded to LO.
+
+Requests carry rows of the service's sample shape: that of the largest variant. A variant with a
 smaller spatial size (an input-resolution variant of a CNN, NCHW) gets the rows resized
 (area average down, bilinear up), so every variant answers the same request.
 
@@ -16,6 +24,7 @@ unverified is ever loaded. `NAME=ART@ID` pins the artifact's content id and trus
 
 from __future__ import annotations
 
+import bisect
 import functools
 import statistics
 import time
@@ -91,9 +100,11 @@ def resize_rows(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 class Variant:
-    """One loaded artifact; `run(rows)` pads to the batch size and returns per-row outputs."""
+    """One loaded artifact; `run(rows)` pads to the run size (see the module docstring) and
+    returns per-row outputs."""
 
-    def __init__(self, spec: VariantSpec, max_batch: int | None = None, trusted_keys=None) -> None:
+    def __init__(self, spec: VariantSpec, max_batch: int | None = None, trusted_keys=None,
+                 buckets: tuple[int, ...] | None = None) -> None:
         from graphopt.runtime import load
 
         self.name, self.quality = spec.name, spec.quality
@@ -106,12 +117,27 @@ class Variant:
         if not sig["shape"]:
             raise ArtifactError(f"{spec.path}: input {sig['name']} is a scalar; serve needs a batch axis")
         self.input_name, self.dtype = sig["name"], np.dtype(sig["dtype"])
-        self.batch_size = int(sig["shape"][0])
+        self.batch_size = int(sig["shape"][0])  # a range artifact's is its maximum
         self.sample_shape = tuple(int(d) for d in sig["shape"][1:])
+        self.batch_range = batch_range(spec.path, self.session)
         self.capacity = min(self.batch_size, max_batch) if max_batch else self.batch_size
+        self.run_sizes = run_sizes(self.batch_range, self.capacity, buckets) if self.batch_range else [self.batch_size]
         for out in self.session.outputs:
             if not out["shape"] or int(out["shape"][0]) != self.batch_size:
                 raise ArtifactError(f"{spec.path}: output {out['name']} lacks the batch axis of size {self.batch_size}")
+
+    @property
+    def variable(self) -> bool:
+        """True when a batch runs at the size queued (a range artifact), not padded to a fixed one."""
+        return self.batch_range is not None
+
+    def run_size(self, rows: int) -> int:
+        """The batch size `rows` rows run at: the artifact's batch (fixed), or the smallest run size
+        that holds them (variable: the rows themselves unless buckets or the range's minimum pad)."""
+        k = bisect.bisect_left(self.run_sizes, rows)
+        if rows > self.batch_size or k == len(self.run_sizes):
+            raise InputError(f"variant {self.name}: {rows} rows exceed its batch size {self.run_sizes[-1]}")
+        return self.run_sizes[k]
 
     def prepare(self, rows: np.ndarray) -> np.ndarray:
         """Rows of the service's sample shape -> this variant's sample shape (resized if it differs)."""
@@ -121,24 +147,73 @@ class Variant:
 
     def run(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], float]:
         """(outputs cut to len(rows), seconds of the run); rows beyond len(rows) are zero padding."""
-        if len(rows) > self.batch_size:
-            raise InputError(f"variant {self.name}: {len(rows)} rows exceed its batch size {self.batch_size}")
-        padded = np.zeros((self.batch_size, *self.sample_shape), self.dtype)
-        padded[:len(rows)] = self.prepare(rows)
-        result = self.session.run_timed({self.input_name: padded})
-        return {k: v[:len(rows)] for k, v in result.outputs.items()}, result.seconds
+        n, size = len(rows), self.run_size(len(rows))
+        rows = self.prepare(rows)
+        if size != len(rows):
+            padded = np.zeros((size, *self.sample_shape), self.dtype)
+            padded[:len(rows)] = rows
+            rows = padded
+        result = self.session.run_timed({self.input_name: np.ascontiguousarray(rows, self.dtype)})
+        return {k: v[:n] for k, v in result.outputs.items()}, result.seconds
 
-    def measure(self, min_runs: int = 5, max_runs: int = 30, min_seconds: float = 0.3) -> tuple[float, float]:
-        """(median, median absolute deviation) of full-batch runs after two warm-up runs."""
-        rows = np.zeros((self.batch_size, *self.sample_shape), self.dtype)
+    def measure(self, rows: int | None = None, min_runs: int = 5, max_runs: int = 30,
+                min_seconds: float = 0.3) -> tuple[float, float]:
+        """(median, median absolute deviation) of runs of `rows` rows (default: a full batch)
+        after two warm-up runs."""
+        batch = np.zeros((rows or self.batch_size, *self.sample_shape), self.dtype)
         for _ in range(2):
-            self.run(rows)
+            self.run(batch)
         times: list[float] = []
         began = time.perf_counter()
         while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() - began < min_seconds):
-            times.append(self.run(rows)[1])
+            times.append(self.run(batch)[1])
         median = statistics.median(times)
         return median, statistics.median(abs(t - median) for t in times)
+
+    def measure_sizes(self) -> dict[int, tuple[float, float]]:
+        """Start-up times at the probe sizes (see probe_sizes); one full batch for a fixed variant."""
+        if not self.variable:
+            return {self.batch_size: self.measure()}
+        return {size: self.measure(size, min_seconds=0.15) for size in probe_sizes(self.run_sizes)}
+
+
+def batch_range(path: Path, session) -> tuple[int, int] | None:
+    """(LO, HI) when the artifact's batch axis is a range symbol; None for a fixed batch.
+
+    ArtifactError when another axis is a range too (a request's sample shape must be fixed),
+    or an output does not carry the batch symbol first (rows could not be handed back)."""
+    symbols = session.symbols or {}
+    sig = session.inputs[0]
+    dims = sig.get("dims", sig["shape"])
+    others = [d for d in dims[1:] if isinstance(d, str)]
+    if others:
+        raise ArtifactError(f"{path}: serve takes a range on the batch axis only; input {sig['name']} "
+                            f"also ranges over {', '.join(others)}")
+    if not isinstance(dims[0], str):
+        return None
+    for out in session.outputs:
+        if out.get("dims", [None])[0] != dims[0]:
+            raise ArtifactError(f"{path}: output {out['name']} does not carry the batch symbol {dims[0]} first")
+    lo, hi = symbols[dims[0]]
+    return int(lo), int(hi)
+
+
+def run_sizes(bounds: tuple[int, int], capacity: int, buckets: tuple[int, ...] | None) -> list[int]:
+    """The sizes a variable batch may run at: every size LO..capacity, or the buckets inside
+    LO..capacity plus the capacity itself (so a full batch always fits)."""
+    lo, _ = bounds
+    top = max(capacity, lo)
+    if not buckets:
+        return list(range(lo, top + 1))
+    return sorted({b for b in buckets if lo <= b < top} | {top})
+
+
+def probe_sizes(sizes: list[int]) -> list[int]:
+    """Sizes measured at start: the smallest, the largest and the powers of two between (a few
+    short runs each); the others are interpolated and then learnt online."""
+    lo, hi = sizes[0], sizes[-1]
+    wanted = {lo, hi} | {1 << k for k in range(hi.bit_length()) if lo < 1 << k < hi}
+    return sorted({sizes[bisect.bisect_left(sizes, w)] for w in wanted})
 
 
 def sample_shape_of(variants: list[Variant]) -> tuple[int, ...]:
@@ -155,10 +230,12 @@ def sample_shape_of(variants: list[Variant]) -> tuple[int, ...]:
     return native.sample_shape
 
 
-def load_variants(specs: list[VariantSpec], max_batch: int | None = None, trusted_keys=None) -> list[Variant]:
+def load_variants(specs: list[VariantSpec], max_batch: int | None = None, trusted_keys=None,
+                  buckets: tuple[int, ...] | None = None) -> list[Variant]:
+    """Loads (hash-verified) every variant; `buckets` applies to variable-batch ones only."""
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise InputError(f"variant names must be distinct, got {names}")
-    variants = [Variant(s, max_batch, trusted_keys) for s in specs]
+    variants = [Variant(s, max_batch, trusted_keys, buckets) for s in specs]
     sample_shape_of(variants)
     return variants

@@ -59,3 +59,17 @@ def cnn_variants(tmp_path_factory) -> dict[str, Path]:
                 "--time-limit", "1", "--quiet"]
         assert main(argv) == 0
     return arts
+
+
+@pytest.fixture(scope="session")
+def range_mlp(tmp_path_factory) -> tuple[Path, Path]:
+    """(model.onnx, artifact): graphopt.examples.range_models.batch_mlp compiled by the CLI for a
+    variable batch, `graphopt compile mlp.onnx --input-shape x=1..8x64`."""
+    from graphopt.examples.range_models import batch_mlp
+
+    root = tmp_path_factory.mktemp("range-mlp")
+    model, art = root / "mlp.onnx", root / "art"
+    onnx.save(batch_mlp(), str(model))
+    argv = ["compile", str(model), "-o", str(art), "--input-shape", "x=1..8x64", "--time-limit", "1", "--quiet"]
+    assert main(argv) == 0
+    return model, art

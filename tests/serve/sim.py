@@ -7,11 +7,15 @@ service times checks them in milliseconds, without HTTP or a model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from graphopt.serve.controller import Controller, ServiceEstimate, VariantState
+from graphopt.serve.service_times import ServiceTable
+
+Service = float | Callable[[int], float]  # seconds per batch: any fill (fixed batch), or by its rows (variable)
 
 
 @dataclass
@@ -20,6 +24,7 @@ class Outcome:
     qualities: list[float]
     refused: int
     arrivals: int
+    batch_rows: list[int] = field(default_factory=list)  # rows of every batch run, in order
 
     def attainment(self, slo: float) -> float:
         met = sum(lat <= slo for lat in self.latencies)
@@ -42,21 +47,36 @@ def swinging_arrivals(low: float, high: float, period: float, duration: float, s
             times.append(t)
 
 
-def simulate(variants: dict[str, tuple[float, float, int]], true_service: dict[str, float], arrivals: list[float],
+def _state(name: str, quality: float, capacity: int, estimate: Service) -> VariantState:
+    """A fixed variant for a float estimate; a variable one (a table over 1..capacity, probed
+    at 1 and capacity only, like a cold start) for a function of the rows."""
+    if not callable(estimate):
+        return VariantState(name, quality, capacity, ServiceEstimate(estimate, 0.0))
+    table = ServiceTable(list(range(1, capacity + 1)), {n: (estimate(n), 0.0) for n in (1, capacity)})
+    return VariantState(name, quality, capacity, table.largest, table)
+
+
+def _seconds(service: Service, rows: int) -> float:
+    return service(rows) if callable(service) else service
+
+
+def simulate(variants: dict[str, tuple[float, float, int]], true_service: dict[str, Service], arrivals: list[float],
              slo: float, only: str | None = None, noise: float = 0.05, seed: int = 1,
-             start_estimate: dict[str, float] | None = None) -> Outcome:
-    """variants: name -> (quality, capacity, unused); true_service: name -> seconds per batch (any fill)."""
+             start_estimate: dict[str, Service] | None = None) -> Outcome:
+    """variants: name -> (quality, capacity, unused); true_service: name -> seconds per batch (a float:
+    any fill, a fixed-batch variant; a function of the batch's rows: a variable-batch variant)."""
     rng = np.random.default_rng(seed)
     start_estimate = start_estimate or true_service
-    states = [VariantState(n, q, cap, ServiceEstimate(start_estimate[n], 0.0)) for n, (q, cap, _) in variants.items()]
+    states = [_state(n, q, cap, start_estimate[n]) for n, (q, cap, _) in variants.items()]
     ctl = Controller(states, slo)
-    latencies, qualities, refused, predicted = [], [], 0, {}
+    latencies, qualities, refused, predicted, batch_rows = [], [], 0, {}, []
     done_at, running, service = float("inf"), None, 0.0
     i = 0
     while i < len(arrivals) or running is not None or ctl.waiting:
         if running is not None and (i >= len(arrivals) or done_at <= arrivals[i]):
             now = done_at
             ctl.finish(running, service, now)
+            batch_rows.append(running.rows)
             for arrived in running.requests:
                 ctl.record(predicted[arrived], now - arrived)
                 latencies.append(now - arrived)
@@ -72,6 +92,7 @@ def simulate(variants: dict[str, tuple[float, float, int]], true_service: dict[s
         if running is None:
             running = ctl.start_next(now)
             if running is not None:
-                service = true_service[running.variant.name] * float(np.exp(rng.normal(0, noise)))
+                seconds = _seconds(true_service[running.variant.name], running.rows)
+                service = seconds * float(np.exp(rng.normal(0, noise)))
                 done_at = now + service
-    return Outcome(latencies, qualities, refused, len(arrivals))
+    return Outcome(latencies, qualities, refused, len(arrivals), batch_rows)

@@ -27,6 +27,8 @@ def _one_error_line(capsys) -> str:
     (["serve", "--variant", "a=x", "--slo-ms", "0"], "--slo-ms must be positive"),
     (["serve", "--variant", "a=x", "--port", "70000"], "--port must be"),
     (["serve", "--variant", "a=x", "--max-batch", "0"], "--max-batch"),
+    (["serve", "--variant", "a=x", "--batch-buckets", "1,four"], "--batch-buckets expects sizes"),
+    (["serve", "--variant", "a=x", "--batch-buckets", "0,4"], "--batch-buckets sizes must be at least 1"),
     (["serve", "--variant", "a=x", "--token-file", "/no/such/token"], "cannot read --token-file"),
 ])
 def test_bad_arguments_are_one_line_and_exit_2(capsys, argv, says) -> None:
