@@ -60,7 +60,7 @@ class ModelSpec:
     shapes: dict[str, tuple[int, ...]]
     fixed: dict[str, object] = field(default_factory=dict)  # inputs given, not random
     token_range: dict[str, int] = field(default_factory=dict)  # int inputs: values in [1, n)
-    baked: tuple[str, ...] = ()  # fixed inputs made initializers (both engines run that model)
+    baked: tuple[str, ...] = ()  # inputs graphopt compiles with --input-value (ORT is fed the same value)
 
 
 _VAD = "silero-vad==6.2.3"
@@ -139,8 +139,6 @@ def bench(spec: ModelSpec, path: Path, budget_s: float) -> dict:
            "recurrent_nodes": _recurrent_nodes(model), "input_shapes": {k: list(v) for k, v in spec.shapes.items()},
            "weight_bytes": _weight_bytes(model)}
     with tempfile.TemporaryDirectory() as tmp:
-        if spec.baked:
-            model, path = _baked(model, spec, Path(tmp) / "baked.onnx")
         feeds = feeds_for(spec, model)
         try:
             session, row["compile_s"], plan = _compile(path, spec, Path(tmp) / "artifact")
@@ -157,18 +155,6 @@ def bench(spec: ModelSpec, path: Path, budget_s: float) -> dict:
     return row
 
 
-def _baked(model: onnx.ModelProto, spec: ModelSpec, path: Path) -> tuple[onnx.ModelProto, Path]:
-    """`model` with the inputs `spec.baked` turned into initializers holding their fixed values."""
-    from onnx import numpy_helper
-
-    kept = [i for i in model.graph.input if i.name not in spec.baked]
-    del model.graph.input[:]
-    model.graph.input.extend(kept)
-    model.graph.initializer.extend(numpy_helper.from_array(np.asarray(spec.fixed[n]), n) for n in spec.baked)
-    onnx.save(model, str(path))
-    return model, path
-
-
 def _compile(path: Path, spec: ModelSpec, out: Path):
     import graphopt.runtime
     from graphopt.compiler import compile_model
@@ -176,7 +162,8 @@ def _compile(path: Path, spec: ModelSpec, out: Path):
 
     start = time.perf_counter()
     shapes = {k: v for k, v in spec.shapes.items() if k not in spec.baked}
-    compile_model(path, out, CompileOptions(input_shapes=shapes))
+    values = {n: tuple(float(v) for v in np.ravel(spec.fixed[n])) for n in spec.baked}  # --input-value
+    compile_model(path, out, CompileOptions(input_shapes=shapes, input_values=values))
     seconds = time.perf_counter() - start
     return graphopt.runtime.load(out), round(seconds, 1), json.loads((out / "plan.json").read_text())
 

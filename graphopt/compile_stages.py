@@ -61,7 +61,8 @@ def prepare(state: CompileState) -> None:
     memory = None if options.allow_huge_arena else host_limit(options.target)
     state.prepared = prepare_model(model, options.input_shapes, fold=options.fold,
                                    source_sha256=source_sha256(state.model), memory=memory,
-                                   allow_ort_only=options.fallback and not options.training)
+                                   allow_ort_only=options.fallback and not options.training,
+                                   input_values=options.input_values)
     state.importable = state.prepared.model
     state.records["reorder"] = {"method": "off"}
     if state.prepared.symbols:  # a range compile: its kernel order is TVM's (graphopt.analysis.range_plan)
@@ -316,6 +317,8 @@ def _manifest(state: CompileState) -> dict:
         for entry in signature["inputs"] + signature["outputs"]:
             entry["dims"] = list(prepared.dims[entry["name"]])
         signature["shape_symbols"] = {name: list(bounds) for name, bounds in sorted(prepared.symbols.items())}
+    if prepared.pinned:  # --input-value: the runtime accepts these inputs only at these values
+        signature["pinned_inputs"] = [dict(entry) for entry in prepared.pinned]
     if state.options.training:
         from graphopt.train.manifest import training_signature
 

@@ -26,6 +26,8 @@ class CompileOptions:
     planner: str = "auto"
     # dims are ints; a (lo, hi) pair (graphopt.frontend.ranges.DimRange) makes a range compile
     input_shapes: dict[str, tuple] = field(default_factory=dict)
+    # inputs fixed at compile time, name -> values (graphopt.frontend.input_values); checked per call
+    input_values: dict[str, tuple] = field(default_factory=dict)
     time_limit: float = DEFAULT_TIME_LIMIT
     reorder: bool = True
     schedules: bool = True
@@ -55,6 +57,8 @@ class CompileOptions:
         check_kernel_options(self.target, self.schedules, self.tuning_db)
         if self.ranged and (self.training or self.target != "llvm"):
             raise InputError("a shape range (LO..HI) is supported for inference on --target llvm only")
+        if self.input_values and (self.training or self.ranged):
+            raise InputError("--input-value is supported for fixed-shape inference compiles only")
 
     def as_manifest(self) -> dict:
         shapes = {k: _dims_record(v) for k, v in sorted(self.input_shapes.items())}
@@ -63,6 +67,8 @@ class CompileOptions:
                   "tuning_db_sha256": tuning_db_sha256(self.tuning_db)}
         if not self.fold:
             record["fold"] = False
+        if self.input_values:  # recorded only when given, so other artifacts' ids stay put
+            record["input_values"] = {k: list(v) for k, v in sorted(self.input_values.items())}
         if not self.fallback:  # recorded only when off, so the ids of models without fallback kernels stay put
             record["fallback"] = False
         return record

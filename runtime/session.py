@@ -162,6 +162,7 @@ class Session:
                 copy.cleanup()
         self.inputs = self.manifest["inputs"]
         self.outputs = self.manifest["outputs"]
+        self.pinned = self.manifest.get("pinned_inputs")  # --input-value (graphopt.frontend.input_values)
         self.symbols = self.manifest.get("shape_symbols")  # a range artifact (graphopt.runtime.shape_range)
         if not self.symbols and any("dims" in spec for spec in self.inputs):  # shapes would go unchecked
             raise ArtifactError("the manifest gives input dims without shape_symbols; the artifact is inconsistent "
@@ -218,7 +219,7 @@ class Session:
 
     def run_timed(self, feeds: dict[str, np.ndarray]) -> RunResult:
         """Runs once; `seconds` covers the VM call and the device sync only."""
-        arrays = check_inputs(self.inputs, feeds)
+        arrays = check_inputs(self.inputs, feeds, self.pinned)
         outputs = self.outputs
         if self.symbols:  # a range artifact: the shape must lie in the range; outputs follow it
             outputs = bound_outputs(self.outputs, bind_symbols(self.inputs, arrays, self.symbols))

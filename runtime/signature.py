@@ -13,8 +13,13 @@ def describe(sig: dict) -> str:
     return f"{sig['name']}[{'x'.join(str(d) for d in sig['shape'])} {sig['dtype']}]"
 
 
-def check_inputs(signature: list[dict], feeds: dict) -> list[np.ndarray]:
-    """Returns the inputs in program order, or raises InputError naming the problem."""
+def check_inputs(signature: list[dict], feeds: dict, pinned: list[dict] | None = None) -> list[np.ndarray]:
+    """Returns the inputs in program order, or raises InputError naming the problem.
+
+    `pinned`: the manifest's `pinned_inputs` (graphopt.frontend.input_values): a call may pass
+    one only with the value the artifact was compiled for."""
+    if pinned:
+        feeds = _without_pinned(pinned, feeds)
     expected = {s["name"] for s in signature}
     unknown = sorted(set(feeds) - expected)
     if unknown:
@@ -37,3 +42,17 @@ def _checked(sig: dict, value) -> np.ndarray:
     if "held_as" in sig:  # a narrow type (float8, int4...): staged widened (graphopt.runtime.narrow)
         return widen(array, sig["held_as"])
     return np.asarray(array, order="C")  # not ascontiguousarray: it makes a 0-d (scalar) input 1-d
+
+
+def _without_pinned(pinned: list[dict], feeds: dict) -> dict:
+    """`feeds` without the pinned inputs, after checking each one given holds its compiled value."""
+    rest = dict(feeds)
+    for entry in pinned:
+        if entry["name"] not in rest:
+            continue
+        given = np.asarray(rest.pop(entry["name"]))
+        expected = np.asarray(entry["value"], dtype=entry["dtype"]).reshape(entry["shape"])
+        if given.shape != expected.shape or not np.array_equal(given, expected):
+            raise InputError(f"input {entry['name']} was fixed at {entry['value']} when this artifact was compiled "
+                             f"(--input-value); this call passes {given.ravel().tolist()[:8]}")
+    return rest

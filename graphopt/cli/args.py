@@ -31,6 +31,17 @@ def shape_range_arg(text: str) -> tuple[str, tuple]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def input_value_arg(text: str) -> tuple[str, tuple[float, ...]]:
+    """NAME=V[,V...] (graphopt.frontend.input_values)."""
+    from graphopt.errors import GraphoptError
+    from graphopt.frontend.input_values import parse_input_value
+
+    try:
+        return parse_input_value(text)
+    except GraphoptError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def input_arg(text: str):
     """NAME=FILE.npy | NAME=FILE.npz[:KEY] [:bfloat16] as an InputSpec (graphopt.cli.inputs)."""
     from graphopt.cli.inputs import parse_input_spec
@@ -82,3 +93,7 @@ def add_input_shape(parser: argparse.ArgumentParser, ranges: bool = False) -> No
         help_text += "; a dim LO..HI compiles one artifact for that range, e.g. x=1..32x3x224x224"
     parser.add_argument("--input-shape", type=shape_range_arg if ranges else shape_arg, action="append", default=[],
                         metavar="NAME=D1xD2x...", help=help_text)
+    if ranges:  # compile only
+        parser.add_argument("--input-value", type=input_value_arg, action="append", default=[], metavar="NAME=V[,V...]",
+                            help="fix an input's value (repeatable), e.g. a sample rate a model branches on; "
+                                 "the artifact then accepts only that value for it")

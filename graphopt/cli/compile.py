@@ -12,7 +12,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from graphopt.cli.args import add_input_shape
+from graphopt.cli.args import add_input_shape, one_line_errors
 from graphopt.errors import InputError
 
 # training knobs: None means "not given", so a knob given without --train is refused
@@ -22,6 +22,7 @@ TRAIN_ONLY = ("loss", "optimizer", "memory_budget", "swap_planner", "step_costs"
 def register(sub) -> Callable[[argparse.Namespace], int]:
     """Adds `compile` to graphopt's subparsers; returns its handler."""
     p = sub.add_parser("compile", help="compile an ONNX model into an artifact directory")
+    one_line_errors(p)
     p.add_argument("model", type=Path, help="the .onnx file")
     p.add_argument("-o", "--output", type=Path, required=True, help="artifact directory to write")
     p.add_argument("--target", choices=("llvm", "cuda"), default="llvm")
@@ -73,6 +74,7 @@ def options_from_args(args: argparse.Namespace):
     from graphopt.options import CompileOptions, TrainOptions
 
     common = {"target": args.target, "planner": args.planner, "input_shapes": dict(args.input_shape),
+              "input_values": dict(getattr(args, "input_value", [])),
               "time_limit": args.time_limit, "reorder": args.reorder, "schedules": args.schedules,
               "tuning_db": args.tuning_db, "allow_huge_arena": args.allow_huge_arena, "fallback": args.fallback}
     given = {name: getattr(args, name) for name in TRAIN_ONLY if getattr(args, name) is not None}

@@ -13,17 +13,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from graphopt.cli.args import add_trusted_key
+from graphopt.cli.args import add_trusted_key, one_line_errors
 from graphopt.errors import InputError
-
-
-def _one_line_errors(parser: argparse.ArgumentParser) -> None:
-    """argparse prints usage + message; the CLI contract is one line and status 2."""
-    def error(message: str):
-        print(f"error: graphopt serve: {message}", file=sys.stderr)
-        sys.exit(2)
-
-    parser.error = error  # type: ignore[method-assign]
 
 
 def register(sub) -> Callable[[argparse.Namespace], int]:
@@ -51,7 +42,7 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
     p.add_argument("--headroom", type=float, default=0.8,
                    help="quality is chosen to finish within this fraction of the SLO (default 0.8)")
     add_trusted_key(p)
-    _one_line_errors(p)
+    one_line_errors(p)
     return cmd_serve
 
 

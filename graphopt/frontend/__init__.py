@@ -25,6 +25,7 @@ from graphopt.frontend.degenerate import check_dims, check_resident, forget_nega
 from graphopt.frontend.disputed import refuse_disputed
 from graphopt.frontend.domains import check_domains
 from graphopt.frontend.element_types import check_element_types
+from graphopt.frontend.input_values import bake_input_values
 from graphopt.frontend.load import load_model
 from graphopt.frontend.narrow_types import widen_narrow_types
 from graphopt.frontend.ranges import has_ranges
@@ -68,6 +69,8 @@ class PreparedModel:
     # narrow inputs/outputs (float8, int4...: graphopt.frontend.narrow_types): name -> the dtype the
     # arena holds them as; their signature's dtype is the caller's
     held: dict[str, str] = field(default_factory=dict)
+    # inputs fixed by --input-value (graphopt.frontend.input_values): {name, shape, dtype, value} each
+    pinned: tuple[dict, ...] = ()
     must_be_zero: frozenset[str] = frozenset()  # inputs the runtime checks are all zero (float8 zero points)
 
 
@@ -92,6 +95,7 @@ def prepare_model(
     source_sha256: str | None = None,
     memory: MemoryLimit | None = None,
     allow_ort_only: bool = False,
+    input_values: Mapping[str, tuple[float, ...]] | None = None,
 ) -> PreparedModel:
     """`prepare` for an in-memory model; hashes its serialized bytes unless told.
 
@@ -99,9 +103,11 @@ def prepare_model(
     compile driver allows them when they will run as fallback kernels.
     `memory`: refuse inputs, outputs and weights that cannot fit it (None: unchecked;
     the compile driver passes graphopt.plan.memory_limit.host_limit unless --allow-huge-arena).
+    `input_values`: inputs fixed at compile time (--input-value: input_values.py).
     """
     if source_sha256 is None:
         source_sha256 = model_sha256(model)
+    model, pinned = bake_input_values(model, input_values or {})
     if has_ranges(input_shapes or {}):  # a range compile: graphopt.frontend.prepare_range
         from graphopt.frontend.prepare_range import prepare_range_model
 
@@ -128,7 +134,8 @@ def prepare_model(
     inputs = tuple(_signature(folded, vi, callers) for vi in _inputs(folded))
     outputs = tuple(_signature(folded, vi, callers) for vi in folded.graph.output)
     held = {name: dtypes[1] for name, dtypes in widened.boundary.items()}
-    return PreparedModel(folded, inputs, outputs, source_sha256, held=held, must_be_zero=widened.must_be_zero)
+    return PreparedModel(folded, inputs, outputs, source_sha256, held=held, must_be_zero=widened.must_be_zero,
+                         pinned=tuple(pinned))
 
 
 def _inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
