@@ -202,7 +202,8 @@ def _plan_summary(plan: dict, recurrent: dict[str, int]) -> dict:
         native = None  # a fallback control-flow node may hold recurrent nodes of its own
     return {"fallback_ops": fallback_ops, "native_recurrent_nodes": native,
             "fallback_reasons": sorted({k["reason"] for k in kernels}),
-            "arena_bytes": plan["arena_bytes"], "params_bytes": plan["params_bytes"]}
+            "arena_bytes": plan["arena_bytes"], "lower_bound_bytes": plan["lower_bound_bytes"],
+            "tvm_stock_bytes": plan["tvm_stock_bytes"], "params_bytes": plan["params_bytes"]}
 
 
 def _ort(path: Path, feeds: dict):
@@ -263,25 +264,30 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:400]}"
 
 
+def _arenas_kb(row: dict) -> str:
+    """Arena, lower bound and TVM's stock plan of one model, in KB."""
+    return " / ".join(f"{row[k] / 1e3:.1f}" for k in ("arena_bytes", "lower_bound_bytes", "tvm_stock_bytes"))
+
+
 def markdown(rows: list[dict], meta: dict) -> str:
     lines = [f"# Recurrent models, graphopt vs ONNX Runtime ({meta['date']})", "",
              f"Machine: {meta['cpu']}, {meta['nproc']} cores, load average at start {meta['load_average_at_start']}. "
              f"Command: `{meta['command']}`. Thread counts: each engine's default "
              f"(environment: {meta['threads_env'] or 'none set'}).", "",
              "| model | LSTM/GRU/RNN (native) | fallback ops | compile s | ours ms | ORT ms | ours/ORT (q1-q3) "
-             "| matches ORT | stored / model weights MB |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| matches ORT | arena / lower bound / TVM stock KB | stored / model weights MB |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         recurrent = ", ".join(f"{k} {v}" for k, v in r["recurrent_nodes"].items()) or "-"
         if "error" in r:
-            lines.append(f"| {r['model']} | {recurrent} | {r['stage']} failed: {r['error'][:160]} | | | | | | |")
+            lines.append(f"| {r['model']} | {recurrent} | {r['stage']} failed: {r['error'][:160]} | | | | | | | |")
             continue
         fallback = ", ".join(f"{k} {v}" for k, v in r["fallback_ops"].items()) or "none"
         q1, q3 = r.get("ours/ort_q1_q3", (0, 0))
         timing = f"{r['ours/ort']:.2f} ({q1:.2f}-{q3:.2f})" if "ours_ms" in r else "-"
         lines.append(f"| {r['model']} | {recurrent} ({r['native_recurrent_nodes']}) | {fallback} | {r['compile_s']} | "
                      f"{r.get('ours_ms', 0):.3f} | {r.get('ort_ms', 0):.3f} | {timing} | {r['matches_ort']} | "
-                     f"{r['params_bytes'] / 1e6:.2f} / {r.get('weight_bytes', 0) / 1e6:.2f} |")
+                     f"{_arenas_kb(r)} | {r['params_bytes'] / 1e6:.2f} / {r.get('weight_bytes', 0) / 1e6:.2f} |")
     return "\n".join(lines) + "\n"
 
 

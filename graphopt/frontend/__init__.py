@@ -152,7 +152,7 @@ def _signature(model: onnx.ModelProto, vi: onnx.ValueInfoProto, callers: Mapping
     tensor_type = vi.type.tensor_type
     dims = tensor_type.shape.dim if tensor_type.HasField("shape") else None
     if dims is None or any(not d.HasField("dim_value") for d in dims):
-        raise ShapeError(f"{vi.name} has a shape that is not static after folding "
-                         "(data-dependent); graphopt plans static shapes only")
+        raise ShapeError(f"{vi.name} has a shape that is not static after folding (data-dependent); graphopt "
+                         "plans static shapes only (if it depends on an input's value, fix it: --input-value)")
     dtype = callers.get(vi.name) or onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type).name
     return TensorSignature(vi.name, tuple(int(d.dim_value) for d in dims), dtype)
