@@ -14,6 +14,7 @@ import argparse
 import datetime
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": f"{os.cpu_count()} CPUs ({cpu_name()})", "load_before": _load(),
-            "command": "python -m benchmarks.fallback " + " ".join(argv or [])}
+            "command": "python -m benchmarks.fallback " + " ".join(sys.argv[1:] if argv is None else argv)}
     rows = []
     for name, build in MODELS.items():
         with tempfile.TemporaryDirectory() as scratch:
