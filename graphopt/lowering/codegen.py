@@ -50,7 +50,7 @@ def with_noalias_single_buffer_funcs(mod: tvm.IRModule) -> tvm.IRModule:
     """
     updates = {}
     for gvar, func in mod.functions_items():
-        if hasattr(func, "buffer_map") and len(func.params) == 1 and "tirx.noalias" not in (func.attrs or {}):
+        if isinstance(func, tvm.tirx.PrimFunc) and len(func.params) == 1 and "tirx.noalias" not in (func.attrs or {}):
             updates[gvar] = func.with_attr("tirx.noalias", True)
     for gvar, func in updates.items():
         mod.update_func(gvar, func)
