@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from graphopt.errors import UnsupportedOperatorError
+from graphopt.errors import ModelLoadError, UnsupportedOperatorError
 from graphopt.frontend.narrow_formats import held_type, is_narrow, numpy_name, type_name
 from graphopt.frontend.narrow_ops import GraphFacts, rewrite
 
@@ -53,7 +53,9 @@ def widen_narrow_types(model: onnx.ModelProto) -> Widened:
 
 
 def _facts(graph: onnx.GraphProto) -> GraphFacts:
-    types, ranks, zeros = {}, {}, set()
+    """Types and ranks of every value; all-zero constants only among the (de)quantizations' zero
+    points, and only when a narrow type is present (a weight is never decoded for nothing)."""
+    types, ranks = {}, {}
     inputs = {vi.name for vi in graph.input} - {t.name for t in graph.initializer}
     for vi in [*graph.input, *graph.output, *graph.value_info]:
         tensor_type = vi.type.tensor_type
@@ -62,9 +64,23 @@ def _facts(graph: onnx.GraphProto) -> GraphFacts:
             ranks[vi.name] = len(tensor_type.shape.dim)
     for name, tensor in _constants(graph):
         types[name], ranks[name] = tensor.data_type, len(tensor.dims)
-        if not np.any(onnx.numpy_helper.to_array(tensor).astype(np.float64)):
-            zeros.add(name)
+    zeros: set[str] = set()
+    if any(is_narrow(t) for t in types.values()):
+        zero_points = {n.input[2] for n in graph.node
+                       if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2}
+        zeros = {name for name, tensor in _constants(graph) if name in zero_points and _all_zero(name, tensor)}
     return GraphFacts(types, ranks, zeros, inputs)
+
+
+def _all_zero(name: str, tensor: onnx.TensorProto) -> bool:
+    return not np.any(_read(name, tensor).astype(np.float64))
+
+
+def _read(name: str, tensor: onnx.TensorProto) -> np.ndarray:
+    try:
+        return onnx.numpy_helper.to_array(tensor)
+    except ValueError as exc:  # dims that disagree with the data: a malformed model
+        raise ModelLoadError(f"weight {name!r} cannot be read: {exc}") from None
 
 
 def _constants(graph: onnx.GraphProto):
@@ -80,7 +96,7 @@ def _widen_weights(graph: onnx.GraphProto) -> None:
     for tensor in [*graph.initializer,
                    *(a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value")]:
         if is_narrow(tensor.data_type):
-            array = onnx.numpy_helper.to_array(tensor)
+            array = _read(tensor.name, tensor)
             held = onnx.helper.tensor_dtype_to_np_dtype(held_type(tensor.data_type))
             tensor.CopyFrom(onnx.numpy_helper.from_array(array.astype(held), tensor.name))
 
