@@ -20,7 +20,10 @@ can go below it), the swap model's feasibility floor (graphopt.plan.swap_floor)
 and the least budget ours fits (the `--memory-budget min` search).
 Output: a markdown table, JSON, and a plot of memory vs overhead.
 
-    python -m benchmarks.swap [--json FILE] [--plot FILE] [--time-limit S] [--models a,b]
+`--rich` plans, validates and bounds under the rich swap model (boundary copy-ins,
+extends, chained rebuilds: graphopt.plan.swap_rich); `--fractions` picks budgets.
+
+    python -m benchmarks.swap [--json FILE] [--plot FILE] [--time-limit S] [--models a,b] [--rich]
 """
 
 from __future__ import annotations
@@ -62,24 +65,25 @@ def models() -> dict:
     }
 
 
+MODEL_NAMES = {False: "plain", True: "rich (boundary copy-ins, extends, chained rebuilds)"}
 DEFAULT_MODELS = ("squeezenet", "transformer", "mlp", "resnet", "transformer6")
 
 
-def problem_of(name: str) -> SwapProblem:
+def problem_of(name: str, rich: bool = False) -> SwapProblem:
     from graphopt.analysis.cost import LinkModel
     from graphopt.train import TrainOptions, lower_train_model
     from graphopt.train.swapping import swap_problem
 
     model, shapes = models()[name]()
     low = lower_train_model(model, TrainOptions(input_shapes=shapes))
-    sp, _costs = swap_problem(low.lowered, low.extraction, 0, LinkModel())
+    sp, _costs = swap_problem(low.lowered, low.extraction, 0, LinkModel(), rich=rich)
     return sp
 
 
-def sweep(sp: SwapProblem, time_limit: float, bound_time: float = 600.0) -> list[dict]:
+def sweep(sp: SwapProblem, time_limit: float, bound_time: float = 600.0, fractions=FRACTIONS) -> list[dict]:
     peak = int(base_live_bytes(sp.problem, sp.num_steps).max())
     rows = []
-    for fraction in FRACTIONS:
+    for fraction in fractions:
         row = {"fraction": fraction, "budget": int(peak * fraction)}
         for name in SWAP_PLANNERS:
             began = time.perf_counter()
@@ -91,7 +95,10 @@ def sweep(sp: SwapProblem, time_limit: float, bound_time: float = 600.0) -> list
             report = validate_swaps(replace(sp, budget=row["budget"]), schedule)
             assert report.valid, (name, report.errors)
             row[name] = {"overhead": report.stall / sum(sp.step_seconds), "swaps": len(schedule.swaps),
-                         "seconds": round(time.perf_counter() - began, 3)}
+                         "seconds": round(time.perf_counter() - began, 3), "recomputes": len(schedule.recomputes),
+                         "rebuilds": len(schedule.rebuilds), "extends": len(schedule.extends),
+                         "boundary_swaps": sum(s.load_at == s.before for s in schedule.swaps),
+                         "planner": schedule.planner}
         row["bound"] = bound_cell(replace(sp, budget=row["budget"]), row, bound_time)
         rows.append(row)
         if all(row[n] is None for n in SWAP_PLANNERS) and fraction <= 0.55:
@@ -216,7 +223,7 @@ def _header(args, info: dict) -> str:
             f"Cost model (predicted, analytic): {device.name}: {device.flops / 1e12:.0f} TFLOP/s, "
             f"{device.memory_bandwidth / 1e12:.1f} TB/s, {device.launch * 1e6:.0f} us per kernel; host link "
             f"{link.bandwidth / 1e9:.0f} GB/s per direction, {link.latency * 1e6:.0f} us per copy, "
-            "one engine each way.\n"
+            f"one engine each way. Swap model: {MODEL_NAMES[args.rich]}.\n"
             "Cells: predicted overhead (copy stalls + recompute kernels) over the no-swap step; every schedule "
             "passed the swap validator. `bound`: LP lower bound on the overhead of any valid plan "
             "(graphopt.plan.swap_bound); 'no plan fits' where no swap or recompute can free enough bytes, "
@@ -239,15 +246,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-limit", type=float, default=5.0)
     parser.add_argument("--bound-time", type=float, default=600.0, help="the LP bound's limit per budget")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    parser.add_argument("--rich", action="store_true", help="the rich swap model (graphopt.plan.swap_rich)")
+    parser.add_argument("--fractions", default=None, help="budgets as fractions of the peak, e.g. 0.66,0.5")
     args = parser.parse_args(argv)
+    fractions = FRACTIONS if args.fractions is None else [float(f) for f in args.fractions.split(",")]
     args.plot = args.plot or unused(RESULTS / f"swap-{date.today().isoformat()}.png")
     args.markdown = args.markdown or unused(RESULTS / f"swap-{date.today().isoformat()}.md")
     results, text, info = {}, [], run_info()
     for name in args.models.split(","):
-        sp = problem_of(name)
+        sp = problem_of(name, args.rich)
         peak = int(base_live_bytes(sp.problem, sp.num_steps).max())
         low = floors(sp, args.time_limit)
-        rows = sweep(sp, args.time_limit, args.bound_time)
+        rows = sweep(sp, args.time_limit, args.bound_time, fractions)
         results[name] = {"hidden_swap_floor": hidden_swap_floor(sp) / peak, **low, "rows": rows}
         text.append(table(name, sp, results[name]["rows"], low))
         print(text[-1], flush=True)

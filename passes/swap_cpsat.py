@@ -26,6 +26,11 @@ MAX_GAPS, the largest area (idle time x size) are kept. The solver is hinted
 with the best SINGA schedule; every result (the solver's and the heuristics')
 goes through the exact simulator, and the schedule with the least simulated
 stall wins, so "ours" is never worse than any SINGA strategy it ran.
+
+Under the rich model (SwapProblem.rich) the covering step is split (RICH_SHARES): the
+plain covering model, then, unless it nearly hid everything, the staged greedy
+(passes/swap_rich_greedy.py) and the rich covering model (passes/swap_rich.py), whose
+schedules may hold boundary copy-ins, extends and rebuilds; the local search keeps those.
 """
 
 from __future__ import annotations
@@ -39,12 +44,18 @@ from ortools.sat.python import cp_model
 from graphopt.passes.recompute_greedy import RecomputeGreedy
 from graphopt.passes.swap_capuchin import Capuchin
 from graphopt.passes.swap_cover import cover_schedules
+from graphopt.passes.swap_rich import rich_cover_schedules
+from graphopt.passes.swap_rich_greedy import staged_schedule
 from graphopt.passes.swap_singa import MODES, RANKINGS, InfeasibleBudget, Singa
 from graphopt.plan.swap import Gap, Recompute, Swap, SwapProblem, SwapSchedule, base_live_bytes, conflict
 from graphopt.plan.swap_validator import validate_swaps
 
 log = logging.getLogger(__name__)
 MAX_GAPS = 400
+RICH_SHARES = (0.2, 0.5)  # rich model: plain cover, staged greedy, then the rich cover until RICH_COVER_UNTIL
+RICH_COVER_UNTIL = 0.75  # of the time limit
+RICH_REFINE_UNTIL = 0.97  # the local search's deadline; the full CP-SAT model gets what is left
+GOOD_ENOUGH = 0.005  # of the no-swap step: a plain covering schedule this good ends the rich search
 UNITS = 1_000_000  # time resolution: the no-swap step spans about this many units
 
 
@@ -59,9 +70,11 @@ class SwapCpSat:
     def plan(self, sp: SwapProblem, time_limit: float = 10.0) -> SwapSchedule:
         began = time.perf_counter()
         pool = _heuristic_pool(sp)
-        if not pool or pool[0][1] > 0:
+        if (not pool or pool[0][1] > 0) and sp.rich:
+            pool = self._rich_pool(sp, pool, began, time_limit)
+        elif not pool or pool[0][1] > 0:
             pool = _ranked(sp, pool, cover_schedules(sp, 0.8 * time_limit, self.workers))
-        best = _refine_best(sp, pool, began + 0.9 * time_limit)
+        best = _refine_best(sp, pool, began + (RICH_REFINE_UNTIL if sp.rich else 0.9) * time_limit)
         left = time_limit - (time.perf_counter() - began)
         if left > 0.2 and (best is None or best[1] > 0):
             solved = self._solve(sp, best[0] if best else None, left)
@@ -73,7 +86,24 @@ class SwapCpSat:
             raise InfeasibleBudget(f"ours: no schedule brings the peak under {sp.budget} bytes")
         chosen = best[0]
         return SwapSchedule(chosen.swaps, f"ours/{chosen.planner}", time.perf_counter() - began,
-                            {"stall": best[1]}, chosen.recomputes)
+                            {"stall": best[1]}, chosen.recomputes, chosen.rebuilds, chosen.extends)
+
+    def _rich_pool(self, sp: SwapProblem, pool: list, began: float, time_limit: float) -> list:
+        """Under the rich model: the plain covering model; then, unless it nearly hid everything
+        (GOOD_ENOUGH of the step), the staged greedy (hidden swaps, then rich recomputes and
+        priced swaps) and, until RICH_COVER_UNTIL of the time, the rich covering model."""
+        plain, staged = (share * time_limit for share in RICH_SHARES)
+        pool = _ranked(sp, pool, cover_schedules(sp, plain, self.workers))
+        if pool and pool[0][1] <= GOOD_ENOUGH * sum(sp.step_seconds):
+            return pool
+        deadline = time.perf_counter() + staged
+        found = staged_schedule(sp, 0.4 * staged, deadline, self.workers)
+        pool = _ranked(sp, pool, [found] if found is not None else [])
+        left = began + RICH_COVER_UNTIL * time_limit - time.perf_counter()
+        if left > 0.5:
+            hints = [schedule for schedule, _stall in pool]
+            pool = _ranked(sp, pool, rich_cover_schedules(sp, left, self.workers, hints, engines=True))
+        return pool
 
     def _solve(self, sp: SwapProblem, hint: SwapSchedule | None, time_limit: float) -> SwapSchedule | None:
         base = base_live_bytes(sp.problem, sp.num_steps)
@@ -127,7 +157,7 @@ def _refine_best(sp: SwapProblem, pool: list, deadline: float) -> tuple[SwapSche
     always; the others while time is left); None when the pool is empty."""
     best, seen = None, set()
     for schedule, stall in pool:
-        key = (frozenset(schedule.swaps), frozenset(schedule.recomputes))
+        key = (frozenset(schedule.swaps), frozenset(schedule.recomputes), schedule.rebuilds, schedule.extends)
         if key in seen:
             continue
         seen.add(key)
@@ -145,28 +175,29 @@ def _refine(sp: SwapProblem, schedule: SwapSchedule, rounds: int = 3, tries: int
     from graphopt.plan.swap import live_bytes, simulate
 
     swaps, recomputes = list(schedule.swaps), schedule.recomputes
-    stall = simulate(sp, swaps, recomputes).stall
+    rebuilds, extends = schedule.rebuilds, schedule.extends
+    stall = simulate(sp, swaps, recomputes, rebuilds=rebuilds).stall
     for _ in range(rounds):
         improved = False
         for n, s in enumerate(swaps):
             if deadline is not None and time.perf_counter() > deadline:
                 break
-            lo, hi = s.after + 1, s.before - 1
+            lo, hi = s.after + 1, s.before if sp.rich else s.before - 1
             frees = np.linspace(lo, s.load_at - 1, tries).astype(int)
             loads = np.linspace(s.free_at + 1, hi, tries).astype(int)
             moves = {Swap(s.buffer, s.after, int(f), s.load_at, s.before) for f in frees}
             moves |= {Swap(s.buffer, s.after, s.free_at, int(i), s.before) for i in loads}
             for move in moves - {s}:
                 trial = swaps[:n] + [move] + swaps[n + 1:]
-                if live_bytes(sp, trial, recomputes).max(initial=0) > sp.budget:
+                if live_bytes(sp, trial, recomputes, rebuilds, extends).max(initial=0) > sp.budget:
                     continue
-                t = simulate(sp, trial, recomputes).stall
+                t = simulate(sp, trial, recomputes, rebuilds=rebuilds).stall
                 if t < stall - 1e-12:
                     swaps, stall, s, improved = trial, t, move, True
         if not improved:
             break
     name = schedule.planner if "+refine" in schedule.planner else schedule.planner + "+refine"
-    return SwapSchedule(tuple(swaps), name, recomputes=recomputes), stall
+    return SwapSchedule(tuple(swaps), name, recomputes=recomputes, rebuilds=rebuilds, extends=extends), stall
 
 
 def _candidates(gaps: list[Gap], sp: SwapProblem, over: list[int]) -> list[Gap]:

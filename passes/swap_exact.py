@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.sat.python import cp_model
 
+from graphopt.errors import PlanError
 from graphopt.passes.swap_singa import InfeasibleBudget
 from graphopt.plan.swap import (
     Gap,
@@ -112,6 +113,8 @@ def solve_exact(sp: SwapProblem, time_limit: float = 60.0, hint: SwapSchedule | 
     schedule at all, and its value joins the model as a cut (less the rounding slack), so
     CP-SAT can stop as soon as an incumbent meets it; the bound reported is the larger of
     the LP's and CP-SAT's own."""
+    if sp.rich:  # its literals stop at load_at < before and it has no extend or rebuild: no bound there
+        raise PlanError("the exact model covers the plain swap model only (SwapProblem(rich=False))")
     began = time.perf_counter()
     nominal = float(sum(sp.step_seconds))
     base = base_live_bytes(sp.problem, sp.num_steps)

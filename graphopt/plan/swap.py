@@ -23,6 +23,15 @@ Model (steps are the kernels of the execution order, 0..n-1):
   [after + 1, before)). It needs no copy engine, but the kernel's time is added
   to step `before`, and every buffer the kernel reads must be resident then:
   live at `before` and not inside any of its own swap or recompute gaps.
+* The rich model (`SwapProblem(rich=True)`, graphopt.plan.swap_rich) adds: a
+  copy-in may complete at the step boundary (`load_at == before`: issued when
+  step before-1 ends, step `before` waits for it, the wait counted as stall), so
+  idle gaps of 2 steps can be swapped; `Extend(buffer, to)` keeps a buffer past
+  its last use, through step `to`; `Rebuild(buffer, at)` runs the producer of a
+  dead buffer again just before step `at` and frees it after that step (a
+  one-step slot, so a recompute may read it: chained recomputation). A
+  recompute's input dead at `before` must then be extended or rebuilt there, in
+  turn with its own inputs resident (rebuilds run in birth order).
 """
 
 from __future__ import annotations
@@ -66,6 +75,23 @@ class Recompute:
 
 
 @dataclass(frozen=True)
+class Rebuild:
+    """Run the producer of `buffer`, dead by then, again just before step `at`; it is
+    resident during step `at` only (rich model: an input of a chained recompute)."""
+
+    buffer: int
+    at: int
+
+
+@dataclass(frozen=True)
+class Extend:
+    """Keep `buffer` resident past its last use, through step `to` (rich model)."""
+
+    buffer: int
+    to: int
+
+
+@dataclass(frozen=True)
 class Gap:
     """An idle interval of one buffer between two consecutive uses."""
 
@@ -86,6 +112,7 @@ class SwapProblem:
     link: LinkModel = field(default_factory=LinkModel)
     swappable: frozenset = frozenset()  # empty: every buffer
     recompute_inputs: dict = field(default_factory=dict)  # buffer -> arena buffers its producer reads
+    rich: bool = False  # the rich model of the module docstring: boundary copy-ins, Extend, Rebuild
 
     def __post_init__(self) -> None:
         if len(self.step_seconds) < self.problem.num_steps:
@@ -147,6 +174,8 @@ class SwapSchedule:
     seconds: float = 0.0
     meta: dict = field(default_factory=dict, compare=False, hash=False)
     recomputes: tuple[Recompute, ...] = ()
+    rebuilds: tuple[Rebuild, ...] = ()  # rich model only
+    extends: tuple[Extend, ...] = ()  # rich model only
 
 
 @dataclass(frozen=True)
@@ -178,24 +207,41 @@ def base_live_bytes(problem: MemoryProblem, num_steps: int) -> np.ndarray:
     return np.cumsum(delta)[:num_steps]
 
 
-def live_bytes(sp: SwapProblem, swaps, recomputes=()) -> np.ndarray:
-    return base_live_bytes(sp.problem, sp.num_steps) - absent_bytes(sp, swaps, recomputes)
+def extra_bytes(sp: SwapProblem, rebuilds=(), extends=()) -> np.ndarray:
+    """Bytes resident at each step beyond the no-swap lifetimes: extended and rebuilt buffers."""
+    sizes, ends = sp.sizes(), {b.id: b.end for b in sp.problem.buffers}
+    out = np.zeros(sp.num_steps, dtype=np.int64)
+    for e in extends:
+        out[ends[e.buffer]:e.to + 1] += sizes[e.buffer]
+    for r in rebuilds:
+        out[r.at] += sizes[r.buffer]
+    return out
 
 
-def step_durations(sp: SwapProblem, recomputes=()) -> np.ndarray:
-    """Each step's time with the recompute kernels that run just before it."""
+def live_bytes(sp: SwapProblem, swaps, recomputes=(), rebuilds=(), extends=()) -> np.ndarray:
+    live = base_live_bytes(sp.problem, sp.num_steps) - absent_bytes(sp, swaps, recomputes)
+    return live + extra_bytes(sp, rebuilds, extends) if rebuilds or extends else live
+
+
+def step_durations(sp: SwapProblem, recomputes=(), rebuilds=()) -> np.ndarray:
+    """Each step's time with the recompute (and rebuild) kernels that run just before it."""
     c = np.asarray(sp.step_seconds, dtype=float).copy()
     for r in recomputes:
         c[r.before] += sp.recompute_seconds(r.buffer)
+    for r in rebuilds:
+        c[r.at] += sp.recompute_seconds(r.buffer)
     return c
 
 
-def simulate(sp: SwapProblem, swaps, recomputes=(), durations=None, copy_time=None) -> Timeline:
+def simulate(sp: SwapProblem, swaps, recomputes=(), durations=None, copy_time=None, rebuilds=()) -> Timeline:
     """Runs the step/copy model of the module docstring; FIFO per copy engine.
     The stall reported is the whole overhead: copy waits plus recompute time.
     `durations` (per step, recomputes included) and `copy_time(buffer)` replace
-    the problem's own figures: CP-SAT re-runs it in its integer time units."""
-    c = step_durations(sp, recomputes) if durations is None else durations
+    the problem's own figures: CP-SAT re-runs it in its integer time units.
+    A copy-in at the boundary (load_at == before) is issued when step before-1 has
+    ended and the copy-outs step `before` reuses are done (the CUDA engine's copy
+    stream waits for the compute stream, which waited for them); step `before` waits for it."""
+    c = step_durations(sp, recomputes, rebuilds) if durations is None else durations
     copy_seconds = copy_time or sp.copy_seconds
     outs = sorted(swaps, key=lambda s: (s.after, s.buffer))
     ins = sorted(swaps, key=lambda s: (s.load_at, s.before, s.buffer))
@@ -217,19 +263,29 @@ def simulate(sp: SwapProblem, swaps, recomputes=(), durations=None, copy_time=No
             out_copy[s] = (begin, d2h)
             oi += 1
         ready = ends[-1] if ends else 0.0
-        ready = max([ready] + [out_copy[s][1] for s in due_free.get(k, ())]
-                    + [in_copy[s][1] for s in due_use.get(k, ()) if s in in_copy])
+        for s in due_free.get(k, ()):
+            ready = max(ready, out_copy[s][1])
+        while ii < len(ins) and ins[ii].load_at == ins[ii].before == k:  # boundary copy-ins come first
+            h2d = _issue_in(ins[ii], ready, h2d, out_copy, in_copy, copy_seconds)
+            ii += 1
+        for s in due_use.get(k, ()):
+            if s in in_copy:
+                ready = max(ready, in_copy[s][1])
         starts.append(ready)
         while ii < len(ins) and ins[ii].load_at <= k:
-            s = ins[ii]
-            begin = max(ready, h2d, out_copy[s][1] if s in out_copy else ready)
-            h2d = begin + copy_seconds(s.buffer)
-            in_copy[s] = (begin, h2d)
+            h2d = _issue_in(ins[ii], ready, h2d, out_copy, in_copy, copy_seconds)
             ii += 1
         ends.append(ready + c[k])
     total = ends[-1] if ends else 0.0
     nominal = float(np.sum(sp.step_seconds)) if durations is None else float(np.sum(durations))
     return Timeline(tuple(starts), out_copy, in_copy, total, total - nominal)
+
+
+def _issue_in(s: Swap, ready: float, h2d: float, out_copy: dict, in_copy: dict, copy_seconds) -> float:
+    """Queues the copy-in of `s` on the host-to-device engine at `ready`; returns when the engine is free."""
+    begin = max(ready, h2d, out_copy[s][1] if s in out_copy else ready)
+    in_copy[s] = (begin, begin + copy_seconds(s.buffer))
+    return begin + copy_seconds(s.buffer)
 
 
 def split_problem(sp: SwapProblem, swaps, recomputes=()) -> tuple[MemoryProblem, dict[int, tuple[int, int]]]:

@@ -56,6 +56,14 @@ its copy-out and the contiguity of absence, so the bound may be loose, never
 too high (up to the LP solver's tolerance, about 1e-9 of the step).
 No plan can remove bytes no candidate covers: an infeasible LP means no
 schedule fits the budget (bound = inf).
+Rich model (SwapProblem.rich, boundary copy-ins, extends, chained rebuilds): a swap
+may be away on after+1..before-1 of any idle gap of 2+ steps (F, L and the ranges
+above end at before-1), and its copy-in, issued when step load_at starts or, at the
+boundary, when step before-1 ends, is issued no earlier than E_k + D_k for any
+k < load_at, so the copy-in window of pair (k, c) is S_c - E_k + D_c - D_k (c > k).
+Every idle gap of a recomputable buffer is a candidate at its producer's time; the
+bytes and the kernels of the extends and rebuilds a chain needs are left out (the
+bound only gets looser), so it stays certified for the rich validator.
 """
 
 from __future__ import annotations
@@ -68,6 +76,7 @@ from ortools.linear_solver import pywraplp
 
 from graphopt.errors import PlanError
 from graphopt.plan.swap import Gap, SwapProblem, base_live_bytes
+from graphopt.plan.swap_floor import rich_recompute_gaps, rich_swap_gaps
 
 TIME_UNIT = 1e-6  # LP time in microseconds and bytes in MiB keep coefficients near 1
 BYTE_UNIT = float(1 << 20)
@@ -113,8 +122,11 @@ class _BoundLp:
         self.sp, self.over = sp, over
         self.solver = pywraplp.Solver.CreateSolver("GLOP")
         self.starts = sp.nominal_starts() / TIME_UNIT
-        self.swaps = [g for g in sp.gaps() if _span(over, g.after + 1, g.before - 2)]
-        self.recomputes = [g for g in sp.recompute_gaps() if _span(over, g.after + 1, g.before - 1)]
+        self.tail = 1 if sp.rich else 2  # a swap is away through step before - tail
+        swaps, recomputes = (rich_swap_gaps(sp), rich_recompute_gaps(sp)) if sp.rich else (sp.gaps(),
+                                                                                          sp.recompute_gaps())
+        self.swaps = [g for g in swaps if _span(over, g.after + 1, g.before - self.tail)]
+        self.recomputes = [g for g in recomputes if _span(over, g.after + 1, g.before - 1)]
         self._variables()
         self._memory(live)
         self._delays()
@@ -130,7 +142,7 @@ class _BoundLp:
         for i, g in enumerate(self.swaps):
             self.count[g] = lp.NumVar(0.0, inf, f"s{i}")
             prev = None
-            for k in _span(self.over, g.after + 1, g.before - 2):
+            for k in _span(self.over, g.after + 1, g.before - self.tail):
                 f, ld = lp.NumVar(0.0, inf, f"F{i}_{k}"), lp.NumVar(0.0, inf, f"L{i}_{k}")
                 lp.Add(ld <= f)
                 if prev is not None:
@@ -200,13 +212,14 @@ class _BoundLp:
         for k in self.over:
             chained = None
             for c in befores:
-                pending = [g for g in by_before[c] if k <= g.before - 2]
-                if c <= k + 1 or not pending:
+                pending = [g for g in by_before[c] if k <= g.before - self.tail]
+                if c <= k + (not self.sp.rich) or not pending:
                     continue
                 load = sum(self._copy_units(g) * self._pending_after(g, k) for g in pending)
                 chained = self._chain(chained, load)
                 window = self.starts[c] - self.starts[k + 1]
-                self.solver.Add(chained <= window + self.delay[c] - self.delay[k + 1])
+                issued = self.delay[k] if self.sp.rich else self.delay[k + 1]  # see the module docstring
+                self.solver.Add(chained <= window + self.delay[c] - issued)
 
     def _chain(self, previous, load):
         """A variable equal to previous + load: nested sums without repeating their terms."""
@@ -219,10 +232,10 @@ class _BoundLp:
 
     def _freed_by(self, g: Gap, k: int):
         """Copy-outs of g finished by step k (g.after < k)."""
-        return self.freed[g, k] if k <= g.before - 2 else self.count[g]
+        return self.freed[g, k] if k <= g.before - self.tail else self.count[g]
 
     def _pending_after(self, g: Gap, k: int):
-        """Copy-ins of g issued after step k (k <= g.before - 2)."""
+        """Copy-ins of g issued after step k (k <= g.before - tail)."""
         return self.count[g] - self.loaded[g, k] if k > g.after else self.count[g]
 
     def solve(self, time_limit: float) -> int:

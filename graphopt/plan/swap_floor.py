@@ -16,6 +16,10 @@ so `--memory-budget min` searches upward from it (graphopt.train.budget). The st
 the maximum is reached is the binding step, and the buffers live there that no gap covers
 are what must be resident; each gets the reason the model gives it, which is what a user
 needs to decide what to change.
+Under the rich model (SwapProblem.rich) a swap may be away on after+1 .. before-1 (its
+copy-in may end at the boundary) on any idle gap of 2+ steps, and every idle gap of a
+recomputable buffer is a candidate (its dead inputs extended or rebuilt: their bytes
+are ignored, so this floor is still a necessary condition, only looser).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphopt.plan.swap import SwapProblem, base_live_bytes
+from graphopt.plan.swap import Gap, SwapProblem, base_live_bytes
 
 
 @dataclass(frozen=True)
@@ -61,9 +65,9 @@ def _cover_ranges(sp: SwapProblem) -> list[tuple[int, int, int, int]]:
     A buffer's swap and recompute gaps may be the same idle interval; merging keeps it
     counted once per step."""
     spans: dict[int, list[tuple[int, int]]] = {}
-    for gap in sp.gaps():
-        spans.setdefault(gap.buffer, []).append((gap.after + 1, gap.before - 2))
-    for gap in sp.recompute_gaps():
+    for gap in rich_swap_gaps(sp) if sp.rich else sp.gaps():
+        spans.setdefault(gap.buffer, []).append((gap.after + 1, gap.before - (1 if sp.rich else 2)))
+    for gap in rich_recompute_gaps(sp) if sp.rich else sp.recompute_gaps():
         spans.setdefault(gap.buffer, []).append((gap.after + 1, gap.before - 1))
     sizes = sp.sizes()
     ranges = []
@@ -71,6 +75,16 @@ def _cover_ranges(sp: SwapProblem) -> list[tuple[int, int, int, int]]:
         for first, last in _merged(pieces):
             ranges.append((buffer, sizes[buffer], first, last))
     return ranges
+
+
+def rich_swap_gaps(sp: SwapProblem) -> list[Gap]:
+    """Rich model: every idle gap of 2+ steps of a swappable buffer (a boundary copy-in fits)."""
+    return [g for b in sp.problem.buffers if not sp.swappable or b.id in sp.swappable for g in sp._idle(b, 2)]
+
+
+def rich_recompute_gaps(sp: SwapProblem) -> list[Gap]:
+    """Rich model: every idle gap with a step inside of a recomputable buffer, whatever its inputs."""
+    return [g for b in sp.problem.buffers if b.id in sp.recompute_inputs for g in sp._idle(b, 2)]
 
 
 def _merged(pieces: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -118,10 +132,12 @@ def _why_resident(sp: SwapProblem, buffer: int, step: int) -> str:
     uses = set(sp.uses.get(buffer, ()))
     if step in uses:
         return "used at this step"
-    if step + 1 in uses:
+    if step + 1 in uses and not sp.rich:
         return "used at the next step (a copy-in must finish one step before its use)"
     if sp.swappable and buffer not in sp.swappable:
         return "not swappable (a view or a tuple refers to it), and not recomputable here"
-    if buffer in sp.recompute_inputs:
+    if buffer in sp.recompute_inputs and not sp.rich:
         return "its idle gap is too short to swap, and its producer's inputs are gone when it would be rebuilt"
+    if sp.rich:
+        return "its idle gap is too short (2+ steps needed), and its producer cannot run again"
     return "its idle gap is too short to swap (3+ steps needed), and its producer cannot run again"

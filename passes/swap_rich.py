@@ -1,0 +1,249 @@
+"""The covering model of swap_cover, for the rich swap model (part of "ours" when SwapProblem.rich).
+
+Why: the plain model sets a floor of its own (a copy-in must be done one step
+before the use; a recompute may only read inputs still live), so at half the
+memory the planner runs out of candidates, not of time. Here the choice also has
+* boundary swaps: any idle gap of 2+ steps, copied in when step before-1 ends
+  (absent through step before-1); priced at the full copy time, the wait of
+  step `before` for it, plus the contention weight;
+* recomputes of every idle gap of a recomputable buffer: an input dead where it
+  runs must be resident there, by one of two shared decisions per (input, step):
+  `ext` (extend the input through that step; its bytes stay from its last use
+  on, so extends of one input are nested: ext(i, t2) => ext(i, t1) for t1 < t2)
+  or `reb` (rebuild it there: its bytes for that step, its producer's time, and
+  its own inputs resident in turn, up to MAX_CHAIN deep: Checkmate-style chains).
+Constraints: at every step the no-swap load minus the bytes away plus the bytes
+kept or rebuilt fits the budget (steps under budget appear only where an extend
+or a rebuild may add bytes); one event per idle gap; an input read by a recompute
+or a rebuild is not away (swap or recompute gap) where it runs. Minimize the
+priced time. Each weight gives one schedule, and one variant prices contention
+by modelling the copy engines (swap_cover); the caller judges them all with the
+exact simulator and keeps the best.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from graphopt.passes.swap_cover import _engines, _swap_variants
+from graphopt.passes.swap_singa import early_late
+from graphopt.plan.swap import Extend, Rebuild, Recompute, Swap, SwapProblem, SwapSchedule, base_live_bytes
+
+WEIGHTS = (0.3, 1.0)
+MAX_CHAIN = 3  # rebuilds in turn below a recompute
+
+
+def rich_cover_schedules(sp: SwapProblem, time_limit: float, workers: int = 2,
+                         hints: list[SwapSchedule] = (), engines: bool = False) -> list[SwapSchedule]:
+    """One schedule per contention weight and, if `engines`, one with the engines modelled (those
+    solved in time; the engines model rarely solves in seconds on hundreds of steps);
+    each model is hinted with the first of `hints` made only of its own events (the plain model's
+    schedules are: its events are a subset of these)."""
+    base = base_live_bytes(sp.problem, sp.num_steps)
+    over = [k for k in range(sp.num_steps) if base[k] > sp.budget]
+    if not over:
+        return []
+    recomputes = _recompute_events(sp, over)
+    plain = _swap_events(sp, over)
+    out = []
+    share = time_limit / (len(WEIGHTS) + 2 * engines)
+    variants = [(_swap_variants(sp, over) + recomputes, 0.0, True, 2 * share, "rich-engines")] if engines else []
+    variants += [(plain + recomputes, w, False, share, f"rich-w{w}") for w in WEIGHTS]
+    for events, weight, timed, seconds, name in variants:
+        model = _RichCover(sp, base, over, events, weight, timed)
+        model.hint(hints)
+        schedule = model.solve(seconds, workers, name)
+        if schedule is not None:
+            out.append(schedule)
+    return out
+
+
+def _covers(event, over: list[int]) -> bool:
+    lo, hi = np.searchsorted(over, event.free_at), np.searchsorted(over, event.load_at)
+    return hi > lo
+
+
+def _swap_events(sp: SwapProblem, over: list[int]) -> list[tuple[Swap, float]]:
+    """Hidden swaps (SINGA's timing) and boundary swaps of every idle gap of 2+ steps."""
+    starts = sp.nominal_starts()
+    out = []
+    for gap in _idle_gaps(sp, sp.swappable or None, 2):
+        free_at, load_at = early_late(sp, gap, starts)
+        copy = sp.copy_seconds(gap.buffer)
+        if gap.before - gap.after >= 3 and free_at < load_at:
+            out.append((Swap(gap.buffer, gap.after, free_at, load_at, gap.before), copy))
+        boundary = Swap(gap.buffer, gap.after, min(free_at, gap.before - 1), gap.before, gap.before)
+        out.append((boundary, copy))
+    return [(s, c) for s, c in out if _covers(s, over)]
+
+
+def _idle_gaps(sp: SwapProblem, among, shortest: int):
+    return [g for b in sp.problem.buffers if among is None or b.id in among for g in sp._idle(b, shortest)]
+
+
+def _recompute_events(sp: SwapProblem, over: list[int]) -> list[tuple[Recompute, float]]:
+    """Every idle gap (a step inside) of a recomputable buffer, whatever its inputs."""
+    events = [Recompute(g.buffer, g.after, g.before) for g in _idle_gaps(sp, sp.recompute_inputs, 2)]
+    return [(r, sp.recompute_seconds(r.buffer)) for r in events if _covers(r, over)]
+
+
+class _RichCover:
+    """One CP-SAT model: events, the shared extend/rebuild decisions, memory rows."""
+
+    def __init__(self, sp: SwapProblem, base: np.ndarray, over: list[int], events: list, weight: float,
+                 engines: bool = False, fixed: int = 0) -> None:
+        self.sp, self.base, self.events = sp, base, events
+        self.md = cp_model.CpModel()
+        self.use = [self.md.new_bool_var("") for _ in events]
+        self.scale = 1e6 / max(sum(sp.step_seconds), 1e-12)
+        self.cost = [max(1, round(sec * self.scale * (weight + (e.load_at == e.before) if isinstance(e, Swap)
+                                                        else 1.0))) for e, sec in events]
+        self.ends = {b.id: b.end for b in sp.problem.buffers}
+        self.starts = {b.id: b.start for b in sp.problem.buffers}
+        self.sizes = sp.sizes()
+        self.ext: dict[tuple[int, int], cp_model.IntVar] = {}
+        self.reb: dict[tuple[int, int], cp_model.IntVar] = {}
+        self.res: dict[tuple[int, int], cp_model.IntVar | None] = {}
+        self.by_buffer: dict[int, list[int]] = {}
+        for n, (e, _) in enumerate(events):
+            self.by_buffer.setdefault(e.buffer, []).append(n)
+        for n in range(fixed):  # the first `fixed` events are chosen already (staged: hidden swaps)
+            self.md.add(self.use[n] == 1)
+            self.cost[n] = 0
+        if engines:
+            _engines(self.md, sp, events, self.use, self.scale)
+        self._one_per_gap()
+        for n, (e, _) in enumerate(events):
+            if isinstance(e, Recompute):
+                self._inputs_resident(e.buffer, e.before, self.use[n], 0)
+        self._memory(over)
+        rebuild_cost = [round(self.sp.recompute_seconds(i) * self.scale) * v for (i, _), v in self.reb.items()]
+        self.md.minimize(sum(c * u for c, u in zip(self.cost, self.use)) + sum(rebuild_cost))
+
+    def _one_per_gap(self) -> None:
+        for members in self.by_buffer.values():
+            for x, a in enumerate(members):
+                for b in members[x + 1:]:
+                    ea, eb = self.events[a][0], self.events[b][0]
+                    if ea.after < eb.before and eb.after < ea.before:
+                        self.md.add(self.use[a] + self.use[b] <= 1)
+
+    def _inputs_resident(self, buffer: int, step: int, when, depth: int) -> None:
+        """`when` => every input of `buffer`'s producer is resident at `step`."""
+        for i in self.sp.recompute_inputs.get(buffer, ()):
+            if step < self.ends[i]:
+                for n in self.by_buffer.get(i, ()):  # live: none of its events may have it away then
+                    e = self.events[n][0]
+                    if e.after < step < e.before:
+                        self.md.add(self.use[n] + when <= 1)
+                continue
+            kept = self._resident(i, step, depth)
+            if kept is None:
+                self.md.add(when == 0)
+            else:
+                self.md.add_implication(when, kept)
+
+    def _resident(self, buffer: int, step: int, depth: int):
+        """A literal: `buffer`, dead at `step`, is extended through it or rebuilt there."""
+        key = (buffer, step)
+        if key in self.res:
+            return self.res[key]
+        self.res[key] = None  # cycles cannot happen (inputs are born first); this guards depth
+        ext = self.md.new_bool_var("")
+        self.ext[key] = ext
+        choices = [ext]
+        if buffer in self.sp.recompute_inputs and depth < MAX_CHAIN:
+            reb = self.md.new_bool_var("")
+            self.reb[key] = reb
+            self._inputs_resident(buffer, step, reb, depth + 1)
+            choices.append(reb)
+        kept = self.md.new_bool_var("")
+        self.md.add_bool_or(choices).only_enforce_if(kept)
+        self.res[key] = kept
+        return kept
+
+    def _extras_at(self, k: int, rebuilt: dict) -> list:
+        """(bytes, literal) kept or rebuilt at step k (`rebuilt`: step -> its rebuild literals)."""
+        terms = list(rebuilt.get(k, ()))
+        for i, ts in self._extend_steps().items():
+            later = [t for t in ts if t >= k]
+            if self.ends[i] <= k and later:
+                terms.append((self.sizes[i], self.ext[i, later[0]]))
+        return terms
+
+    def _extend_steps(self) -> dict[int, list[int]]:
+        if not hasattr(self, "_ext_steps"):
+            steps: dict[int, list[int]] = {}
+            for i, t in self.ext:
+                steps.setdefault(i, []).append(t)
+            self._ext_steps = {i: sorted(ts) for i, ts in steps.items()}
+            for i, ts in self._ext_steps.items():
+                for t1, t2 in itertools.pairwise(ts):
+                    self.md.add_implication(self.ext[i, t2], self.ext[i, t1])
+        return self._ext_steps
+
+    def _memory(self, over: list[int]) -> None:
+        rows = set(over) | {t for _, t in self.reb}
+        for i, ts in self._extend_steps().items():
+            rows |= set(range(self.ends[i], ts[-1] + 1))
+        absent: dict[int, list] = {k: [] for k in rows}
+        for (e, _), u in zip(self.events, self.use):
+            for k in range(e.free_at, e.load_at):
+                if k in absent:
+                    absent[k].append(self.sizes[e.buffer] * u)
+        rebuilt: dict[int, list] = {}
+        for (i, t), v in self.reb.items():
+            rebuilt.setdefault(t, []).append((self.sizes[i], v))
+        for k in sorted(rows):
+            extra = [size * v for size, v in self._extras_at(k, rebuilt)]
+            self.md.add(int(self.base[k]) - sum(absent[k]) + sum(extra) <= self.sp.budget)
+
+    def hint(self, schedules: list[SwapSchedule]) -> None:
+        """Hints the first schedule whose events are all among this model's (no extends, no rebuilds)."""
+        index = {e: n for n, (e, _) in enumerate(self.events)}
+        for schedule in schedules:
+            chosen = [*schedule.swaps, *schedule.recomputes]
+            if schedule.rebuilds or schedule.extends or not all(e in index for e in chosen):
+                continue
+            picked = {index[e] for e in chosen}
+            for n, u in enumerate(self.use):
+                self.md.add_hint(u, n in picked)
+            for v in (*self.ext.values(), *self.reb.values()):
+                self.md.add_hint(v, False)
+            return
+
+    def solve(self, time_limit: float, workers: int, name: str) -> SwapSchedule | None:
+        solver = cp_model.CpSolver()
+        solver.parameters.max_time_in_seconds = max(time_limit, 0.1)
+        solver.parameters.num_workers = workers
+        if solver.solve(self.md) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            return None
+        chosen = [e for (e, _), u in zip(self.events, self.use) if solver.value(u)]
+        return self._schedule(chosen, solver, name)
+
+    def _schedule(self, chosen: list, solver: cp_model.CpSolver, name: str) -> SwapSchedule:
+        """The chosen events, and only the extends and rebuilds their recomputes need."""
+        extends: dict[int, int] = {}
+        rebuilds: set[tuple[int, int]] = set()
+
+        def need(buffer: int, step: int) -> None:
+            for i in self.sp.recompute_inputs.get(buffer, ()):
+                if step < self.ends[i]:
+                    continue
+                if solver.value(self.ext[i, step]):
+                    extends[i] = max(extends.get(i, step), step)
+                elif (i, step) not in rebuilds:
+                    rebuilds.add((i, step))
+                    need(i, step)
+
+        for r in chosen:
+            if isinstance(r, Recompute):
+                need(r.buffer, r.before)
+        rebuilds = {(i, t) for i, t in rebuilds if extends.get(i, -1) < t}
+        swaps = tuple(e for e in chosen if isinstance(e, Swap))
+        return SwapSchedule(swaps, name, recomputes=tuple(e for e in chosen if isinstance(e, Recompute)),
+                            rebuilds=tuple(Rebuild(i, t) for i, t in sorted(rebuilds)),
+                            extends=tuple(Extend(i, t) for i, t in sorted(extends.items())))
