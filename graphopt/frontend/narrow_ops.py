@@ -37,7 +37,8 @@ from graphopt.frontend.narrow_formats import FLOAT_FORMATS, INT_RANGES, held_typ
 from graphopt.frontend.narrow_rounding import NodeBuilder, round_to_format
 
 T = onnx.TensorProto
-MOVES = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Shape", "Size"}
+# unchanged on held values; a Constant's narrow tensor is widened with the weights (narrow_types._widen_weights)
+MOVES = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Shape", "Size", "Constant"}
 
 
 @dataclass(frozen=True)

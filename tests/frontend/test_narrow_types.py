@@ -110,8 +110,9 @@ def test_narrow_inputs_and_outputs_keep_the_callers_types(tmp_path):
          helper.make_node("QuantizeLinear", ["b", "scale", "zero"], ["q"], axis=1)],
         "g", [helper.make_tensor_value_info("a", T.FLOAT8E4M3FN, [2, 3])],
         [helper.make_tensor_value_info("q", T.INT4, [2, 3]), helper.make_tensor_value_info("b", T.FLOAT, [2, 3])],
-        initializer=[helper.make_tensor("scale", T.FLOAT, [3], [0.5, 1.0, 4.0]),
-                     helper.make_tensor("zero", T.INT4, [3], [1, -2, 0])])
+        initializer=[helper.make_tensor("scale", T.FLOAT, [3], [0.5, 1.0, 4.0])])
+    graph.node.insert(0, helper.make_node(  # a zero point from a Constant node: widened like a weight
+        "Constant", [], ["zero"], value=helper.make_tensor("zero_value", T.INT4, [3], [1, -2, 0])))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
     session = _compiled(model, tmp_path)
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
