@@ -42,7 +42,7 @@ def cover_schedules(sp: SwapProblem, time_limit: float, workers: int = 2) -> lis
     events = _swap_events(sp, over) + _recompute_events(sp, over)
     share = 0.25 * time_limit / len(WEIGHTS)  # a quarter to the weights (they solve fast), the rest to engines
     out = []
-    engine_events = _swap_variants(sp, over) + _recompute_events(sp, over)
+    engine_events = swap_variants(sp, over) + _recompute_events(sp, over)
     chosen = _solve(sp, engine_events, over, base, 0.0, 0.75 * time_limit, workers, engines=True)
     if chosen is not None:
         out.append(_schedule(chosen, "cover-engines"))
@@ -58,7 +58,7 @@ def _schedule(chosen: list, name: str) -> SwapSchedule:
     return SwapSchedule(swaps, name, recomputes=tuple(e for e in chosen if isinstance(e, Recompute)))
 
 
-def _swap_variants(sp: SwapProblem, over: list[int]) -> list[tuple[Swap, float]]:
+def swap_variants(sp: SwapProblem, over: list[int]) -> list[tuple[Swap, float]]:
     """Each hideable gap in a few timings: the tightest, then with more room for the copies."""
     starts = sp.nominal_starts()
     out = []
@@ -98,7 +98,7 @@ def _solve(sp, events, over, base, weight, time_limit, workers, engines: bool = 
     scale = 1e6 / max(sum(sp.step_seconds), 1e-12)
     cost = [max(1, round(sec * scale * (weight if isinstance(e, Swap) else 1.0))) for e, sec in events]
     if engines:
-        _engines(md, sp, events, use, scale)
+        add_copy_engines(md, sp, events, use, scale)
     sizes = sp.sizes()
     for k in over:
         terms = [sizes[e.buffer] * u for (e, _), u in zip(events, use) if e.free_at <= k < e.load_at]
@@ -114,7 +114,7 @@ def _solve(sp, events, over, base, weight, time_limit, workers, engines: bool = 
     return [e for (e, _), u in zip(events, use) if solver.value(u)]
 
 
-def _engines(md, sp: SwapProblem, events, use, scale: float) -> None:
+def add_copy_engines(md, sp: SwapProblem, events, use, scale: float) -> None:
     """Copy windows on the no-swap timeline; each engine runs its copies one at a time
     in issue order (copy-outs by their use, copy-ins by the step that loads them), as
     the runtime issues them and the simulator replays them."""

@@ -28,7 +28,7 @@ import itertools
 import numpy as np
 from ortools.sat.python import cp_model
 
-from graphopt.passes.swap_cover import _engines, _swap_variants
+from graphopt.passes.swap_cover import add_copy_engines, swap_variants
 from graphopt.passes.swap_singa import early_late
 from graphopt.plan.swap import Extend, Rebuild, Recompute, Swap, SwapProblem, SwapSchedule, base_live_bytes
 
@@ -46,11 +46,11 @@ def rich_cover_schedules(sp: SwapProblem, time_limit: float, workers: int = 2,
     over = [k for k in range(sp.num_steps) if base[k] > sp.budget]
     if not over:
         return []
-    recomputes = _recompute_events(sp, over)
-    plain = _swap_events(sp, over)
+    recomputes = rich_recompute_events(sp, over)
+    plain = rich_swap_events(sp, over)
     out = []
     share = time_limit / (len(WEIGHTS) + 2 * engines)
-    variants = [(_swap_variants(sp, over) + recomputes, 0.0, True, 2 * share, "rich-engines")] if engines else []
+    variants = [(swap_variants(sp, over) + recomputes, 0.0, True, 2 * share, "rich-engines")] if engines else []
     variants += [(plain + recomputes, w, False, share, f"rich-w{w}") for w in WEIGHTS]
     for events, weight, timed, seconds, name in variants:
         model = _RichCover(sp, base, over, events, weight, timed)
@@ -66,7 +66,7 @@ def _covers(event, over: list[int]) -> bool:
     return hi > lo
 
 
-def _swap_events(sp: SwapProblem, over: list[int]) -> list[tuple[Swap, float]]:
+def rich_swap_events(sp: SwapProblem, over: list[int]) -> list[tuple[Swap, float]]:
     """Hidden swaps (SINGA's timing) and boundary swaps of every idle gap of 2+ steps."""
     starts = sp.nominal_starts()
     out = []
@@ -84,7 +84,7 @@ def _idle_gaps(sp: SwapProblem, among, shortest: int):
     return [g for b in sp.problem.buffers if among is None or b.id in among for g in sp._idle(b, shortest)]
 
 
-def _recompute_events(sp: SwapProblem, over: list[int]) -> list[tuple[Recompute, float]]:
+def rich_recompute_events(sp: SwapProblem, over: list[int]) -> list[tuple[Recompute, float]]:
     """Every idle gap (a step inside) of a recomputable buffer, whatever its inputs."""
     events = [Recompute(g.buffer, g.after, g.before) for g in _idle_gaps(sp, sp.recompute_inputs, 2)]
     return [(r, sp.recompute_seconds(r.buffer)) for r in events if _covers(r, over)]
@@ -114,7 +114,7 @@ class _RichCover:
             self.md.add(self.use[n] == 1)
             self.cost[n] = 0
         if engines:
-            _engines(self.md, sp, events, self.use, self.scale)
+            add_copy_engines(self.md, sp, events, self.use, self.scale)
         self._one_per_gap()
         for n, (e, _) in enumerate(events):
             if isinstance(e, Recompute):

@@ -135,7 +135,7 @@ def staged_schedule(sp: SwapProblem, cover_seconds: float, deadline: float, work
     """Stage 1 (plain covering model at the lifted budget, best simulated stall), then stage 2
     (rich_greedy) down to the budget, until `deadline` (time.perf_counter)."""
     from graphopt.passes.swap_cover import cover_schedules
-    from graphopt.passes.swap_rich import _recompute_events, _swap_events
+    from graphopt.passes.swap_rich import rich_recompute_events, rich_swap_events
     from graphopt.plan.swap_validator import validate_swaps
 
     base = base_live_bytes(sp.problem, sp.num_steps)
@@ -146,8 +146,8 @@ def staged_schedule(sp: SwapProblem, cover_seconds: float, deadline: float, work
     reports = [(validate_swaps(upper, c), c) for c in cover_schedules(upper, cover_seconds, workers)]
     start = min(((r.stall, c) for r, c in reports if r.valid), key=lambda rc: rc[0],
                 default=(0.0, SwapSchedule((), "empty")))[1]
-    return rich_greedy(sp, start, [r for r, _ in _recompute_events(sp, over)], [s for s, _ in _swap_events(sp, over)],
-                       deadline)
+    recomputes = [r for r, _ in rich_recompute_events(sp, over)]
+    return rich_greedy(sp, start, recomputes, [s for s, _ in rich_swap_events(sp, over)], deadline)
 
 
 def rich_greedy(sp: SwapProblem, start: SwapSchedule, candidates: list[Recompute],

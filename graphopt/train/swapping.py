@@ -8,8 +8,8 @@ Sequence under `--memory-budget`:
     for a budget lowered by the excess (a few rounds), then judge both plans
     with their validators; a plan either validator rejects is an error.
 Budgets are bytes of arena, or a percentage of the no-swap arena.
-The swap problem uses the rich model (RICH: boundary copy-ins, extends, chained
-rebuilds; graphopt.plan.swap_rich). The validator judges the rich schedule; the
+With RICH (off by default: see its comment) the swap problem uses the rich model
+(boundary copy-ins, extends, chained rebuilds; graphopt.plan.swap_rich). The validator judges the rich schedule; the
 program runs its lowered form (`executable`: rebuilds as recomputes), which
 the CUDA engine orders correctly as it is (a copy-in waits for every kernel
 issued before it), and placement sees the resident segments of both.
@@ -33,7 +33,10 @@ from graphopt.plan.swap_validator import validate_swaps
 from graphopt.train.budget import below_floor_message, is_min, least_fitting
 
 REFIT_ROUNDS = 4
-RICH = True  # plan training steps with the rich swap model (False: the plain one)
+# plan training steps with the rich swap model: off by default until the refit loop of _fit
+# handles its placements (a fresh-clone test saw the refit lower the target below the rich floor
+# on the gpu_check training step and fail where the plain model plans); benchmarks.swap --rich
+RICH = False
 PLAIN_GOOD_ENOUGH = 0.005  # of the no-swap step: a plain schedule this good is kept without a rich search
 
 
@@ -89,7 +92,7 @@ def _tensor_bytes(arg) -> int:
 
 
 def swap_problem(lowered: tvm.IRModule, ex, budget: int, link: LinkModel, device: DeviceModel | None = None,
-                 measured: list[float] | None = None, rich: bool = RICH) -> tuple[SwapProblem, StepCosts]:
+                 measured: list[float] | None = None, rich: bool | None = None) -> tuple[SwapProblem, StepCosts]:
     """The swap problem of a lowered step (`ex` its Extraction): measured step times
     when given, else the roofline."""
     if measured is not None:
@@ -99,6 +102,7 @@ def swap_problem(lowered: tvm.IRModule, ex, budget: int, link: LinkModel, device
     else:
         costs = analytic_costs(step_work(lowered, ex.step_calls), device or DeviceModel())
     seconds = tuple(costs.seconds) + (0.0,) * max(0, ex.problem.num_steps - len(costs.seconds))
+    rich = RICH if rich is None else rich  # read at call time: tests and benchmarks may switch it
     return SwapProblem(ex.problem, ex.uses, seconds, budget, link, ex.swappable, ex.recompute_inputs, rich), costs
 
 
