@@ -130,12 +130,10 @@ def prepare_model(
         folded = infer_shapes(folded)
     check_dims(folded)  # folding can reveal shapes that inference alone could not
     refuse_disputed(folded)  # after folding, which turns computed scales and modes into constants
-    callers = {name: dtypes[0] for name, dtypes in widened.boundary.items()}
-    inputs = tuple(_signature(folded, vi, callers) for vi in _inputs(folded))
-    outputs = tuple(_signature(folded, vi, callers) for vi in folded.graph.output)
-    held = {name: dtypes[1] for name, dtypes in widened.boundary.items()}
-    return PreparedModel(folded, inputs, outputs, source_sha256, held=held, must_be_zero=widened.must_be_zero,
-                         pinned=tuple(pinned))
+    inputs = tuple(_signature(folded, vi, widened.callers) for vi in _inputs(folded))
+    outputs = tuple(_signature(folded, vi, widened.callers) for vi in folded.graph.output)
+    return PreparedModel(folded, inputs, outputs, source_sha256, held=widened.held,
+                         must_be_zero=widened.must_be_zero, pinned=tuple(pinned))
 
 
 def _inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:

@@ -24,11 +24,13 @@ from graphopt.frontend.narrow_ops import GraphFacts, rewrite
 
 @dataclass(frozen=True)
 class Widened:
-    """The rewritten model; each narrow graph input/output: name -> (caller's dtype, held dtype); and
-    the graph inputs whose values must be all zero (float8/float4 zero points: the runtime checks)."""
+    """The rewritten model; for each narrow graph input/output, the dtype callers pass or get
+    (`callers`) and the one the arena holds (`held`); and the graph inputs whose values must be all
+    zero (float8/float4 zero points: the runtime checks)."""
 
     model: onnx.ModelProto
-    boundary: dict[str, tuple[str, str]] = field(default_factory=dict)
+    callers: dict[str, str] = field(default_factory=dict)
+    held: dict[str, str] = field(default_factory=dict)
     must_be_zero: frozenset[str] = frozenset()
 
 
@@ -45,11 +47,11 @@ def widen_narrow_types(model: onnx.ModelProto) -> Widened:
     del out.graph.node[:]
     out.graph.node.extend(new_nodes)
     _widen_weights(out.graph)
-    boundary = {vi.name: (numpy_name(t), numpy_name(held_type(t)))
-                for vi in [*graph.input, *graph.output] if is_narrow(t := vi.type.tensor_type.elem_type)}
+    narrow_io = {vi.name: t for vi in [*graph.input, *graph.output] if is_narrow(t := vi.type.tensor_type.elem_type)}
     for vi in [*out.graph.input, *out.graph.output, *out.graph.value_info]:
         vi.type.tensor_type.elem_type = held_type(vi.type.tensor_type.elem_type)
-    return Widened(out, boundary, frozenset(facts.must_be_zero))
+    return Widened(out, {n: numpy_name(t) for n, t in narrow_io.items()},
+                   {n: numpy_name(held_type(t)) for n, t in narrow_io.items()}, frozenset(facts.must_be_zero))
 
 
 def _facts(graph: onnx.GraphProto) -> GraphFacts:
