@@ -16,7 +16,10 @@ from tests.conftest import compile_run_check
 
 pytestmark = pytest.mark.slow
 
-LIGHT_IN_SUITE = ("squeezenet", "shufflenet", "resnet50", "inception_v1", "densenet121")
+# Inception and DenseNet (concatenation-heavy, 28-46 s each here) are compiled and checked against ONNX Runtime
+# by `python -m benchmarks.latency` (its default models); concatenation itself is tested on small models in
+# tests/transforms/. These three keep a residual, a grouped/shuffle and a fire-module network in the suite.
+LIGHT_IN_SUITE = ("squeezenet", "shufflenet", "resnet50")
 
 
 @pytest.mark.parametrize("name", LIGHT_IN_SUITE)

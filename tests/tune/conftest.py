@@ -78,6 +78,13 @@ def storage(request) -> Storage:
     return Storage("postgresql", server.url(server.new_database(request.node.originalname[:40])))
 
 
+@pytest.fixture
+def sqlite_storage() -> Storage:
+    """For tests whose subject is not where studies live (a training study's loss, pruning by memory):
+    the storages' differences (sharing, resuming) are tested on both in test_study.py and test_resume.py."""
+    return Storage("sqlite")
+
+
 def tune_args(model: Path, space: Path, study_dir: Path, *extra: str) -> list[str]:
     return ["tune", str(model), "--space", str(space), "--dir", str(study_dir), "--quiet", "--repeat", "3", *extra]
 

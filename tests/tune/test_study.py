@@ -63,7 +63,8 @@ def test_two_workers_share_one_study_then_a_second_study_reuses_every_artifact(
 
 
 def test_memory_limit_prunes_after_planning_without_building(tmp_path: Path, model: Path, space_file: Path,
-                                                              storage: Storage) -> None:
+                                                              sqlite_storage: Storage) -> None:
+    storage = sqlite_storage
     study_dir = tmp_path / "pruned"
     assert main(tune_args(model, space_file, study_dir, "--trials", "2", "--memory-limit", "1000",
                           *storage.args())) == 0

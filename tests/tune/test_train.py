@@ -15,7 +15,8 @@ from tests.tune.conftest import Storage, load
 TRAIN_SPACE = "planner: greedy_by_size\nreorder: true\nmemory_budget: null\noptimizer: [sgd, adam]\nlr: 0.05\n"
 
 
-def test_train_study_measures_loss_on_the_data(tmp_path: Path, model: Path, storage: Storage) -> None:
+def test_train_study_measures_loss_on_the_data(tmp_path: Path, model: Path, sqlite_storage: Storage) -> None:
+    storage = sqlite_storage
     rng = np.random.default_rng(0)
     data = tmp_path / "data.npz"
     np.savez(data, x=rng.standard_normal((4, 4, 64)).astype(np.float32),
