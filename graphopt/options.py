@@ -16,6 +16,7 @@ from graphopt.errors import InputError
 DEFAULT_TIME_LIMIT = 10.0
 DEFAULT_OPTIMIZER = "sgd:lr=0.1"
 STEP_COSTS = ("analytic", "measured")
+SWAP_MODELS = ("rich", "plain")  # graphopt.plan.swap: the rich model adds boundary copy-ins, extends, rebuilds
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class TrainOptions(CompileOptions):
     optimizer: str = DEFAULT_OPTIMIZER
     memory_budget: str | None = None
     swap_planner: str = "ours"
+    swap_model: str = "rich"  # SWAP_MODELS
     link_bandwidth: float | None = None  # bytes/s; None: the cost model's PCIe 5 x16 default
     link_latency: float | None = None  # seconds
     step_costs: str = "analytic"  # or "measured": profile a no-swap build on this machine first
@@ -102,6 +104,8 @@ class TrainOptions(CompileOptions):
             raise InputError("concatenation in place is not supported with --train (use --no-concat-in-place)")
         if self.step_costs not in STEP_COSTS:
             raise InputError(f"--step-costs {self.step_costs!r}: choose analytic or measured")
+        if self.swap_model not in SWAP_MODELS:
+            raise InputError(f"--swap-model {self.swap_model!r}: choose rich or plain")
 
     def as_manifest(self) -> dict:
         record = super().as_manifest()
@@ -109,7 +113,9 @@ class TrainOptions(CompileOptions):
         return {**record, "train": True, "loss": self.loss, "optimizer": self.optimizer, "fold": self.fold,
                 "memory_budget": self.memory_budget, "swap_planner": self.swap_planner,
                 "link_bandwidth": self.link_bandwidth, "link_latency": self.link_latency,
-                "step_costs": self.step_costs}
+                "step_costs": self.step_costs,
+                # recorded only under a budget (the only plans it changes), so unbudgeted artifact ids stay put
+                **({"swap_model": self.swap_model} if self.memory_budget is not None else {})}
 
 
 def _has_ranges(shapes: dict) -> bool:

@@ -39,15 +39,15 @@ def cover_schedules(sp: SwapProblem, time_limit: float, workers: int = 2) -> lis
     over = [k for k in range(sp.num_steps) if base[k] > sp.budget]
     if not over:
         return []
-    events = _swap_events(sp, over) + _recompute_events(sp, over)
+    events = hidden_swap_events(sp, over) + _recompute_events(sp, over)
     share = 0.25 * time_limit / len(WEIGHTS)  # a quarter to the weights (they solve fast), the rest to engines
     out = []
     engine_events = swap_variants(sp, over) + _recompute_events(sp, over)
-    chosen = _solve(sp, engine_events, over, base, 0.0, 0.75 * time_limit, workers, engines=True)
+    chosen = solve_cover(sp, engine_events, over, base, 0.0, 0.75 * time_limit, workers, engines=True)
     if chosen is not None:
         out.append(_schedule(chosen, "cover-engines"))
     for weight in WEIGHTS:
-        chosen = _solve(sp, events, over, base, weight, share, workers)
+        chosen = solve_cover(sp, events, over, base, weight, share, workers)
         if chosen is not None:
             out.append(_schedule(chosen, f"cover-w{weight}"))
     return out
@@ -76,7 +76,8 @@ def _covers(event, over: list[int]) -> bool:
     return any(event.free_at <= k < event.load_at for k in over)
 
 
-def _swap_events(sp: SwapProblem, over: list[int]) -> list[tuple[Swap, float]]:
+def hidden_swap_events(sp: SwapProblem, over: list[int]) -> list[tuple[Swap, float]]:
+    """Each swappable gap timed as SINGA hides it (out early, in late), where it covers a step of `over`."""
     starts = sp.nominal_starts()
     out = []
     for gap in sp.gaps():
@@ -92,7 +93,10 @@ def _recompute_events(sp: SwapProblem, over: list[int]) -> list[tuple[Recompute,
     return [(r, sp.recompute_seconds(r.buffer)) for r in events if _covers(r, over)]
 
 
-def _solve(sp, events, over, base, weight, time_limit, workers, engines: bool = False):
+def solve_cover(sp: SwapProblem, events: list, over: list[int], base, weight: float, time_limit: float,
+                workers: int, engines: bool = False) -> list | None:
+    """The cheapest choice of `events` (swaps priced at `weight` x their copy time) taking every step of
+    `over` from its load in `base` under the budget; None when CP-SAT found none in time."""
     md = cp_model.CpModel()
     use = [md.new_bool_var(f"e{n}") for n in range(len(events))]
     scale = 1e6 / max(sum(sp.step_seconds), 1e-12)

@@ -28,8 +28,9 @@ goes through the exact simulator, and the schedule with the least simulated
 stall wins, so "ours" is never worse than any SINGA strategy it ran.
 
 Under the rich model (SwapProblem.rich) the covering step is split (RICH_SHARES): the
-plain covering model, then, unless it nearly hid everything, the staged greedy
-(passes/swap_rich_greedy.py) and the rich covering model (passes/swap_rich.py), whose
+plain covering model, then, unless it nearly hid everything, the recompute-first construction
+(passes/swap_rich_first.py), the staged greedy (passes/swap_rich_greedy.py) and the rich
+covering model (passes/swap_rich.py), whose
 schedules may hold boundary copy-ins, extends and rebuilds; the local search keeps those.
 """
 
@@ -45,6 +46,7 @@ from graphopt.passes.recompute_greedy import RecomputeGreedy
 from graphopt.passes.swap_capuchin import Capuchin
 from graphopt.passes.swap_cover import cover_schedules
 from graphopt.passes.swap_rich import rich_cover_schedules
+from graphopt.passes.swap_rich_first import recompute_first_schedules
 from graphopt.passes.swap_rich_greedy import staged_schedule
 from graphopt.passes.swap_singa import MODES, RANKINGS, InfeasibleBudget, Singa
 from graphopt.plan.swap import Gap, Recompute, Swap, SwapProblem, SwapSchedule, base_live_bytes, conflict
@@ -52,7 +54,7 @@ from graphopt.plan.swap_validator import validate_swaps
 
 log = logging.getLogger(__name__)
 MAX_GAPS = 400
-RICH_SHARES = (0.2, 0.5)  # rich model: plain cover, staged greedy, then the rich cover until RICH_COVER_UNTIL
+RICH_SHARES = (0.2, 0.2, 0.3)  # rich model: plain cover, recompute-first, staged greedy, rich cover until ..._UNTIL
 RICH_COVER_UNTIL = 0.75  # of the time limit
 RICH_REFINE_UNTIL = 0.97  # the local search's deadline; the full CP-SAT model gets what is left
 GOOD_ENOUGH = 0.005  # of the no-swap step: a plain covering schedule this good ends the rich search
@@ -90,12 +92,14 @@ class SwapCpSat:
 
     def _rich_pool(self, sp: SwapProblem, pool: list, began: float, time_limit: float) -> list:
         """Under the rich model: the plain covering model; then, unless it nearly hid everything
-        (GOOD_ENOUGH of the step), the staged greedy (hidden swaps, then rich recomputes and
-        priced swaps) and, until RICH_COVER_UNTIL of the time, the rich covering model."""
-        plain, staged = (share * time_limit for share in RICH_SHARES)
+        (GOOD_ENOUGH of the step), the recompute-first construction (swap_rich_first), the staged
+        greedy (hidden swaps, then rich recomputes and priced swaps) and, until RICH_COVER_UNTIL of
+        the time, the rich covering model."""
+        plain, first, staged = (share * time_limit for share in RICH_SHARES)
         pool = _ranked(sp, pool, cover_schedules(sp, plain, self.workers))
         if pool and pool[0][1] <= GOOD_ENOUGH * sum(sp.step_seconds):
             return pool
+        pool = _ranked(sp, pool, recompute_first_schedules(sp, first, self.workers))
         deadline = time.perf_counter() + staged
         found = staged_schedule(sp, 0.4 * staged, deadline, self.workers)
         pool = _ranked(sp, pool, [found] if found is not None else [])

@@ -15,6 +15,9 @@ engines and then find nothing in seconds on hundreds of steps. So, in two stages
    turn, up to MAX_CHAIN deep) and extended through it otherwise, unless already kept
    there. Until the load fits or nothing helps; past the deadline, without simulating
    (a swap is then priced at its copy time at the boundary, a twentieth of it hidden).
+The greedy may start from any valid schedule, rebuilds and extends included (swap_rich_first
+starts it from its recomputes); `recompute_chains` and `with_recomputes` give that construction
+the same chain resolution as the greedy's.
 Every result goes through the exact simulator and the validator in the caller.
 """
 
@@ -49,8 +52,8 @@ class _Chosen:
 
     def __init__(self, sp: SwapProblem, start: SwapSchedule) -> None:
         self.sp, self.swaps, self.recomputes = sp, list(start.swaps), list(start.recomputes)
-        self.rebuilds: set[tuple[int, int]] = set()
-        self.extends: dict[int, int] = {}
+        self.rebuilds: set[tuple[int, int]] = {(r.buffer, r.at) for r in start.rebuilds}
+        self.extends: dict[int, int] = {e.buffer: e.to for e in start.extends}
         self.ends = {b.id: b.end for b in sp.problem.buffers}
         self.load = self._load(self.recomputes, self.rebuilds, self.extends)
         self.stall = self.simulated()
@@ -161,6 +164,7 @@ def rich_greedy(sp: SwapProblem, start: SwapSchedule, candidates: list[Recompute
     everything = [*candidates, *swaps]
     for e in (*start.swaps, *start.recomputes):
         state.block(e, everything)
+    state.block(None, everything, state.rebuilds)
     heap = []
     for n, c in enumerate(everything):
         found = _score(state, c, simulate_swaps=False)
@@ -204,3 +208,32 @@ def _score(state: _Chosen, c, simulate_swaps: bool):
     gain = area - float(np.maximum(load - sp.budget, 0).sum())
     seconds = sp.recompute_seconds(c.buffer) + extra
     return (gain / max(seconds, 1e-9), (load, rebuilds, extends)) if gain > 0 else None
+
+
+def recompute_chains(sp: SwapProblem, recomputes: list[Recompute]) -> list[tuple[float, set, dict] | None]:
+    """Per recompute, (kernel seconds, rebuilds, extends) it takes on its own: its producer, and its
+    dead inputs rebuilt in turn (or extended) as the greedy resolves them; None if an input is away."""
+    state, out = _Chosen(sp, SwapSchedule((), "empty")), []
+    for r in recomputes:
+        rebuilds, extends = set(), {}
+        extra = state.resolve(r.buffer, r.before, rebuilds, extends)
+        out.append(None if extra is None else (sp.recompute_seconds(r.buffer) + extra, rebuilds, extends))
+    return out
+
+
+def with_recomputes(sp: SwapProblem, start: SwapSchedule, recomputes: list[Recompute]) -> SwapSchedule:
+    """`start` plus each of `recomputes` in turn, its chain resolved against what is chosen; one that
+    clashes with what is chosen (or has an input away) is left out."""
+    state = _Chosen(sp, start)
+    state.block(None, recomputes, state.rebuilds)
+    for e in (*start.swaps, *start.recomputes):
+        state.block(e, recomputes)
+    for r in recomputes:
+        if r in state.blocked:
+            continue
+        rebuilds, extends = set(state.rebuilds), dict(state.extends)
+        if state.resolve(r.buffer, r.before, rebuilds, extends) is None:
+            continue
+        state.take(r, (state.with_event(r, rebuilds, extends), rebuilds, extends), recomputes)
+    return state.schedule(start.planner)
+

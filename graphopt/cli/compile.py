@@ -16,7 +16,8 @@ from graphopt.cli.args import add_input_shape, one_line_errors
 from graphopt.errors import InputError
 
 # training knobs: None means "not given", so a knob given without --train is refused
-TRAIN_ONLY = ("loss", "optimizer", "memory_budget", "swap_planner", "step_costs", "link_bandwidth", "link_latency")
+TRAIN_ONLY = ("loss", "optimizer", "memory_budget", "swap_planner", "swap_model", "step_costs", "link_bandwidth",
+              "link_latency")
 
 
 def register(sub) -> Callable[[argparse.Namespace], int]:
@@ -62,6 +63,9 @@ def _add_training(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--swap-planner", default=None, metavar="NAME",
                        help="ours (default: CP-SAT on swaps and recomputes, + local search) or a baseline: "
                             "singa-doa-no-overhead (and the other SINGA strategies), capuchin, recompute-greedy")
+    group.add_argument("--swap-model", choices=("rich", "plain"), default=None,
+                       help="rich (default: copy-ins may end at the step boundary, recomputes may keep or rebuild "
+                            "their inputs) or plain (the older, smaller model)")
     group.add_argument("--step-costs", choices=("analytic", "measured"), default=None,
                        help="kernel times for swap planning: roofline estimate (default), or measured by running "
                             "a no-swap build on this machine first")

@@ -5,14 +5,15 @@ Sequence under `--memory-budget`:
     SwapProblem(extraction, costs, budget) -> swap planner -> SwapSchedule
     split lifetimes -> placement planner -> Placement
     if fragmentation pushed the arena over the budget, plan the swaps again
-    for a budget lowered by the excess (a few rounds), then judge both plans
-    with their validators; a plan either validator rejects is an error.
+    for a target lowered by the excess, never below the model's feasibility
+    floor (a few rounds), keeping the least arena; then judge both plans with
+    their validators; a plan either validator rejects is an error.
 Budgets are bytes of arena, or a percentage of the no-swap arena.
-With RICH (off by default: see its comment) the swap problem uses the rich model
-(boundary copy-ins, extends, chained rebuilds; graphopt.plan.swap_rich). The validator judges the rich schedule; the
-program runs its lowered form (`executable`: rebuilds as recomputes), which
-the CUDA engine orders correctly as it is (a copy-in waits for every kernel
-issued before it), and placement sees the resident segments of both.
+`options.swap_model` picks the swap model: "rich" (the default: boundary copy-ins,
+extends, chained rebuilds; graphopt.plan.swap_rich) or "plain". The validator judges
+the rich schedule; the program runs its lowered form (`executable`: rebuilds as
+recomputes), which the CUDA engine orders correctly as it is (a copy-in waits for
+every kernel issued before it), and placement sees the resident segments of both.
 """
 
 from __future__ import annotations
@@ -33,10 +34,6 @@ from graphopt.plan.swap_validator import validate_swaps
 from graphopt.train.budget import below_floor_message, is_min, least_fitting
 
 REFIT_ROUNDS = 4
-# plan training steps with the rich swap model: off by default until the refit loop of _fit
-# handles its placements (a fresh-clone test saw the refit lower the target below the rich floor
-# on the gpu_check training step and fail where the plain model plans); benchmarks.swap --rich
-RICH = False
 PLAIN_GOOD_ENOUGH = 0.005  # of the no-swap step: a plain schedule this good is kept without a rich search
 
 
@@ -92,7 +89,7 @@ def _tensor_bytes(arg) -> int:
 
 
 def swap_problem(lowered: tvm.IRModule, ex, budget: int, link: LinkModel, device: DeviceModel | None = None,
-                 measured: list[float] | None = None, rich: bool | None = None) -> tuple[SwapProblem, StepCosts]:
+                 measured: list[float] | None = None, rich: bool = True) -> tuple[SwapProblem, StepCosts]:
     """The swap problem of a lowered step (`ex` its Extraction): measured step times
     when given, else the roofline."""
     if measured is not None:
@@ -102,7 +99,6 @@ def swap_problem(lowered: tvm.IRModule, ex, budget: int, link: LinkModel, device
     else:
         costs = analytic_costs(step_work(lowered, ex.step_calls), device or DeviceModel())
     seconds = tuple(costs.seconds) + (0.0,) * max(0, ex.problem.num_steps - len(costs.seconds))
-    rich = RICH if rich is None else rich  # read at call time: tests and benchmarks may switch it
     return SwapProblem(ex.problem, ex.uses, seconds, budget, link, ex.swappable, ex.recompute_inputs, rich), costs
 
 
@@ -118,7 +114,7 @@ def plan_swaps(lowered: tvm.IRModule, ex, base: Placement, options, measured: li
     if is_min(options.memory_budget):
         return _fit_least(lowered, ex, base, options, link, measured)
     budget = parse_budget(options.memory_budget, base.arena_bytes)
-    sp, costs = swap_problem(lowered, ex, budget, link, measured=measured)
+    sp, costs = swap_problem(lowered, ex, budget, link, measured=measured, rich=_rich(options))
     floor = feasibility_floor(sp)
     if budget < floor.bytes:
         raise PlanError(below_floor_message(budget, floor, base.arena_bytes, _step_name(ex, floor.step),
@@ -133,7 +129,7 @@ def plan_swaps(lowered: tvm.IRModule, ex, base: Placement, options, measured: li
 def _fit_least(lowered: tvm.IRModule, ex, base: Placement, options, link: LinkModel,
                measured: list[float] | None) -> MemoryPlan:
     """`--memory-budget min`: the least budget whose plan fits, from the floor up (graphopt.train.budget)."""
-    sp, costs = swap_problem(lowered, ex, base.arena_bytes, link, measured=measured)
+    sp, costs = swap_problem(lowered, ex, base.arena_bytes, link, measured=measured, rich=_rich(options))
     floor = feasibility_floor(sp)
     plan, probes = least_fitting(lambda budget: _fit(replace(sp, budget=budget), costs, base, options),
                                  lambda plan: plan.placement.arena_bytes, floor.bytes, base.arena_bytes)
@@ -151,50 +147,105 @@ def _buffer_name(ex, buffer: int) -> str:
     return var.name if var is not None else f"buffer {buffer}"
 
 
+def _rich(options) -> bool:
+    return getattr(options, "swap_model", "rich") == "rich"
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """One swap schedule placed on its split lifetimes."""
+
+    schedule: SwapSchedule
+    split: MemoryProblem
+    origin: dict
+    placement: Placement
+
+
 def _fit(sp: SwapProblem, costs: StepCosts, base: Placement, options) -> MemoryPlan:
-    """Swaps, then placement on the split lifetimes; if fragmentation pushed the arena
-    over the budget, swaps again for a budget lowered by the excess (a few rounds)."""
+    """Swaps, then placement on the split lifetimes; the least arena over a few rounds.
+
+    Why rounds: fragmentation may push the arena over the budget although the live bytes fit;
+    then the swaps are planned again for a target lowered by the excess. Never below the
+    model's feasibility floor: no schedule exists there, and asking for one turned budgets the
+    model meets into errors (the rich model's one-step rebuild segments fragment more). Each
+    round places its candidates (plain and rich for "ours") best stall first; the first that
+    fits wins, else the least arena seen is kept, and if none fits it is a one-line PlanError."""
     from graphopt.passes.registry import get_planner
     from graphopt.passes.swap_registry import get_swap_planner
 
     planner, swapper = get_planner(options.planner), get_swap_planner(options.swap_planner)
-    target = sp.budget
-    for _ in range(REFIT_ROUNDS):
-        schedule = _schedule(replace(sp, budget=target), swapper, options)
-        split, origin = rich_split_problem(sp, schedule)
-        placement = planner.plan(split, time_limit=options.time_limit)
-        if placement.arena_bytes <= sp.budget:
+    floor = feasibility_floor(sp).bytes
+    target, best, rounds = sp.budget, None, 0
+    while rounds < REFIT_ROUNDS:
+        placed = _round(sp, target, planner, swapper, options, first=rounds == 0)
+        rounds += 1
+        if placed is None:
             break
-        target -= placement.arena_bytes - sp.budget
-    report = validate_swaps(sp, schedule, placement.arena_bytes)
+        if best is None or placed.placement.arena_bytes < best.placement.arena_bytes:
+            best = placed
+        if best.placement.arena_bytes <= sp.budget:
+            break
+        lowered = max(floor, target - (placed.placement.arena_bytes - sp.budget))
+        if lowered >= target:
+            break
+        target = lowered
+    if best.placement.arena_bytes > sp.budget:
+        raise PlanError(f"no placement fits the budget of {sp.budget:,} bytes: the least arena of {rounds} swap "
+                        f"plan(s) (targets down to {target:,} bytes, the model's floor {floor:,}) is "
+                        f"{best.placement.arena_bytes:,} bytes")
+    report = validate_swaps(sp, best.schedule, best.placement.arena_bytes)
     if not report.valid:
-        raise PlanError(f"swap plan by {schedule.planner} rejected: {report.errors[0]}")
-    return MemoryPlan(split, placement, executable(sp, schedule), origin,
-                      swap_record(sp, schedule, costs.source, base.arena_bytes))
+        raise PlanError(f"swap plan by {best.schedule.planner} rejected: {report.errors[0]}")
+    return MemoryPlan(best.split, best.placement, executable(sp, best.schedule), best.origin,
+                      swap_record(sp, best.schedule, costs.source, base.arena_bytes))
 
 
-def _schedule(sp: SwapProblem, swapper, options) -> SwapSchedule:
-    """The swap schedule; under the rich model, for "ours", the better of the plain model's search and
-    the rich one's, each given the full time limit (the plain one alone when it hides nearly everything).
+def _round(sp: SwapProblem, target: int, planner, swapper, options, first: bool) -> _Placed | None:
+    """The first candidate schedule for `target` whose arena fits `sp.budget`, else the one with
+    the least arena; None when no schedule reaches `target` (an error only in the first round)."""
+    try:
+        schedules = model_schedules(replace(sp, budget=target), swapper, options.swap_planner, options.time_limit)
+    except PlanError:
+        if first:
+            raise
+        return None
+    least = None
+    for schedule in schedules:
+        split, origin = rich_split_problem(sp, schedule)
+        placed = _Placed(schedule, split, origin, planner.plan(split, time_limit=options.time_limit))
+        if placed.placement.arena_bytes <= sp.budget:
+            return placed
+        if least is None or placed.placement.arena_bytes < least.placement.arena_bytes:
+            least = placed
+    return least
+
+
+def model_schedules(sp: SwapProblem, swapper, planner: str, time_limit: float) -> list[SwapSchedule]:
+    """The swap schedules to place, least stall first: under the rich model, for "ours", the plain
+    model's search and the rich one's, each given the full time limit (the plain one alone when it
+    hides nearly everything). benchmarks.swap's "ours" is the first of these.
 
     Why both: the rich search splits its time between stages, and with 10 s on the 6-layer
     transformer it found 1.0-2.0% stall at 0.66x of the peak where the plain search, with all
     the time, finds 0.255%; at 0.50x the rich search is far better (10.6% against 25.9%). A plain
     schedule is a valid rich one, so the better of the two is never worse than either model
-    alone; the cost is up to twice the swap planning time on hard budgets."""
+    alone; the other is kept for placement (a rich schedule's one-step rebuild segments may
+    fragment the arena where the plain one fits). The cost is up to twice the planning time."""
     from graphopt.passes.swap_singa import InfeasibleBudget
 
-    if not sp.rich or options.swap_planner != "ours":
-        return swapper.plan(sp, time_limit=options.time_limit)
+    if not sp.rich or planner != "ours":
+        return [swapper.plan(sp, time_limit=time_limit)]
     try:
-        plain = swapper.plan(replace(sp, rich=False), time_limit=options.time_limit)
+        plain = swapper.plan(replace(sp, rich=False), time_limit=time_limit)
     except InfeasibleBudget:  # below the plain model's floor: only rich actions fit (the point of them)
-        return swapper.plan(sp, time_limit=options.time_limit)
-    plain_stall = _stall(sp, plain)
-    if plain_stall <= PLAIN_GOOD_ENOUGH * sum(sp.step_seconds):
-        return plain
-    rich = swapper.plan(sp, time_limit=options.time_limit)
-    return rich if _stall(sp, rich) < plain_stall else plain
+        return [swapper.plan(sp, time_limit=time_limit)]
+    if _stall(sp, plain) <= PLAIN_GOOD_ENOUGH * sum(sp.step_seconds):
+        return [plain]
+    try:
+        rich = swapper.plan(sp, time_limit=time_limit)
+    except InfeasibleBudget:
+        return [plain]
+    return sorted([plain, rich], key=lambda schedule: _stall(sp, schedule))
 
 
 def _stall(sp: SwapProblem, schedule: SwapSchedule) -> float:

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from graphopt.passes import swap_registry
-from graphopt.train import swapping
 from graphopt.passes.swap_singa import InfeasibleBudget
 from graphopt.plan.swap import Extend, Rebuild, Recompute, Swap, SwapProblem, SwapSchedule
 from graphopt.plan.swap_validator import validate_swaps
@@ -65,7 +64,7 @@ class _ByHand:
     name = "rich-by-hand"
 
     def plan(self, sp: SwapProblem, time_limit: float = 10.0) -> SwapSchedule:
-        if not sp.rich:  # "ours" tries the plain model first (graphopt.train.swapping._schedule): say it cannot
+        if not sp.rich:  # "ours" tries the plain model first (graphopt.train.swapping.model_schedules): refuse
             raise InfeasibleBudget("the plain model is not what this test runs")
         return rich_schedule(sp)
 
@@ -74,7 +73,6 @@ def test_rich_schedule_runs_bit_identical(tmp_path_factory, monkeypatch) -> None
     model = mlp(batch=64, hidden=(64, 64, 64, 64))
     plain = _compiled(tmp_path_factory, model, "plain_rich", optimizer="sgd:lr=0.1")
     monkeypatch.setattr(swap_registry, "get_swap_planner", lambda name: _ByHand())
-    monkeypatch.setattr(swapping, "RICH", True)  # off by default in compiles (graphopt.train.swapping.RICH)
     budget = str(10 * plain.session.plan["arena_bytes"])  # the schedule is by hand: any budget holds it
     rich = _compiled(tmp_path_factory, model, "rich", optimizer="sgd:lr=0.1", memory_budget=budget)
     plan = rich.session.plan
