@@ -12,7 +12,12 @@ one fixed at its minimum. Reported:
     all three (input in, output out), interleaved rounds; ORT and OpenVINO use their own thread
     defaults (OpenVINO: LATENCY hint, f32), graphopt the TVM runtime's (TVM_NUM_THREADS is recorded,
     never set here);
-  * the machine's load average before and after, since the machine is shared.
+  * the machine's load average before and after, since the machine is shared;
+  * the issue's target model (`encoder4`: benchmarks.model_zoo's 4-layer encoder, dim 256, as
+    graphopt.examples.range_models.transformer_encoder) compiled once for batch 1..16 x seq 16..512:
+    outputs against ORT at 5 shapes (both corners), arena at the max against a fixed compile of the max
+    shape, batch-1 latency against fixed batch-1 artifacts at seq 16 and 128 (not timed at the max:
+    seconds per call on 2 cores).
 
     .venv/bin/python -m benchmarks.shape_range --out benchmarks/results/shape-range-DATE
 """
@@ -32,7 +37,7 @@ import numpy as np
 
 from benchmarks.machine import cpu_name
 from graphopt.compiler import CompileOptions, compile_model
-from graphopt.examples.range_models import batch_cnn, encoder_block
+from graphopt.examples.range_models import batch_cnn, encoder_block, transformer_encoder
 from graphopt.frontend.ranges import DimRange
 from graphopt.runtime.session import load
 
@@ -52,6 +57,15 @@ MODELS = {  # name -> (model, range shape, max shape, min shape)
     "encoder_block": (lambda: encoder_block(dim=64), (DimRange(1, 16), DimRange(16, 128), 64), (16, 128, 64),
                       (1, 16, 64)),
 }
+
+
+# The issue's target model (#22): benchmarks.model_zoo's 4-layer encoder (dim 256) for batch 1..16, seq 16..512.
+# Checked against ORT at both corners and inside; batch-1 latency against fixed batch-1 artifacts at two
+# sequence lengths. Not timed at the maximum: a 16 x 512 call takes seconds on this 2-core VM.
+ENCODER4_RANGE, ENCODER4_MAX = (DimRange(1, 16), DimRange(16, 512), 256), (16, 512, 256)
+ENCODER4_CHECKED = [(1, 16, 256), (16, 512, 256), (1, 512, 256), (16, 16, 256), (3, 77, 256)]
+ENCODER4_BATCH1_SEQS = (16, 128)
+ENCODER4_SHAPES = [(1, 16, 256), (1, 128, 256), (4, 128, 256)]
 
 
 def _compile(model, work: Path, name: str, shape: tuple) -> tuple[Path, dict]:
@@ -144,32 +158,76 @@ def bench(name: str, work: Path) -> dict:
     }
 
 
+def _check_against_ort(model, art: Path, shapes: list[tuple]) -> list[dict]:
+    """Max abs error against ONNX Runtime at each shape (random non-zero input); raises where outputs disagree."""
+    import onnxruntime as ort
+
+    session, reference = load(art), ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rows = []
+    for shape in shapes:
+        x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+        got, want = session.run({"x": x})["y"], reference.run(None, {"x": x})[0]
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4, err_msg=f"shape {shape}")
+        rows.append({"shape": list(shape), "max_abs_error": float(np.max(np.abs(got - want)))})
+    return rows
+
+
+def bench_encoder4(work: Path) -> dict:
+    """The 4-layer encoder over batch 1..16 x seq 16..512: arena, ORT agreement, batch-1 latency at two seqs."""
+    model = transformer_encoder()
+    work.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    range_art, range_plan = _compile(model, work, "range", ENCODER4_RANGE)
+    range_seconds = time.perf_counter() - began
+    _max_art, max_plan = _compile(model, work, "fixed_max", ENCODER4_MAX)
+    record = range_plan["shape_range"]
+    batch1 = {}
+    for seq in ENCODER4_BATCH1_SEQS:
+        fixed_art, fixed_plan = _compile(model, work, f"fixed_1x{seq}", (1, seq, 256))
+        x = np.random.default_rng(0).standard_normal((1, seq, 256)).astype(np.float32)
+        batch1[str(seq)] = {**_interleaved({"range": range_art, "fixed": fixed_art}, x),
+                            "fixed_schedules": fixed_plan["schedules"]["by_rule"]}
+    return {
+        "model": "encoder4", "range": "x=" + "x".join(str(d) for d in ENCODER4_RANGE),
+        "range_compile_seconds": range_seconds, "arena_range_bytes": range_plan["arena_bytes"],
+        "arena_fixed_max_bytes": max_plan["arena_bytes"],
+        "arena_range_used_at_min_bytes": record["at_min"]["arena_bytes"],
+        "lower_bound_at_max_bytes": record["at_max"]["lower_bound_bytes"],
+        "lower_bound_at_min_bytes": record["at_min"]["lower_bound_bytes"], "range_kernels": record["kernels"],
+        "ort_check": _check_against_ort(model, range_art, ENCODER4_CHECKED), "batch1": batch1,
+        "latency_per_shape_ms": _per_shape(model, range_art, work, ENCODER4_SHAPES),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="results path without extension (.json, .md)")
-    parser.add_argument("--models", nargs="*", default=list(MODELS))
+    parser.add_argument("--models", nargs="*", default=[*MODELS, "encoder4"])
     args = parser.parse_args()
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="graphopt-range-") as work:
-        rows = [bench(name, Path(work) / name) for name in args.models]  # one folder per model: dlopen caches by path
+    with tempfile.TemporaryDirectory(prefix="graphopt-range-") as work:  # one folder per model: dlopen caches by path
+        rows = [bench(name, Path(work) / name) for name in args.models if name in MODELS]
+        big = [bench_encoder4(Path(work) / "encoder4")] if "encoder4" in args.models else []
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": cpu_name(),
             "cores": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
             "TVM_NUM_THREADS": os.environ.get("TVM_NUM_THREADS"), "rounds": ROUNDS, "reps": REPS,
             "command": "python -m benchmarks.shape_range " + " ".join(sys.argv[1:])}
-    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    args.out.with_suffix(".md").write_text(_markdown(meta, rows))
-    print(_markdown(meta, rows))
+    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows, "encoder4": big}, indent=1))
+    text = _markdown(meta, rows) + "".join(_encoder4_markdown(r) for r in big)
+    args.out.with_suffix(".md").write_text(text)
+    print(text)
 
 
 def _markdown(meta: dict, rows: list[dict]) -> str:
     machine = (f"machine: {meta['machine']}, {meta['cores']} cores, shared; load average before "
-               f"{meta['loadavg_before'][0]:.2f}, after {meta['loadavg_after'][0]:.2f}; TVM_NUM_THREADS="
-               f"{meta['TVM_NUM_THREADS']}; latency: {meta['rounds']} interleaved rounds x {meta['reps']} calls, "
+               f"{meta['loadavg_before'][0]:.2f}, after {meta['loadavg_after'][0]:.2f}; TVM threads "
+               f"{meta['TVM_NUM_THREADS']} (graphopt.threads' default, the affinity count, unless exported); "
+               f"latency: {meta['rounds']} interleaved rounds x {meta['reps']} calls, "
                "median of round medians [min..max of round medians]")
     header = ("| model | range | arena range (at max) | arena fixed max | used at min | arena fixed min "
               "| LB max / min | batch-1 range ms | batch-1 fixed ms | ratio |")
     lines = [f"# Shape-range artifacts vs fixed-shape artifacts ({meta['date']})", "", machine, "",
-             f"command: `TVM_NUM_THREADS={meta['TVM_NUM_THREADS']} {meta['command']}`", "", header,
+             f"command: `{meta['command']}`", "", header,
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lat = r["latency_at_min"]
@@ -206,6 +264,26 @@ def _shape_table(rows: list[dict]) -> list[str]:
             lines.append(f"| {r['model']} | {'x'.join(map(str, p['shape']))} | {ours:.3f} | {ort_ms:.3f} | {ov_text} "
                          f"| {ours / ort_ms:.2f}x | {ov_ratio} |")
     return lines + [""]
+
+
+def _encoder4_markdown(r: dict) -> str:
+    """The issue's target model: arena, ORT agreement and batch-1 latency against fixed batch-1 artifacts."""
+    lines = [f"## The issue's target: 4-layer encoder (dim 256), one artifact for {r['range']}", "",
+             f"compiled once in {r['range_compile_seconds']:.1f} s; kernels (symbolic): {r['range_kernels']['by_rule']}",
+             "", "| arena range (at max) | arena fixed max (16x512) | used at min | LB max / min |",
+             "| --- | --- | --- | --- |",
+             (f"| {r['arena_range_bytes']} | {r['arena_fixed_max_bytes']} | {r['arena_range_used_at_min_bytes']} "
+              f"| {r['lower_bound_at_max_bytes']} / {r['lower_bound_at_min_bytes']} |"), "",
+             "Outputs against ONNX Runtime (random normal input; rtol 1e-3, atol 1e-4): "
+             + "; ".join(f"{'x'.join(map(str, c['shape']))}: max abs error {c['max_abs_error']:.2e}"
+                         for c in r["ort_check"]), "",
+             "| batch 1 at seq | range ms | fixed batch-1 ms | ratio |", "| --- | --- | --- | --- |"]
+    for seq, lat in r["batch1"].items():
+        a, b = lat["range"], lat["fixed"]
+        lines.append(f"| {seq} | {a['median_ms']:.3f} [{a['min_ms']:.3f}..{a['max_ms']:.3f}] "
+                     f"| {b['median_ms']:.3f} [{b['min_ms']:.3f}..{b['max_ms']:.3f}] "
+                     f"| {a['median_ms'] / b['median_ms']:.2f}x |")
+    return "\n".join(lines + [""] + _shape_table([{"model": "encoder4", **r}])[2:])
 
 
 if __name__ == "__main__":

@@ -138,7 +138,7 @@ def lower(state: CompileState) -> None:
         from graphopt.lowering.lower import lower_imported
 
         state.stock_lowered, state.imported = lower_imported(state.imported, state.target, options.schedules,
-                                                             options.tuning_db)
+                                                             options.tuning_db, options.kernel_library)
     state.lowered = state.stock_lowered
     if state.prepared.symbols:
         from graphopt.lowering.shape_bounds import kernel_report, warn_default_kernels

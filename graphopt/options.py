@@ -16,6 +16,7 @@ from graphopt.errors import InputError
 DEFAULT_TIME_LIMIT = 10.0
 DEFAULT_OPTIMIZER = "sgd:lr=0.1"
 STEP_COSTS = ("analytic", "measured")
+KERNEL_LIBRARIES = ("auto", "tvm", "onednn")  # graphopt.kernels.onednn.choose.CHOICES (that module imports TVM)
 SWAP_MODELS = ("rich", "plain")  # graphopt.plan.swap: the rich model adds boundary copy-ins, extends, rebuilds
 
 
@@ -42,6 +43,9 @@ class CompileOptions:
     # nodes TVM cannot import run as onnxruntime kernels inside the plan (graphopt.frontend.fallback);
     # False refuses such a model instead
     fallback: bool = True
+    # which library computes each convolution/matmul (graphopt.kernels.onednn.choose): "auto" follows the
+    # tuning database's per-kernel record (TVM without one), "tvm" or "onednn" force one for every kernel
+    kernel_library: str = "auto"
 
     @property
     def training(self) -> bool:
@@ -56,6 +60,12 @@ class CompileOptions:
     def check(self) -> None:
         """Refuses, in one line, a combination this compile cannot honour."""
         check_kernel_options(self.target, self.schedules, self.tuning_db)
+        if self.kernel_library not in KERNEL_LIBRARIES:
+            raise InputError(f"--kernel-library {self.kernel_library!r}: choose {', '.join(KERNEL_LIBRARIES)}")
+        if self.kernel_library != "auto" and (self.target != "llvm" or not self.schedules or self.training
+                                              or self.ranged):
+            raise InputError("--kernel-library tvm|onednn is supported for fixed-shape inference on --target llvm "
+                             "with schedules on")
         if self.ranged and (self.training or self.target != "llvm"):
             raise InputError("a shape range (LO..HI) is supported for inference on --target llvm only")
         if self.input_values and (self.training or self.ranged):
@@ -72,6 +82,8 @@ class CompileOptions:
             record["input_values"] = {k: list(v) for k, v in sorted(self.input_values.items())}
         if not self.fallback:  # recorded only when off, so the ids of models without fallback kernels stay put
             record["fallback"] = False
+        if self.kernel_library != "auto":  # recorded only when forced, so every other artifact's id stays put
+            record["kernel_library"] = self.kernel_library
         return record
 
 

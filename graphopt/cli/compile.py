@@ -41,6 +41,9 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
                    help="refuse a model with nodes TVM cannot import (by default they run as onnxruntime "
                         "kernels inside the plan; CPU targets only)")
     p.add_argument("--tuning-db", type=Path, default=None, metavar="DIR", help="apply `tune-kernels` results")
+    p.add_argument("--kernel-library", choices=("auto", "tvm", "onednn"), default="auto",
+                   help="who computes convolutions and matmuls: auto (default: the tuning db's per-kernel choice, "
+                        "else TVM), tvm, or onednn (needs the `onednn` extra; every kernel it can compute)")
     p.add_argument("--allow-huge-arena", action="store_true",
                    help="compile even if arena, weights, inputs and outputs exceed this machine's memory "
                         "(by default refused; CUDA: see graphopt.plan.memory_limit)")
@@ -80,7 +83,7 @@ def options_from_args(args: argparse.Namespace):
     common = {"target": args.target, "planner": args.planner, "input_shapes": dict(args.input_shape),
               "input_values": dict(getattr(args, "input_value", [])),
               "time_limit": args.time_limit, "reorder": args.reorder, "schedules": args.schedules,
-              "tuning_db": args.tuning_db, "allow_huge_arena": args.allow_huge_arena, "fallback": args.fallback}
+              "tuning_db": args.tuning_db, "kernel_library": args.kernel_library, "allow_huge_arena": args.allow_huge_arena, "fallback": args.fallback}
     given = {name: getattr(args, name) for name in TRAIN_ONLY if getattr(args, name) is not None}
     if not args.train:
         if given:

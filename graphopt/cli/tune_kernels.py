@@ -15,7 +15,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from graphopt.cli.args import add_input_shape
+from graphopt.cli.args import shape_range_arg
 from graphopt.errors import InputError
 
 DEFAULT_DB = Path("tuning-db")
@@ -36,12 +36,17 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
                    help="tune kernels on Ray: a local cluster of K workers or a running one (graphopt[cluster])")
     p.add_argument("--export", type=Path, default=None, metavar="DIR",
                    help="then write this CPU's records to DIR/kernels.jsonl (for compile --tuning-db DIR)")
-    add_input_shape(p)
+    p.add_argument("--input-shape", type=shape_range_arg, action="append", default=[], metavar="NAME=D1xD2x...",
+                   help="fix an input's shape (repeatable); a dim LO..HI tunes the range compile's kernels, "
+                        "timed with every shape symbol at a nominal 32 (the record's key ends in @n32)")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="stop tuning after about this long (most expensive kernels go first; "
                         "the rest stay untuned, a rerun continues)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads kernels run with while timed (default: TVM's, all cores); match your runtime")
+    p.add_argument("--portfolio", action="store_true",
+                   help="then time each convolution/matmul's TVM schedule against oneDNN and record the faster "
+                        "(needs the `onednn` extra; compile --tuning-db applies the choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return run
 
@@ -61,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         summary = _tune(args, db)
         for line in summary_lines(summary, args.db):
             print(line)
+        if args.portfolio:
+            _portfolio(args, db)
     if args.export is not None:
         from graphopt.cluster.node import node_cpu
 
@@ -80,6 +87,21 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError(f"--threads must be at least 1, got {args.threads}")
     if args.workers < 0:
         raise InputError(f"--workers must be at least 0, got {args.workers}")
+    if args.portfolio:
+        from graphopt.kernels.onednn.library import find
+
+        find()  # OneDNNMissing (one line) before any tuning, not after it
+
+
+def _portfolio(args: argparse.Namespace, db) -> None:
+    """TVM against oneDNN per kernel, after the knobs are tuned (graphopt.kernels.onednn.portfolio)."""
+    from graphopt.kernels.onednn.portfolio import tune_portfolio
+    from graphopt.kernels.tuning.jobs import legalized, model_key
+
+    mod, target = legalized(*model_key(args.model, dict(args.input_shape)))
+    rows = tune_portfolio(mod, target, db, progress=not args.quiet)
+    chosen = sum(1 for row in rows if row.get("library") == "onednn")
+    print(f"portfolio: {chosen} of {len(rows)} oneDNN-capable kernels are faster on oneDNN (recorded in the db)")
 
 
 def _tune(args: argparse.Namespace, db):

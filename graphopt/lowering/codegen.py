@@ -11,6 +11,7 @@ import tvm
 from tvm import relax
 
 from graphopt.errors import ShapeError
+from graphopt.lowering.shape_bounds import reuse_runtime_shapes
 from graphopt.plan.placement import Placement
 from graphopt.transforms.apply_placement import apply_placement
 
@@ -25,6 +26,7 @@ def finalize_passes(target: tvm.target.Target, stock: bool) -> list:
         relax.transform.LowerRuntimeBuiltin(),
         relax.transform.ComputePrimValue(),
         relax.transform.VMShapeLower(),
+        reuse_runtime_shapes(),  # a range program's repeated run-time shapes built once (no-op for fixed shapes)
         relax.transform.AttachGlobalSymbol(),
     ]
 
@@ -36,7 +38,32 @@ def finalize(mod: tvm.IRModule, target: tvm.target.Target, stock: bool) -> tvm.I
 
 def build(mod: tvm.IRModule, target: tvm.target.Target):
     """Code generation of a finalized module into a VM executable."""
-    return tvm.compile(with_noalias_single_buffer_funcs(mod), target=target, relax_pipeline=None)
+    executable = tvm.compile(with_noalias_single_buffer_funcs(mod), target=target, relax_pipeline=None)
+    from graphopt.kernels.onednn.extern import uses_onednn
+
+    return link_onednn(executable) if uses_onednn(mod) else executable
+
+
+def link_onednn(executable):
+    """The executable, its export_library linking graphopt's oneDNN shim and libdnnl in.
+
+    Why on the instance: the artifact writer exports whatever `build` returns, and a module
+    whose kernels call oneDNN (graphopt.kernels.onednn.extern) has undefined symbols until the
+    shim object and `-ldnnl` are linked (graphopt.kernels.onednn.library says how)."""
+    import functools
+
+    from graphopt.kernels.onednn.library import link_options, shim_object
+
+    export = executable.export_library
+
+    @functools.wraps(export)
+    def export_linked(file_name, **kwargs):
+        kwargs["addons"] = list(kwargs.get("addons") or []) + [str(shim_object())]
+        kwargs["options"] = list(kwargs.get("options") or []) + link_options()
+        return export(file_name, **kwargs)
+
+    executable.export_library = export_linked
+    return executable
 
 
 def with_noalias_single_buffer_funcs(mod: tvm.IRModule) -> tvm.IRModule:

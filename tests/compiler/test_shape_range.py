@@ -153,3 +153,22 @@ def test_the_benchmarked_range_artifacts_match_onnxruntime_across_their_range(wh
         x = rng.standard_normal(point).astype(np.float32)
         np.testing.assert_allclose(session.run({"x": x})["y"], reference.run(None, {"x": x})[0], rtol=1e-4,
                                    atol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_zoo_style_encoder_compiles_once_for_batch_and_sequence(tmp_path):
+    """benchmarks.shape_range's target model (issue #22: the zoo's encoder with batch and seq as symbols), one
+    small layer here: pooled logits match ORT at all four corners and inside, and every matmul is the GEMM rule's."""
+    from graphopt.examples.range_models import transformer_encoder
+
+    model = transformer_encoder(layers=1, dim=32, heads=4)
+    result = compile_model(model, tmp_path / "art",
+                           CompileOptions(input_shapes={"x": (DimRange(1, 3), DimRange(4, 40), 32)}))
+    session, reference = load(result.artifact), ort.InferenceSession(model.SerializeToString())
+    rng = np.random.default_rng(1)
+    for batch, seq in [(1, 4), (3, 40), (1, 40), (3, 4), (2, 17)]:
+        x = rng.standard_normal((batch, seq, 32)).astype(np.float32)
+        np.testing.assert_allclose(session.run({"x": x})["y"], reference.run(None, {"x": x})[0], rtol=1e-4,
+                                   atol=1e-5)
+    # q/k/v (one kernel), scores, context, output projection, the two MLP matmuls and the classifier
+    _gemm_took_every_matmul(result.plan["shape_range"]["kernels"], 7)

@@ -34,7 +34,10 @@ Symbolic extents (a range compile): usually only the I side (batch, batch * seq,
 batch * H * W) is symbolic. The same steps apply; the choices read the extent through
 graphopt.kernels.schedules.symbolic (divisibility from its static factor, sizes at a nominal
 value), an axis no tile provably divides is padded to a symbolic multiple by pad_einsum, and the
-weights' prepacked layout is the fixed compile's (it depends on K and J only).
+weights' prepacked layout is the fixed compile's (it depends on K and J only). The padded broadcast
+operand is then read in place through clamped rows (in_place_rows), and a padded symbolic vector axis
+(attention scores' keys) gets a second nest, its last tile shifted back, chosen when a call's axis
+holds a whole tile (overlap_tail): no per-call padded copies, whole-vector write-backs.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from tvm.s_tir.dlight.base import ScheduleRule
 from tvm.s_tir.dlight.gpu.matmul import IterKind, IterTrait, make_iter_fusion_index_map
 from tvm.target import Target
 
-from graphopt.kernels.schedules import common, epilogue, symbolic
+from graphopt.kernels.schedules import common, epilogue, in_place_rows, overlap_tail, symbolic
 
 S_, I_, J_, K_ = IterKind.kIter_S, IterKind.kIter_I, IterKind.kIter_J, IterKind.kIter_K
 
@@ -205,7 +208,23 @@ class GEMM(ScheduleRule):
         return self.schedule(func, target, {})
 
     def schedule(self, func: tirx.PrimFunc, target: Target, knobs: dict) -> s_tir.Schedule | None:
-        """The rule with its tunable choices (see KNOBS) overridden by `knobs`."""
+        """The rule with its tunable choices (see KNOBS) overridden by `knobs`. A symbolic vector axis that
+        no tile divides gets two nests, chosen at run time: its last tile shifted back when the axis holds a
+        whole tile, padded otherwise (graphopt.kernels.schedules.overlap_tail)."""
+        from graphopt.kernels.schedules import has_symbolic_shape
+
+        padded = self._schedule_once(func, target, knobs)
+        if padded is None or OVERLAP in knobs or not has_symbolic_shape(func) or _has_prepack_stage(padded):
+            return padded  # a weight-packing stage must stay at the top (SplitLayoutRewritePreproc)
+        variant = {**knobs, OVERLAP: True}
+        shifted = self._schedule_once(func, target, variant)
+        if shifted is None or OVERLAP_GUARD not in variant:
+            return padded
+        from graphopt.kernels.schedules.by_size import choose
+
+        return choose(variant[OVERLAP_GUARD], shifted.mod["main"], padded.mod["main"], ("whole_tiles", "padded"))
+
+    def _schedule_once(self, func: tirx.PrimFunc, target: Target, knobs: dict) -> s_tir.Schedule | None:
         started = common.start(func, target)
         if started is None:
             return None
@@ -214,6 +233,12 @@ class GEMM(ScheduleRule):
         if main is None or not try_schedule(sch, main, target, knobs):
             return None
         return sch
+
+
+def _has_prepack_stage(sch: s_tir.Schedule) -> bool:
+    """Whether a top-level stage is marked for compile-time weight packing (_mark_prepack)."""
+    root = sch.get_sblock("root")
+    return any(PREPACK_MARK in (sch.get(block).annotations or {}) for block in sch.get_child_blocks(root))
 
 
 def single_reduction(sch: s_tir.Schedule, infos: list):
@@ -368,6 +393,10 @@ def _schedule_packing(sch: s_tir.Schedule, stage, lanes: int) -> None:
 MIN_SYMBOLIC_PARALLEL_COPY = 1 << 17
 
 
+# Internal to symbolic kernels (not tunable): schedule the shifted-last-tile variant; its run-time guard.
+OVERLAP, OVERLAP_GUARD = "_overlap_tail", "_overlap_guard"
+
+
 # The choices a tuner may override (graphopt.kernels.tuning searches them); absent
 # keys keep the rule's own choice, so {} is the default schedule.
 KNOBS = ("rows", "vectors", "block_bytes", "swap_axes", "pack_u", "pack_in_tile", "pad_copy")
@@ -386,8 +415,9 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
     if knobs and symbolic.nominal(v_size) < tile.lanes:
         # a tuned tile padding a missing (unit) axis wrote every padded row to index 0
         raise ValueError("the vector axis is shorter than a vector")
-    if knobs.get("pack_u") is False and not symbolic.divides(u_size, rows):
-        # padding U materializes the broadcast operand anyway (a padded copy per run)
+    if knobs.get("pack_u") is False and not symbolic.divides(u_size, rows) and symbolic.is_static(u_size):
+        # padding U materializes the broadcast operand anyway (a padded copy per run); a symbolic U is
+        # read in place through clamped rows instead (in_place_rows)
         raise ValueError("the broadcast operand read in place needs rows dividing U")
     u_stage, v_stage = _normalize(sch, main, vec_i, rows, tile.width)
     keep_padding = knobs.get("pack_u") is False and bool(knobs.get("pad_copy", False))
@@ -395,6 +425,13 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
     for stage in (u_stage, v_stage):
         if stage is not None and not (keep_padding and stage == u_stage):
             epilogue.inline_producers(sch, stage)
+    # symbolic: padded operands read in place (clamped rows; the vector operand in the shifted-tile nest)
+    clamp = _read_rows_in_place(sch, u_stage, u_size, keep_padding)
+    if clamp:
+        u_stage = None
+    overlap = bool(knobs.get(OVERLAP)) and _read_rows_in_place(sch, v_stage, v_size, False)
+    if overlap:
+        v_stage = None
     # a copy onto the same layout is not worth its time, unless it is a weight's
     # (done once, at compile time: then the blocked layout below is free)
     if u_stage is not None and (_is_identity_copy(sch, u_stage) and not _reads_weight(sch, u_stage)
@@ -414,6 +451,13 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
         raise ValueError("pad_copy on a kernel that pads nothing")
     _register_tile(sch, main, tile, rows, vec_i, v_stage if in_tile else None, blk_tr,
                    int(knobs.get("block_bytes", BLOCK_BYTES)))
+    if clamp and not in_place_rows.clamp_rows(sch, main, 2 if vec_i else 1):
+        raise ValueError("the padded broadcast rows could not be clamped")  # never seen: the rule declines
+    if overlap:
+        bound = overlap_tail.shift_last_tile(sch, main, 1 if vec_i else 2, tile.width)
+        if bound is None:
+            raise ValueError("the vector axis' last tile could not be shifted")  # the padded nest alone is kept
+        knobs[OVERLAP_GUARD] = bound >= tirx.const(tile.width, bound.ty.dtype)
     for stage in paddings:
         _schedule_packing(sch, stage, lanes)
     for stage in (u_stage, v_stage):
@@ -424,6 +468,17 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
         else:
             _schedule_packing(sch, stage, lanes)
             _mark_prepack(sch, stage)
+
+
+def _read_rows_in_place(sch: s_tir.Schedule, u_stage, u_size, keep_padding: bool) -> bool:
+    """Inlines a symbolic broadcast operand's zero-padded copy into the GEMM, to be read in place through
+    clamped rows (graphopt.kernels.schedules.in_place_rows); a fixed-shape kernel is never touched."""
+    if u_stage is None or keep_padding or symbolic.is_static(u_size) or _reads_weight(sch, u_stage):
+        return False
+    if not in_place_rows.is_row_padding(sch, u_stage):
+        return False
+    sch.compute_inline(u_stage)
+    return True
 
 
 def _padding_stages(sch: s_tir.Schedule, main, v_stage) -> list:

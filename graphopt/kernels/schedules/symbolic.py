@@ -19,10 +19,14 @@ factor: callers then pad, or decline the kernel.
 Threads are the one choice a single schedule cannot make well for the whole range: a symbolic
 parallel loop pays a thread launch even when it has one iteration (a fixed compile drops such a
 loop), and on the shared 2-core VM a launch cost several microseconds, far more than a batch-1
-kernel of the encoder. So the fallback rule and packing stages decide at the smallest point
-(as a batch-1 compile would), and the GEMM rule threads a symbolic kernel only when it is large
-at the nominal size. The price is paid at the top of the range: there the fallback kernels
-(softmax, layer norm, transposes) run serially where a fixed-max compile threads them.
+kernel of the encoder. So a symbolic fallback kernel holds two loop nests, scheduled with every
+symbol at 1 and at NOMINAL, and picks one per call by its size against the fixed rule's own
+threshold (graphopt.kernels.schedules.by_size); packing stages decide at the smallest point, and
+the GEMM rule threads a symbolic kernel only when it is large at the nominal size.
+
+Padding is the other cost a fixed compile whose tiles divide its extents does not pay: a padded
+broadcast operand is read in place through clamped rows (in_place_rows), and a symbolic vector axis
+gets a second nest whose last tile is shifted back instead of padded (overlap_tail).
 """
 
 from __future__ import annotations
@@ -82,6 +86,14 @@ def nominal(value) -> int:
     return bound
 
 
+def at(value, symbol_value: int) -> int:
+    """The extent with every symbol at `symbol_value` (a tuner's concrete point; graphopt.kernels.tuning)."""
+    bound = _substitute(value, symbol_value)
+    if bound is None:
+        raise ValueError(f"extent {value} has no value at {symbol_value}")
+    return bound
+
+
 def divides(value, multiple: int) -> bool:
     """Whether `multiple` divides the extent for every value of its symbols."""
     factor = static_factor(value)
@@ -100,4 +112,4 @@ def padding_waste(size, multiple: int) -> float:
     return (-(-factor // multiple) * multiple - factor) / factor
 
 
-__all__ = ["NOMINAL", "divides", "is_product", "is_static", "nominal", "padding_waste", "product", "static_factor"]
+__all__ = ["NOMINAL", "at", "divides", "is_product", "is_static", "nominal", "padding_waste", "product", "static_factor"]

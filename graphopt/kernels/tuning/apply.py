@@ -7,6 +7,10 @@ kernel gets the attribute `graphopt.schedule` ("gemm", "gemm tuned", ...): the
 record of what was applied, which `applied_schedules` summarizes for the
 artifact's plan record. A recorded choice that its rule now refuses is not
 dropped silently: the kernel gets the default schedule and a warning says so.
+
+Before any rule, the kernel library is asked (graphopt.kernels.onednn.choose): a
+kernel the database (or `kernel_library="onednn"`) gives to oneDNN becomes one extern
+call with the same parameters, labelled `onednn <op> ...`.
 """
 
 from __future__ import annotations
@@ -23,16 +27,20 @@ from graphopt.kernels.tuning.workload import target_key, workload_key
 ATTR = "graphopt.schedule"
 
 
-def apply_schedules(tuning_db: str | Path | None = None) -> tvm.transform.Pass:
-    """A module pass scheduling every unscheduled PrimFunc (needs `with target:`)."""
+def apply_schedules(tuning_db: str | Path | None = None, kernel_library: str = "auto") -> tvm.transform.Pass:
+    """A module pass scheduling every unscheduled PrimFunc (needs `with target:`); `kernel_library`:
+    "auto" (the database's per-kernel choice), "tvm" or "onednn" (graphopt.kernels.onednn.choose)."""
+    from graphopt.kernels.onednn.choose import check_choice
+
     db = TuningDB.open(tuning_db) if tuning_db is not None else None
+    check_choice(kernel_library, db)
 
     @tvm.transform.module_pass(opt_level=0, name="GraphoptSchedules")
     def schedule_all(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         updates = {}
         for gvar, func in mod.functions_items():
             if isinstance(func, tvm.tirx.PrimFunc) and not _is_scheduled(func):
-                scheduled = schedule_one(func, _target_of(func), db, gvar.name_hint)
+                scheduled = schedule_one(func, _target_of(func), db, gvar.name_hint, kernel_library)
                 if scheduled is not None:
                     updates[gvar] = scheduled
         for gvar, func in updates.items():
@@ -42,11 +50,16 @@ def apply_schedules(tuning_db: str | Path | None = None) -> tvm.transform.Pass:
     return schedule_all
 
 
-def schedule_one(func: tvm.tirx.PrimFunc, target: Target, db: TuningDB | None, name: str = ""):
+def schedule_one(func: tvm.tirx.PrimFunc, target: Target, db: TuningDB | None, name: str = "",
+                 kernel_library: str = "auto"):
     """The scheduled PrimFunc (marked and labelled), or None when no rule applies."""
+    from graphopt.kernels.onednn.choose import library_kernel
     from graphopt.kernels.schedules import schedule_kernel
 
     record = db.get(workload_key(func), target_key(target)) if db is not None else None
+    external = library_kernel(func, record, kernel_library, name)
+    if external is not None:
+        return external
     rule, knobs = (record.rule, record.knobs) if record is not None and record.knobs else (None, None)
     sch, taken = schedule_kernel(func, target, rule, knobs)
     label = taken + (" tuned" if rule is not None and taken == rule else "")

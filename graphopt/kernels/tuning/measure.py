@@ -19,26 +19,47 @@ import numpy as np
 import tvm
 
 from graphopt.cluster.node_lock import timing, working
+from graphopt.kernels.schedules import symbolic
+from graphopt.kernels.schedules.symbolic import NOMINAL
 
 MIN_REPEAT_MS = 10
 RTOL = 1e-4  # reductions reordered by a tile change round differently; relative to the output's scale
 
 
 def build(func: tvm.tirx.PrimFunc, target: tvm.target.Target) -> tvm.runtime.Module:
-    """Machine code for one scheduled PrimFunc, callable as "main"."""
+    """Machine code for one scheduled PrimFunc, callable as "main". A oneDNN kernel
+    (graphopt.kernels.onednn) is linked into a shared library with the shim, as in an artifact."""
+    from graphopt.kernels.onednn.extern import uses_onednn
+    from graphopt.lowering.codegen import link_onednn
+
     mod = tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
-    return tvm.compile(mod, target=target).jit()
+    executable = tvm.compile(mod, target=target)
+    return _linked(link_onednn(executable)) if uses_onednn(mod) else executable.jit()
+
+
+def _linked(executable) -> tvm.runtime.Module:
+    """Exports (linking the oneDNN shim) into a temporary folder and loads the library."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="graphopt-kernel-") as tmp:
+        path = Path(tmp) / "kernel.so"
+        executable.export_library(str(path))
+        return tvm.runtime.load_module(str(path))  # dlopen keeps the mapping after the file is gone
 
 
 class KernelBench:
     """Random arguments for one kernel, and the default schedule's results on them."""
 
-    def __init__(self, func: tvm.tirx.PrimFunc, target: tvm.target.Target, repeats: int = 5, seed: int = 0):
+    def __init__(self, func: tvm.tirx.PrimFunc, target: tvm.target.Target, repeats: int = 5, seed: int = 0,
+                 symbol_value: int = NOMINAL):
+        """`symbol_value`: the size every shape symbol takes in the random arguments of a symbolic kernel (a range
+        compile's): the compiled kernel binds its symbols from the arguments' shapes, so one build runs at any."""
         self.target = target
         self.repeats = repeats
         self.device = tvm.cpu(0)
         rng = np.random.default_rng(seed)
-        self.arrays = [_random(p.ty, rng) for p in func.params]
+        self.arrays = [_random(p.ty, rng, symbol_value) for p in func.params]
 
     def build(self, func: tvm.tirx.PrimFunc) -> tvm.runtime.Module:
         with working():
@@ -96,8 +117,8 @@ def same_outputs(reference: list[np.ndarray], candidate: list[np.ndarray]) -> st
     return None
 
 
-def _random(buffer_type, rng: np.random.Generator) -> np.ndarray:
-    shape = [int(d) for d in buffer_type.shape]
+def _random(buffer_type, rng: np.random.Generator, symbol_value: int = NOMINAL) -> np.ndarray:
+    shape = [symbolic.at(d, symbol_value) for d in buffer_type.shape]
     dtype = np.dtype(str(buffer_type.dtype))
     if dtype.kind == "f":
         return rng.standard_normal(shape).astype(dtype)

@@ -16,9 +16,15 @@
 `tune` runs the kernels one after the other in this process; jobs.py hands the
 same `tune_task` to an executor, one kernel per job (local processes or Ray).
 
-Kernels with non-float or symbolic arguments, that no rule with knobs takes, or
+Kernels with non-float arguments, that no rule with knobs takes, or
 too small to be worth trials, are recorded with the default after no trials, and
 reported as such.
+
+Symbolic kernels (a range compile's, graphopt.frontend.ranges) are tuned at one nominal point:
+every shape symbol at graphopt.kernels.schedules.symbolic.NOMINAL (32), the point the rules also
+size their tiles for; the workload key ends in `@n32` to say so (workload.symbolic_suffix). One
+build runs at any shape, so each candidate is also checked against the default at a second, odd
+point (every symbol at CHECK_POINT, padded tails): a choice is kept only if it is right at both.
 
 "Too small" is decided from the kernel itself, not from a timing: fewer than
 MIN_TUNED_ITERATIONS loop iterations per run (static_cost x calls). A timing
@@ -51,6 +57,7 @@ from graphopt.kernels.tuning.workload import target_key, workload_key
 CONFIRM_ROUNDS = 3
 CONFIRM_MARGIN = 0.97  # a candidate must be at least 3% faster than the default to replace it
 MIN_TUNED_ITERATIONS = 1 << 17  # loop iterations per run below which a kernel is not worth trials (see above)
+CHECK_POINT = 3  # symbolic kernels: the second size every symbol takes when candidates are checked
 MAX_DECLINED_PER_TRIAL = 4  # settings a rule refuses (cheap: no build) before the search gives up
 
 
@@ -214,9 +221,19 @@ def static_cost(func: tvm.tirx.PrimFunc, target) -> int:
         size = 1
         for it in info.iters:
             extent = it.dom.extent if hasattr(it.dom, "extent") else it.dom
-            size *= int(extent) if isinstance(extent, (int, tvm.tirx.IntImm)) else 1
+            size *= _nominal_extent(extent)
         total += size
     return total
+
+
+def _nominal_extent(extent) -> int:
+    """A loop extent as a number: symbols at the nominal point the tuner times at (1 if not a product of them)."""
+    from graphopt.kernels.schedules import symbolic
+
+    if isinstance(extent, (int, tvm.tirx.IntImm)):
+        return int(extent)
+    factor = symbolic.static_factor(extent)
+    return symbolic.nominal(extent) if factor is not None else 1
 
 
 def iterations(task: Task, target) -> int:
@@ -233,13 +250,19 @@ def _skip_reason(task: Task, sch, registers: int, per_run: int) -> str | None:
         return f"rule {task.rule} has no knobs"
     for param in task.func.params:
         ty = param.ty
-        if not all(isinstance(d, tvm.tirx.IntImm) for d in ty.shape):
-            return "symbolic shape"
+        if not all(isinstance(d, tvm.tirx.IntImm) or _has_nominal(d) for d in ty.shape):
+            return "symbolic shape that is not a product of symbols"
         if np.dtype(str(ty.dtype)).kind != "f":
             return "non-float arguments"
     if per_run < MIN_TUNED_ITERATIONS:
         return f"under {MIN_TUNED_ITERATIONS} loop iterations per run"
     return None
+
+
+def _has_nominal(dim) -> bool:
+    from graphopt.kernels.schedules import symbolic
+
+    return symbolic.static_factor(dim) is not None
 
 
 class KernelTrials:
@@ -254,6 +277,7 @@ class KernelTrials:
         self.default_timer = self._timer(default, whole)
         self.default_seconds = self.default_timer.seconds()
         self.rejected = 0
+        self.check = _second_point(task.func, target, whole)
 
     def _timer(self, scheduled: tvm.tirx.PrimFunc, whole) -> _Timer:
         """Times the part that runs per inference (weights packed at compile time left out);
@@ -300,7 +324,8 @@ class KernelTrials:
         except Exception:  # noqa: BLE001  (a knob setting codegen refuses: not a candidate)
             self.rejected += 1
             return None
-        if measure.same_outputs(self.reference, self.bench.outputs(lib)) is not None:
+        if measure.same_outputs(self.reference, self.bench.outputs(lib)) is not None or (
+                self.check is not None and measure.same_outputs(self.check[1], self.check[0].outputs(lib)) is not None):
             self.rejected += 1
             return None
         timer = self._timer(scheduled, lib)
@@ -320,6 +345,16 @@ class KernelTrials:
         return (best[1], c, d) if c < d * CONFIRM_MARGIN else ({}, d, d)
 
 
+def _second_point(func: tvm.tirx.PrimFunc, target, default_lib) -> tuple | None:
+    """(bench at CHECK_POINT, the default's outputs there) for a symbolic kernel; None for a fixed one."""
+    from graphopt.kernels.schedules import has_symbolic_shape
+
+    if not has_symbolic_shape(func):
+        return None
+    bench = measure.KernelBench(func, target, symbol_value=CHECK_POINT)
+    return bench, bench.outputs(default_lib)
+
+
 @dataclass(frozen=True)
 class _Timer:
     bench: measure.KernelBench
@@ -331,7 +366,12 @@ class _Timer:
 
 def _record(task: Task, tkey: str, knobs: dict, seconds, trials: int, threads, skip: str | None,
             cpu: str) -> Record:
+    from graphopt.kernels.schedules import has_symbolic_shape
+    from graphopt.kernels.schedules.symbolic import NOMINAL
+
     extra = {"calls": task.calls} | ({"skipped": skip} if skip else {})
+    if has_symbolic_shape(task.func):  # timed with every shape symbol at NOMINAL, checked at CHECK_POINT too
+        extra |= {"symbols_at": NOMINAL, "checked_at": [NOMINAL, CHECK_POINT]}
     return Record(workload=task.workload, target=tkey, rule=task.rule, knobs=knobs, seconds=seconds,
                   default_seconds=task.default_seconds, trials=trials, kernel=task.name, threads=threads,
                   tuned_at=datetime.now(UTC).isoformat(timespec="seconds"), extra=extra, cpu=cpu)

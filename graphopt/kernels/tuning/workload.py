@@ -29,7 +29,18 @@ def workload_key(func: tvm.tirx.PrimFunc) -> str:
     for attr in ("global_symbol", "tirx.is_scheduled", "layout_free_buffers"):
         if func.attrs is not None and attr in func.attrs:
             func = func.without_attr(attr)
-    return f"{tvm_ffi.structural_hash(func) & (2**64 - 1):016x}"
+    key = f"{tvm_ffi.structural_hash(func) & (2**64 - 1):016x}"
+    return key + symbolic_suffix(func)
+
+
+def symbolic_suffix(func: tvm.tirx.PrimFunc) -> str:
+    """"" for a fixed-shape kernel; for a symbolic one (a range compile's) `@n32`: the tuner times it with every
+    shape symbol at graphopt.kernels.schedules.symbolic.NOMINAL, and the key says at which point the record's
+    choice was measured (a later nominal point must not reuse it silently)."""
+    from graphopt.kernels.schedules import has_symbolic_shape
+    from graphopt.kernels.schedules.symbolic import NOMINAL
+
+    return f"@n{NOMINAL}" if has_symbolic_shape(func) else ""
 
 
 def target_key(target: tvm.target.Target) -> str:
