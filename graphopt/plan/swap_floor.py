@@ -9,8 +9,10 @@ be away, and
     floor = max over k of ( live(k) - sum of sizes of the buffers coverable at k ).
 
 No schedule the validator accepts has a peak below `floor` (a necessary condition). It
-is where the overhead bound's LP (graphopt.plan.swap_bound) turns infeasible: its memory
-rows ask, per step, for the same coverable bytes. It is not always reached: a recompute
+is where the overhead bound's LP without chain rows (graphopt.plan.swap_bound,
+`chains=False`) turns infeasible: its memory rows ask, per step, for the same coverable
+bytes; the default LP, with chain rows, may turn infeasible higher up, where the floor is
+not reached. It is not always reached: a recompute
 needs its producer's inputs resident when it runs, which may clash with their own gaps,
 so `--memory-budget min` searches upward from it (graphopt.train.budget). The step where
 the maximum is reached is the binding step, and the buffers live there that no gap covers

@@ -41,13 +41,27 @@ def test_floor_is_where_the_lp_turns_infeasible_and_no_schedule_beats_it(seed: i
     sp = training_like(seed, layers=layers)
     floor = feasibility_floor(sp)
     peak = int(live_bytes(sp, ()).max())
-    if floor.bytes < peak:
-        assert overhead_lower_bound(replace(sp, budget=floor.bytes)).status != "infeasible"
+    if floor.bytes < peak:  # the LP without chain rows asks for the floor's bytes and no more
+        assert overhead_lower_bound(replace(sp, budget=floor.bytes), chains=False).status != "infeasible"
     below = floor.bytes - max(1024, floor.bytes // 1000)  # the LP counts MiB: a byte is inside its tolerance
     if below > 0:
-        assert overhead_lower_bound(replace(sp, budget=below)).status == "infeasible"
+        assert overhead_lower_bound(replace(sp, budget=below), chains=False).status == "infeasible"
+        assert overhead_lower_bound(replace(sp, budget=below)).status == "infeasible"  # chain rows only add
     schedule = random_valid_schedule(sp, np.random.default_rng(seed))
     assert live_bytes(sp, schedule.swaps, schedule.recomputes).max() >= floor.bytes
+
+
+def test_the_chain_lp_is_infeasible_at_a_floor_no_schedule_reaches() -> None:
+    """training_like(696, 3): at the floor buffer 1 must be recomputed before step 5 with its input,
+    buffer 0, partly away there; the LP without chain rows accepts that fraction, the chain rows
+    do not, and brute force agrees that no schedule fits."""
+    from tests.plan.test_swap_exact import brute_force
+
+    sp = training_like(696, layers=3)
+    at_floor = replace(sp, budget=feasibility_floor(sp).bytes)
+    assert overhead_lower_bound(at_floor, chains=False).status == "optimal"
+    assert overhead_lower_bound(at_floor).status == "infeasible"
+    assert brute_force(at_floor) == float("inf")
 
 
 def test_a_valid_schedule_reaches_the_hand_solved_floor() -> None:
