@@ -4,8 +4,6 @@ its own peak, and infeasible only where no plan fits; `sampled_lower_bound` keep
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,12 +11,12 @@ from hypothesis import strategies as st
 
 from graphopt.errors import PlanError
 from graphopt.passes.swap_exact import solve_exact
-from graphopt.plan.swap import base_live_bytes, live_bytes
+from graphopt.plan.swap import base_live_bytes
 from graphopt.plan.swap_bound import overhead_lower_bound, sampled_lower_bound, sampled_steps
 from graphopt.plan.swap_validator import validate_swaps
 from tests.passes.test_swap import training_like
 from tests.plan.test_swap_bound import one_buffer_must_go
-from tests.plan.test_swap_rich import random_rich_schedule
+from tests.plan.test_swap_rich import random_rich_at_its_peak
 
 TOLERANCE = 1e-12
 
@@ -55,12 +53,7 @@ def test_sampled_bound_is_below_the_full_bound_and_the_exact_optimum(seed: int, 
        bandwidth=st.sampled_from([2e9, 20e9, 200e9]))
 def test_sampled_rich_bound_never_exceeds_a_random_rich_schedule_at_its_own_peak(seed: int, layers: int, stride: int,
                                                                                 bandwidth: float) -> None:
-    sp = replace(training_like(seed, layers=layers, bandwidth=bandwidth), rich=True)
-    schedule = random_rich_schedule(sp, np.random.default_rng(seed))
-    peak = live_bytes(sp, schedule.swaps, schedule.recomputes, schedule.rebuilds, schedule.extends).max()
-    sp = replace(sp, budget=int(peak))
-    report = validate_swaps(sp, schedule)
-    assert report.valid, report.errors
+    sp, report = random_rich_at_its_peak(seed, layers, bandwidth)
     bound = sampled_lower_bound(sp, time_limit=30.0, strides=(stride, 1))
     assert bound.status in ("optimal", "no-excess")
     assert bound.seconds <= report.stall + TOLERANCE

@@ -126,16 +126,23 @@ def random_rich_schedule(sp: SwapProblem, rng: np.random.Generator) -> SwapSched
         SwapSchedule(tuple(swaps), "random", recomputes=tuple(recomputes), extends=extends)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), layers=st.integers(2, 7), bandwidth=st.sampled_from([2e9, 20e9, 200e9]))
-def test_rich_bound_never_exceeds_a_random_rich_schedule_at_its_own_peak(seed: int, layers: int,
-                                                                         bandwidth: float) -> None:
+def random_rich_at_its_peak(seed: int, layers: int, bandwidth: float):
+    """(problem budgeted at the schedule's own peak, the validator's report) for a random valid rich schedule:
+    any lower bound on that problem must be at most the report's stall."""
     sp = replace(training_like(seed, layers=layers, bandwidth=bandwidth), rich=True)
     schedule = random_rich_schedule(sp, np.random.default_rng(seed))
     peak = live_bytes(sp, schedule.swaps, schedule.recomputes, schedule.rebuilds, schedule.extends).max()
     sp = replace(sp, budget=int(peak))
     report = validate_swaps(sp, schedule)
     assert report.valid, report.errors
+    return sp, report
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), layers=st.integers(2, 7), bandwidth=st.sampled_from([2e9, 20e9, 200e9]))
+def test_rich_bound_never_exceeds_a_random_rich_schedule_at_its_own_peak(seed: int, layers: int,
+                                                                         bandwidth: float) -> None:
+    sp, report = random_rich_at_its_peak(seed, layers, bandwidth)
     assert report.peak_bytes >= feasibility_floor(sp).bytes
     bound = overhead_lower_bound(sp)
     assert bound.status in ("optimal", "no-excess")
