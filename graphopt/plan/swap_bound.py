@@ -117,11 +117,11 @@ def overhead_lower_bound(sp: SwapProblem, time_limit: float = 120.0, stride: int
         return OverheadBound(0.0, "no-excess", 0, time.perf_counter() - began)
     rows = sampled_steps(over, live, stride)
     if chains:
-        from graphopt.plan.swap_bound_chain import ChainBoundLp  # it extends _BoundLp below
+        from graphopt.plan.swap_bound_chain import ChainBoundLp  # it extends BoundLp below
 
         lp = ChainBoundLp(sp, rows, live)
     else:
-        lp = _BoundLp(sp, rows, live)
+        lp = BoundLp(sp, rows, live)
     status = lp.solve(time_limit)
     elapsed = time.perf_counter() - began
     if status == pywraplp.Solver.INFEASIBLE:
@@ -165,7 +165,7 @@ def sampled_lower_bound(sp: SwapProblem, time_limit: float = 120.0,
     return best
 
 
-class _BoundLp:
+class BoundLp:
     """Builds the LP once; one method per constraint family of the docstring."""
 
     def __init__(self, sp: SwapProblem, over: list[int], live: np.ndarray) -> None:

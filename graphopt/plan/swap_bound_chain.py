@@ -27,12 +27,12 @@ Chains deeper than MAX_DEPTH rebuilds keep no rows past it (looser, still valid)
 from __future__ import annotations
 
 from graphopt.plan.swap import SwapProblem
-from graphopt.plan.swap_bound import BYTE_UNIT, TIME_UNIT, _BoundLp
+from graphopt.plan.swap_bound import BYTE_UNIT, TIME_UNIT, BoundLp
 
 MAX_DEPTH = 8
 
 
-class ChainBoundLp(_BoundLp):
+class ChainBoundLp(BoundLp):
     """The base LP plus the chain rows of the module docstring."""
 
     def __init__(self, sp: SwapProblem, over: list[int], live) -> None:

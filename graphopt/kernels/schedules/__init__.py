@@ -71,10 +71,10 @@ def has_symbolic_shape(func) -> bool:
     """A PrimFunc with a buffer dim that is not a number (a range compile's kernel)."""
     from tvm import tirx
 
-    return any(not isinstance(d, tirx.IntImm) for param in func.params for d in (_shape(param) or ()))
+    return any(not isinstance(d, tirx.IntImm) for param in func.params for d in (param_shape(param) or ()))
 
 
-def _shape(param):
+def param_shape(param):
     """A buffer parameter's shape; None for a scalar parameter."""
     try:
         return param.shape

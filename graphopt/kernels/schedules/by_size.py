@@ -62,10 +62,10 @@ def _opaque(realize: s_tir.SBlockRealize, name: str, shared: list) -> s_tir.SBlo
 def _largest_buffer_elements(func: tirx.PrimFunc):
     """The element count (an expression of the symbols) of the parameter largest at NOMINAL; None if unknown."""
     best, best_size = None, -1
-    from graphopt.kernels.schedules import _shape
+    from graphopt.kernels.schedules import param_shape
 
     for param in func.params:
-        shape = _shape(param)
+        shape = param_shape(param)
         if shape is None:  # a scalar parameter
             continue
         count = symbolic.product(list(shape))
