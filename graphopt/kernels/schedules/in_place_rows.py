@@ -53,11 +53,17 @@ def clamp_rows(sch: s_tir.Schedule, main, u_position: int) -> bool:
     value, changed = _rewrite(store.value, u)
     if not changed:
         return False
+    replace_stored_value(sch, main, block, store, value)
+    return True
+
+
+def replace_stored_value(sch, main, block, store, value) -> None:
+    """Replaces, in the schedule's state, `block` (whose body is the BufferStore `store`) by the same
+    block storing `value`: TIR nodes are immutable, so the block is rebuilt field by field."""
     body = tirx.BufferStore(store.buffer, value, store.indices)
     new = s_tir.SBlock(block.iter_vars, block.reads, block.writes, block.name_hint, body, block.init,
                        block.alloc_buffers, block.match_buffers, block.annotations)
     sch.state.replace(sch.get_sref(main), new, {block: new})
-    return True
 
 
 def _rewrite(expr, u: tirx.Var) -> tuple[object, bool]:

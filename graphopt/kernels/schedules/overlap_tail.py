@@ -39,10 +39,7 @@ def shift_last_tile(sch: s_tir.Schedule, main, v_position: int, width: int):
     writeback = _writeback(sch, main)
     if not changed or writeback is None or not _shift_writeback(sch, writeback, shifted):
         return None
-    body = tirx.BufferStore(store.buffer, value, store.indices)
-    new = s_tir.SBlock(block.iter_vars, block.reads, block.writes, block.name_hint, body, block.init,
-                       block.alloc_buffers, block.match_buffers, block.annotations)
-    sch.state.replace(sch.get_sref(main), new, {block: new})
+    in_place_rows.replace_stored_value(sch, main, block, store, value)
     return bound
 
 
