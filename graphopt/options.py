@@ -16,7 +16,7 @@ from graphopt.errors import InputError
 DEFAULT_TIME_LIMIT = 10.0
 DEFAULT_OPTIMIZER = "sgd:lr=0.1"
 STEP_COSTS = ("analytic", "measured")
-KERNEL_LIBRARIES = ("auto", "tvm", "onednn")  # graphopt.kernels.onednn.choose.CHOICES (that module imports TVM)
+KERNEL_LIBRARIES = ("auto", "tvm", "onednn")  # who computes a kernel: graphopt.kernels.onednn.choose
 SWAP_MODELS = ("rich", "plain")  # graphopt.plan.swap: the rich model adds boundary copy-ins, extends, rebuilds
 
 

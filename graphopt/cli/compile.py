@@ -14,6 +14,7 @@ from pathlib import Path
 
 from graphopt.cli.args import add_input_shape, one_line_errors
 from graphopt.errors import InputError
+from graphopt.options import KERNEL_LIBRARIES, SWAP_MODELS
 
 # training knobs: None means "not given", so a knob given without --train is refused
 TRAIN_ONLY = ("loss", "optimizer", "memory_budget", "swap_planner", "swap_model", "step_costs", "link_bandwidth",
@@ -41,7 +42,7 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
                    help="refuse a model with nodes TVM cannot import (by default they run as onnxruntime "
                         "kernels inside the plan; CPU targets only)")
     p.add_argument("--tuning-db", type=Path, default=None, metavar="DIR", help="apply `tune-kernels` results")
-    p.add_argument("--kernel-library", choices=("auto", "tvm", "onednn"), default="auto",
+    p.add_argument("--kernel-library", choices=KERNEL_LIBRARIES, default="auto",
                    help="who computes convolutions and matmuls: auto (default: the tuning db's per-kernel choice, "
                         "else TVM), tvm, or onednn (needs the `onednn` extra; every kernel it can compute)")
     p.add_argument("--allow-huge-arena", action="store_true",
@@ -66,7 +67,7 @@ def _add_training(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--swap-planner", default=None, metavar="NAME",
                        help="ours (default: CP-SAT on swaps and recomputes, + local search) or a baseline: "
                             "singa-doa-no-overhead (and the other SINGA strategies), capuchin, recompute-greedy")
-    group.add_argument("--swap-model", choices=("rich", "plain"), default=None,
+    group.add_argument("--swap-model", choices=SWAP_MODELS, default=None,
                        help="rich (default: copy-ins may end at the step boundary, recomputes may keep or rebuild "
                             "their inputs) or plain (the older, smaller model)")
     group.add_argument("--step-costs", choices=("analytic", "measured"), default=None,

@@ -21,8 +21,8 @@ from tvm import tirx
 from graphopt.errors import GraphoptError
 from graphopt.kernels.onednn.extern import extern_kernel
 from graphopt.kernels.onednn.match import match
+from graphopt.options import KERNEL_LIBRARIES
 
-CHOICES = ("auto", "tvm", "onednn")
 DEFAULT_CONV_MODE = "blocked"  # forced oneDNN without a measured mode: oneDNN's own layouts (its JIT kernels)
 
 
@@ -30,8 +30,8 @@ def check_choice(kernel_library: str, db=None) -> None:
     """GraphoptError for an unknown choice; OneDNNMissing when the choice or the database asks for
     oneDNN and it is not installed. Called when the schedule pass is made, not inside it: an error
     raised in a TVM pass reaches the caller as a bare RuntimeError, not as graphopt's one-line error."""
-    if kernel_library not in CHOICES:
-        raise GraphoptError(f"kernel library {kernel_library!r}: expected one of {', '.join(CHOICES)}")
+    if kernel_library not in KERNEL_LIBRARIES:
+        raise GraphoptError(f"kernel library {kernel_library!r}: expected one of {', '.join(KERNEL_LIBRARIES)}")
     wanted = kernel_library == "onednn" or (kernel_library == "auto" and db is not None and any(
         r.extra.get("library") == "onednn" for r in db.records.values()))
     if wanted:
@@ -43,8 +43,6 @@ def check_choice(kernel_library: str, db=None) -> None:
 def library_kernel(func: tirx.PrimFunc, record, kernel_library: str, name: str = "") -> tirx.PrimFunc | None:
     """The kernel as a oneDNN call when the choice says so, else None (TVM schedules it). The
     caller checked the choice and oneDNN's presence once (check_choice)."""
-    if kernel_library not in CHOICES:
-        raise GraphoptError(f"kernel library {kernel_library!r}: expected one of {', '.join(CHOICES)}")
     recorded = record.extra.get("library") if record is not None else None
     if kernel_library == "tvm" or (kernel_library == "auto" and recorded != "onednn"):
         return None
