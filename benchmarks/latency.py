@@ -36,7 +36,7 @@ from pathlib import Path
 
 from benchmarks.model_zoo import ZOO, materialize
 from benchmarks.outputs import RESULTS, unused
-from benchmarks.timing import _quartiles
+from benchmarks.timing import _quartiles, balanced_orders
 
 DEFAULT_MODELS = ("light_squeezenet", "light_shufflenet", "light_resnet50", "light_densenet121",
                   "light_inception_v1", "ocr_det", "ocr_cls", "ocr_rec", "encoder")
@@ -100,8 +100,8 @@ SETTLE_SECONDS = 0.3
 
 
 def _rotated_samples(runners: dict, rounds: int, per_round: int) -> dict[str, list[float]]:
-    """Seconds per runner and round (the median of `per_round` runs), each round
-    rotating the order.
+    """Seconds per runner and round (the median of `per_round` runs), the order of each round
+    from benchmarks.timing.balanced_orders (every engine follows every other equally often).
 
     Each turn starts by running its engine, untimed, for SETTLE_SECONDS: the engine
     that ran before leaves busy threads behind. ONNX Runtime's intra-op workers spin
@@ -114,9 +114,8 @@ def _rotated_samples(runners: dict, rounds: int, per_round: int) -> dict[str, li
     for name in names:  # warm-up (thread pools, caches, first-call allocations)
         runners[name]()
     samples: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for name in order:
+    for indices in balanced_orders(len(names), rounds):
+        for name in (names[i] for i in indices):
             _settle(runners[name])
             samples[name].append(statistics.median(runners[name]() for _ in range(per_round)))
     return samples

@@ -14,6 +14,34 @@ def _quartiles(values: list[float]) -> tuple[float, float]:
     return q[0], q[2]
 
 
+def balanced_orders(count: int, rounds: int) -> list[list[int]]:
+    """The order of `count` engines in each of `rounds` rounds: a Williams design, cycled.
+
+    Why not a plain rotation (a b c, b c a, c a b): it keeps the cyclic order, so every engine
+    always runs right after the same other engine, and whatever that one leaves behind (spinning
+    worker threads, a cold cache, a busy memory bus) lands on the same engine in every round. That
+    biased two identical artifacts by 1.06x in one run. In a Williams design each engine runs first
+    equally often and follows every other engine equally often over one cycle (`count` rounds
+    when `count` is even, 2 x `count` when odd): take rounds as a multiple of `cycle_length`."""
+    first = [0]
+    low, high = 1, count - 1
+    while len(first) < count:
+        first.append(low)
+        low += 1
+        if len(first) < count:
+            first.append(high)
+            high -= 1
+    rows = [[(e + shift) % count for e in first] for shift in range(count)]
+    if count % 2 == 1:
+        rows += [list(reversed(row)) for row in rows]
+    return [rows[r % len(rows)] for r in range(rounds)]
+
+
+def cycle_length(count: int) -> int:
+    """Rounds after which balanced_orders has balanced first positions and predecessors."""
+    return count if count % 2 == 0 else 2 * count
+
+
 def plan_repeats(seconds_per_run: float, budget_s: float, max_rounds: int = 7,
                  max_per_round: int = 5) -> tuple[int, int]:
     """(rounds, runs per round) that fit A and B in about `budget_s`: slow models get
