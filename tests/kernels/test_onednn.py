@@ -8,7 +8,10 @@ kernels skip, saying why, when it is missing. The matcher tests need only TVM an
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import subprocess
+import sys
 
 import numpy as np
 import onnxruntime as ort
@@ -157,3 +160,23 @@ def test_missing_onednn_is_one_line_not_a_fallback(legalized, tmp_path, monkeypa
         compile_model(path, tmp_path / "art", CompileOptions(time_limit=1.0, tuning_db=tmp_path / "db"))
     assert "\n" not in str(raised.value)
     assert not (tmp_path / "art" / "manifest.json").exists()
+
+
+@needs_onednn
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="OpenVINO is the optional bench extra")
+def test_an_older_tbb_loaded_first_is_named_in_the_error(legalized, tmp_path):
+    """OpenVINO's libtbb.so.12 (oneTBB 2021) loaded before the artifact leaves oneDNN's SYCL CPU device
+    uninitialised: the run fails (never a wrong answer) and the error says why and what to do. A
+    subprocess, since a library once loaded stays for the rest of the process."""
+    from graphopt.compiler import compile_model
+    from graphopt.options import CompileOptions
+
+    onednn_db(legalized[0], tmp_path / "db", "plain")
+    compile_model(legalized[0], tmp_path / "art", CompileOptions(time_limit=1.0, tuning_db=tmp_path / "db"))
+    script = ("import sys, numpy as np, openvino\n"
+              "from graphopt.runtime import load\n"
+              "load(sys.argv[1]).run({'x': np.ones((1, 8, 12, 12), np.float32)})\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "art")], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode != 0
+    assert "older oneTBB" in done.stderr and "before that library" in done.stderr, done.stderr[-2000:]

@@ -22,6 +22,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #if DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_TBB
 #include <oneapi/tbb/task_arena.h>
+#include <oneapi/tbb/version.h>
 #elif DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_OMP
 #include <omp.h>
 #endif
@@ -36,6 +37,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -90,10 +92,35 @@ void point_icd_loader_at_intel_cpu_runtime() {
   setenv("OCL_ICD_FILENAMES", (dir + "libintelocl.so").c_str(), 0);
 }
 
+// Why the engine can fail in one process and work in another: every oneTBB since 2021 has the soname
+// libtbb.so.12, so whichever library loads one first (OpenVINO 2026 ships 2021.13) serves them all,
+// and the SYCL CPU device of the PyPI oneDNN, built on a newer oneTBB, then does not initialise
+// (engine creation fails with "invalid arguments"). Returns the cause when that is what happened.
+std::string older_tbb_loaded() {
+#if DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_TBB
+  void* symbol = dlsym(RTLD_DEFAULT, "TBB_runtime_interface_version");
+  if (symbol == nullptr) return "";
+  const int loaded = reinterpret_cast<int (*)()>(symbol)();
+  if (loaded >= TBB_INTERFACE_VERSION) return "";
+  Dl_info info{};
+  const std::string from = dladdr(symbol, &info) != 0 && info.dli_fname != nullptr ? info.dli_fname : "?";
+  return "; this process loaded an older oneTBB (interface " + std::to_string(loaded) + ", " + from +
+         ") than oneDNN was built for (" + std::to_string(TBB_INTERFACE_VERSION) +
+         "): load the graphopt artifact before that library (e.g. OpenVINO), or run it in its own process";
+#else
+  return "";
+#endif
+}
+
 dnnl::engine& cpu_engine() {
   static dnnl::engine engine = [] {
     point_icd_loader_at_intel_cpu_runtime();
-    return dnnl::engine(dnnl::engine::kind::cpu, 0);
+    try {
+      return dnnl::engine(dnnl::engine::kind::cpu, 0);
+    } catch (const dnnl::error& e) {
+      throw std::runtime_error(std::string("could not create oneDNN's CPU engine (") + e.what() + ")" +
+                               older_tbb_loaded());
+    }
   }();
   return engine;
 }
