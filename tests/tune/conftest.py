@@ -1,6 +1,6 @@
 """Fixtures for the tuner's tests: a tiny model, a 4-configuration space (compiles in about a second),
-and the study storage: every test that runs a study runs on SQLite and on a real PostgreSQL server
-(tests/tune/postgres.py, started once per session)."""
+and the study storage: the test of sharing a study runs on SQLite and on a real PostgreSQL server
+(tests/tune/postgres.py, started once per session); the others run on SQLite."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def storage(request) -> Storage:
 @pytest.fixture
 def sqlite_storage() -> Storage:
     """For tests whose subject is not where studies live (a training study's loss, pruning by memory):
-    the storages' differences (sharing, resuming) are tested on both in test_study.py and test_resume.py."""
+    the storages' difference (sharing a study) is tested on both in test_study.py."""
     return Storage("sqlite")
 
 
