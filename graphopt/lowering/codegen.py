@@ -107,10 +107,20 @@ def refuse_empty_constants(mod: tvm.IRModule) -> None:
     for _, func in mod.functions_items():
         if not isinstance(func, relax.Function):
             continue
-        empty: list = []
-        relax.analysis.post_order_visit(func, lambda e: empty.append(e) if isinstance(e, tvm.ir.Constant)
-                                        and 0 in tuple(getattr(e.value, "shape", ())) else None)
+        empty = _empty_constants(func)
         if empty:
             shape = "x".join(str(d) for d in empty[0].value.shape)
             raise ShapeError(f"the program holds an empty constant ({shape}), which TVM's library format "
                              "cannot store; graphopt does not compile models that fold to empty tensors")
+
+
+def _empty_constants(func) -> list:
+    """The constants of `func` with a dim of 0, in visiting order."""
+    found: list = []
+
+    def visit(expr) -> None:
+        if isinstance(expr, tvm.ir.Constant) and 0 in tuple(getattr(expr.value, "shape", ())):
+            found.append(expr)
+
+    relax.analysis.post_order_visit(func, visit)
+    return found

@@ -13,7 +13,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from benchmarks.openvino_engine import available
 
-
 RUNNER = """
 import sys, numpy as np
 from benchmarks.openvino_engine import openvino_runner

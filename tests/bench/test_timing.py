@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 
 import pytest
 
@@ -15,7 +16,7 @@ def test_each_cycle_balances_first_positions_and_predecessors(count: int):
     assert all(sorted(order) == list(range(count)) for order in orders)
     firsts = Counter(order[0] for order in orders)
     assert set(firsts.values()) == {cycle_length(count) // count}
-    pairs = Counter((a, b) for order in orders for a, b in zip(order, order[1:]))
+    pairs = Counter((a, b) for order in orders for a, b in pairwise(order))
     assert len(pairs) == count * (count - 1)  # every engine follows every other one ...
     assert len(set(pairs.values())) == 1  # ... equally often
 
@@ -23,6 +24,6 @@ def test_each_cycle_balances_first_positions_and_predecessors(count: int):
 def test_a_plain_rotation_would_not_be_balanced():
     """The reason for the design: rotations keep one predecessor per engine (what this guards against)."""
     rotations = [[(i + r) % 4 for i in range(4)] for r in range(4)]
-    pairs = Counter((a, b) for order in rotations for a, b in zip(order, order[1:]))
+    pairs = Counter((a, b) for order in rotations for a, b in pairwise(order))
     assert len(pairs) == 4  # only 4 of the 12 ordered pairs ever occur
     assert balanced_orders(4, 4) != rotations
