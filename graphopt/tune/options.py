@@ -54,10 +54,12 @@ def options_for(model_path: Path, config: dict[str, Any], train: bool, target: s
         from graphopt.options import CompileOptions
 
         return CompileOptions(schedules=bool(config.get("schedules", True)),
-                              concat_in_place=bool(config.get("concat_in_place", True)), **common)
+                              concat_in_place=bool(config.get("concat_in_place", True)),
+                              kernel_library=str(config.get("kernel_library", "auto")), **common)
     from graphopt.options import TrainOptions
 
     budget = config.get("memory_budget")
     optimizer = f"{config.get('optimizer', 'sgd')}:lr={float(config.get('lr', 0.1)):g}"
     return TrainOptions(optimizer=optimizer, memory_budget=None if budget is None else str(budget),
-                        swap_planner=config.get("swap_planner", "ours"), **common)
+                        swap_planner=config.get("swap_planner", "ours"),
+                        swap_model=str(config.get("swap_model", "rich")), **common)

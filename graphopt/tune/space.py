@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from graphopt.options import KERNEL_LIBRARIES, SWAP_MODELS
 from graphopt.tune.errors import SpaceError
 
 BOTH, INFER, TRAIN = "both", "inference", "train"
@@ -28,13 +29,17 @@ KNOBS: dict[str, tuple[tuple[type, ...], str]] = {
     "reorder": ((bool,), BOTH),
     "schedules": ((bool,), INFER),
     "concat_in_place": ((bool,), INFER),
+    "kernel_library": ((str,), INFER),
     "batch_size": ((int,), BOTH),
     "memory_budget": ((str, int, type(None)), TRAIN),
     "swap_planner": ((str,), TRAIN),
+    "swap_model": ((str,), TRAIN),
     "optimizer": ((str,), TRAIN),
     "lr": ((int, float), TRAIN),
 }
 OPTIMIZERS = ("sgd", "adam")
+# knobs whose values are a fixed list of names, as the compile options define them
+_CHOICES = {"kernel_library": KERNEL_LIBRARIES, "swap_model": SWAP_MODELS}
 _BUDGET = re.compile(r"^\s*\d+(\.\d+)?\s*%?\s*$")
 
 
@@ -104,8 +109,9 @@ class Space:
 
 def default_space(train: bool) -> Space:
     """Compile knobs that change the artifact: planner, its time limit, reordering, kernel schedules
-    (concat_in_place is a knob too, left at its default unless a space file names it);
-    with --train: memory budget (swaps), swap planner, optimizer and learning rate."""
+    (concat_in_place and kernel_library are knobs too, left at their defaults unless a space file
+    names them); with --train: memory budget (swaps), swap planner, optimizer and learning rate
+    (swap_model too, left at its default unless named)."""
     if not train:
         raw = {"planner": ["greedy_by_size", "smartpool", "best_of_orderings", "cpsat", "bnb", "auto"],
                "time_limit": [1.0, 4.0], "reorder": [True, False], "schedules": [True, False]}
@@ -202,6 +208,9 @@ def _value_problem(name: str, value: Any) -> str | None:
         from graphopt.passes.swap_registry import SWAP_PLANNERS
 
         return None if value in SWAP_PLANNERS else f"unknown swap planner {value!r}"
+    if name in _CHOICES:
+        known = _CHOICES[name]
+        return None if value in known else f"unknown {name.replace('_', ' ')} {value!r}; choose {', '.join(known)}"
     if name == "optimizer":
         return None if value in OPTIMIZERS else f"unknown optimizer {value!r}; choose {' or '.join(OPTIMIZERS)}"
     if name in ("time_limit", "lr", "batch_size") and value <= 0:

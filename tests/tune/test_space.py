@@ -28,8 +28,24 @@ def test_file_overrides_knob_by_knob(tmp_path: Path) -> None:
     assert space.grid() is None  # a range: not enumerable
 
 
+def test_swap_model_and_kernel_library_reach_the_compile_options(tmp_path: Path, model: Path) -> None:
+    from graphopt.tune.options import options_for
+
+    path = tmp_path / "s.yaml"
+    path.write_text("swap_model: [rich, plain]\nmemory_budget: 60%\n")
+    assert load_space(path, train=True).distributions()["swap_model"].choices == ("rich", "plain")
+    assert options_for(model, {"swap_model": "plain", "memory_budget": "60%"}, train=True).swap_model == "plain"
+    assert options_for(model, {}, train=True).swap_model == "rich"
+    assert options_for(model, {"kernel_library": "tvm"}, train=False).kernel_library == "tvm"
+    path.write_text("swap_model: [exact]\n")
+    with pytest.raises(SpaceError, match="unknown swap model 'exact'; choose rich, plain"):
+        load_space(path, train=True)
+
+
 @pytest.mark.parametrize("text, fragment", [
     ("planner: [nope]\n", "unknown planner 'nope'"),
+    ("kernel_library: [tvm, mkl]\n", "unknown kernel library 'mkl'; choose auto, tvm, onednn"),
+    ("swap_model: [rich]\n", "training compiles only"),
     ("colour: [red]\n", "unknown knob 'colour'"),
     ("lr: [0.1]\n", "training compiles only"),
     ("reorder: [1, 0]\n", "is not bool"),
