@@ -109,7 +109,8 @@ def sweep(sp: SwapProblem, time_limit: float, bound_time: float = 600.0, fractio
 
 def plan(sp: SwapProblem, name: str, time_limit: float) -> SwapSchedule:
     """`name`'s schedule as a compile makes it: for "ours" under the rich model, the better of the
-    plain and the rich search (graphopt.train.swapping.model_schedules), each with `time_limit`."""
+    plain and the rich search, each with `time_limit`, and the LP rounding where both find nothing
+    (graphopt.train.swapping.model_schedules)."""
     return model_schedules(sp, get_swap_planner(name), name, time_limit)[0]
 
 
@@ -240,7 +241,9 @@ def _header(args, info: dict) -> str:
             "a lower bound; the largest of those that finished); 'no plan fits' where no swap or recompute can "
             f"free enough bytes, 'LP timed out' where no LP finished in {args.bound_time:g} s (no bound there). "
             "\"ours\" "
-            "under the rich model: the better of the plain and the rich search, each with the time limit.\n\n")
+            "under the rich model: the better of the plain and the rich search, each with the time limit, and "
+            "the LP rounding where both find nothing; `lp-round`: the LP rounding alone "
+            "(passes/swap_lp_round.py).\n\n")
 
 
 def _write(args, info: dict, text: list[str], results: dict) -> None:

@@ -223,29 +223,43 @@ def _round(sp: SwapProblem, target: int, planner, swapper, options, first: bool)
 def model_schedules(sp: SwapProblem, swapper, planner: str, time_limit: float) -> list[SwapSchedule]:
     """The swap schedules to place, least stall first: under the rich model, for "ours", the plain
     model's search and the rich one's, each given the full time limit (the plain one alone when it
-    hides nearly everything). benchmarks.swap's "ours" is the first of these.
+    hides nearly everything); the LP rounding (passes/swap_lp_round.py) only where both find nothing.
+    benchmarks.swap's "ours" is the first of these.
 
     Why both: the rich search splits its time between stages, and with 10 s on the 6-layer
     transformer it found 1.0-2.0% stall at 0.66x of the peak where the plain search, with all
     the time, finds 0.255%; at 0.50x the rich search is far better (10.6% against 25.9%). A plain
     schedule is a valid rich one, so the better of the two is never worse than either model
     alone; the other is kept for placement (a rich schedule's one-step rebuild segments may
-    fragment the arena where the plain one fits). The cost is up to twice the planning time."""
+    fragment the arena where the plain one fits). The cost is up to twice the planning time.
+
+    Why the LP rounding only then: it starts from the certified bound's optimum, but it lost to the
+    searches at every budget measured (swap-lp-round-2026-12-07: 12-15% against 9-12% on the 6-layer
+    transformer at 0.50x, 2-9% against 0-0.7% on the deep ResNet); at the ResNet's feasibility floor
+    (0.174x) it fits where the rich search finds nothing. As a third search everywhere it would add a
+    third time limit to every compile for no gain."""
+    from graphopt.passes.swap_registry import LP_ROUND, get_swap_planner
     from graphopt.passes.swap_singa import InfeasibleBudget
 
     if not sp.rich or planner != "ours":
         return [swapper.plan(sp, time_limit=time_limit)]
+    found, refusal = [], None
     try:
-        plain = swapper.plan(replace(sp, rich=False), time_limit=time_limit)
+        found.append(swapper.plan(replace(sp, rich=False), time_limit=time_limit))
     except InfeasibleBudget:  # below the plain model's floor: only rich actions fit (the point of them)
-        return [swapper.plan(sp, time_limit=time_limit)]
-    if _stall(sp, plain) <= PLAIN_GOOD_ENOUGH * sum(sp.step_seconds):
-        return [plain]
+        pass
+    if found and _stall(sp, found[0]) <= PLAIN_GOOD_ENOUGH * sum(sp.step_seconds):
+        return found
     try:
-        rich = swapper.plan(sp, time_limit=time_limit)
-    except InfeasibleBudget:
-        return [plain]
-    return sorted([plain, rich], key=lambda schedule: _stall(sp, schedule))
+        found.append(swapper.plan(sp, time_limit=time_limit))
+    except InfeasibleBudget as exc:
+        refusal = exc
+    if not found:  # both searches found nothing: the LP rounding's start may still fit (see above)
+        try:
+            found.append(get_swap_planner(LP_ROUND).plan(sp, time_limit=time_limit))
+        except InfeasibleBudget:
+            raise refusal from None  # the rich search's refusal names the binding step
+    return sorted(found, key=lambda schedule: _stall(sp, schedule))
 
 
 def _stall(sp: SwapProblem, schedule: SwapSchedule) -> float:
