@@ -5,4 +5,10 @@
     prepack.py    weights prepared once at compile time (packed, transposed) on llvm
     gpu_rules.py  legalization and default schedules for CUDA
     codegen.py    finalize (memory lowering to VM builtins) and code generation
+    vector_math.py exp, erf, tanh lowered as SIMD polynomials on llvm (installed on import)
 """
+
+from graphopt.lowering import vector_math
+
+# exp, erf and tanh as SIMD polynomials in every llvm kernel built by this process (vector_math.py says why)
+vector_math.install()

@@ -11,7 +11,7 @@ How, with TVM's own passes:
   1. AttachAttrLayoutFreeBuffers marks each kernel parameter that the Relax
      program feeds straight from a weight (`layout_free_buffers`);
   2. the GEMM rule marks its weight-packing stage when it reads such a buffer
-     (graphopt.kernels.schedules.gemm._mark_prepack);
+     (graphopt.kernels.schedules.gemm_stages.mark_prepack);
   3. SplitLayoutRewritePreproc moves every marked stage into a kernel of its own,
      called on the weight before the compute kernel;
   4. LiftTransformParams moves everything that depends on weights alone (those

@@ -134,7 +134,7 @@ def resnet(batch: int = 2, channels: int = 3, size: int = 8, widths: tuple[int, 
 
     Why: the swap benchmark needs a deep CNN with many activations to rematerialize (issue #21:
     small nets have little). Its strided 1x1 projections' weight gradients found a GEMM schedule
-    bug (graphopt.kernels.schedules.gemm._unit_steps); tests/train/test_train_step.py checks its
+    bug (graphopt.kernels.schedules.gemm_match._unit_steps); tests/train/test_train_step.py checks its
     gradients against finite differences."""
     b = OnnxModelBuilder(seed)
     (x,) = b.op("Relu", [_conv_bn(b, "x", channels, widths[0], 3, 1, norm)])

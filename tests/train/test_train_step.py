@@ -33,7 +33,7 @@ def _compiled(tmp_path_factory, model: onnx.ModelProto, name: str, **kw) -> Trai
 
 def small_resnet() -> onnx.ModelProto:
     """One block per stage: its strided 1x1 projections' weight gradients are reductions that stride
-    over their input, which the GEMM schedule got wrong (graphopt.kernels.schedules.gemm._unit_steps)."""
+    over their input, which the GEMM schedule got wrong (graphopt.kernels.schedules.gemm_match._unit_steps)."""
     return resnet(blocks=1)
 
 

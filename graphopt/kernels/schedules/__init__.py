@@ -8,7 +8,7 @@ and so the memory plan, is the same with or without them.
 
 Order matters: the first rule that matches a kernel schedules it.
 
-Symbolic extents (a range compile, graphopt.frontend.ranges): the GEMM, grouped, depthwise and
+Symbolic extents (a range compile, graphopt.frontend.ranges): the GEMM, grouped, depthwise, rows and
 fallback rules take them (a symbol enters a kernel only as a factor of an extent; how the rules
 read such an extent is graphopt.kernels.schedules.symbolic), and every such kernel is checked
 against ONNX Runtime at odd sizes (tests/kernels/test_symbolic.py, tests/compiler/test_shape_range.py).
@@ -25,12 +25,14 @@ from graphopt.kernels.schedules.depthwise import Depthwise
 from graphopt.kernels.schedules.fallback import Fallback
 from graphopt.kernels.schedules.gemm import GEMM
 from graphopt.kernels.schedules.grouped import GroupedConv
+from graphopt.kernels.schedules.rows import Rows
 
 
 def cpu_rules() -> list:
     """The CPU rule list, most specific first."""
     # dlight.cpu.Reduction is left out: it ran a 1x1000 softmax 1000x slower here
-    return [GEMM(), GroupedConv(), Depthwise(), Fallback()]
+    # Rows before Fallback: a softmax or LayerNorm is also a reduction Fallback would take (rows.py says why not)
+    return [GEMM(), GroupedConv(), Depthwise(), Rows(), Fallback()]
 
 
 def schedule_kernel(func, target, rule: str | None = None, knobs: dict | None = None):
@@ -101,5 +103,5 @@ def schedule_with(func, target, rule: str, knobs: dict):
     return None
 
 
-__all__ = ["GEMM", "Depthwise", "Fallback", "GroupedConv", "cpu_rules", "has_symbolic_shape", "schedule_kernel",
+__all__ = ["GEMM", "Depthwise", "Fallback", "GroupedConv", "Rows", "cpu_rules", "has_symbolic_shape", "schedule_kernel",
            "schedule_with"]

@@ -1,0 +1,197 @@
+"""The GEMM rule's matching: which kernels are C[S, I, J] += A[S, I, K] * B[S, J, K], and the choices read
+from their shape alone (the vector axis, the register tile, the rows per tile).
+
+Split from gemm.py (the rule and its steps, whose design comment covers these choices too); depthwise.py
+reads the same classification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tvm import s_tir, tirx
+from tvm import sym as tvm_arith
+from tvm.s_tir.dlight.gpu.matmul import IterKind, IterTrait
+from tvm.target import Target
+
+from graphopt.kernels.schedules import common, symbolic
+
+S_, I_, J_, K_ = IterKind.kIter_S, IterKind.kIter_I, IterKind.kIter_J, IterKind.kIter_K
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Register tile: `rows` broadcast rows times `vectors` vectors of `lanes`."""
+
+    rows: int
+    vectors: int
+    lanes: int
+
+    @property
+    def width(self) -> int:
+        return self.vectors * self.lanes
+
+
+def _axes(region, analyzer: tvm_arith.Analyzer) -> set | None:
+    """Iterators an access depends on, after simplifying with their ranges: a grouped
+    convolution split into (group, channel) reads `(g*F + f) // F * C + c`, which
+    depends on g and c only (sch.reindex simplifies the same way)."""
+    axes: set = set()
+    for r in region:
+        if not (isinstance(r.extent, tirx.IntImm) and r.extent.value == 1):
+            return None
+        axes |= set(tirx.analysis.undefined_vars(analyzer.simplify(r.min)))
+    return axes
+
+
+def classify(block: s_tir.SBlock) -> tuple[dict, set, set, set] | None:
+    """({var: IterTrait}, A's, B's and C's iterators) of a two-input reduction whose
+    accesses are single points, with each iterator's kind (S/I/J/K, unit T); None
+    when some iterator fits none of the kinds."""
+    if len(block.reads) != 2 or len(block.writes) != 1 or block.init is None:
+        return None
+    analyzer = tvm_arith.Analyzer()
+    for iv in block.iter_vars:
+        analyzer.bind(iv.var, iv.dom)
+    a, b, c = (_axes(access.region, analyzer) for access in (*block.reads, *block.writes))
+    if a is None or b is None or c is None:
+        return None
+    traits = {}
+    for iv in block.iter_vars:
+        v, unit = iv.var, isinstance(iv.dom.extent, tirx.IntImm) and iv.dom.extent.value == 1
+        if unit:
+            kind = IterKind.kIter_T
+        elif iv.iter_type == tirx.IterVar.DataPar:
+            kind = {(1, 1, 1): S_, (1, 0, 1): I_, (0, 1, 1): J_}.get((v in a, v in b, v in c))
+        elif iv.iter_type == tirx.IterVar.CommReduce and v in a and v in b and v not in c:
+            kind = K_
+        else:
+            kind = None
+        if kind is None:
+            return None
+        traits[v] = IterTrait(kind, iv.dom.extent)
+    reduced = {v for v, t in traits.items() if t.kind == K_}
+    if any(not _unit_steps(access.region, reduced, analyzer) for access in block.reads):
+        return None
+    return traits, a, b, c
+
+
+def _unit_steps(region, reduced: set, analyzer: tvm_arith.Analyzer) -> bool:
+    """Whether every reduced iterator moves each index of an access by exactly one.
+
+    Why: a reduction that strides over an operand (a strided 1x1 convolution's weight gradient,
+    dW[o, i] = sum over n, h, w of dY[n, o, h, w] * X[n, i, 2h, 2w]) came out wrong under this
+    rule (0.28 off a finite-difference gradient of 0.15; right under the fallback rule and in
+    TVM's unscheduled kernel). Until the cause is found such kernels are declined: slower, never
+    wrong. Dilated convolutions (h + d*kh) decline too."""
+    for r in region:
+        index = analyzer.simplify(r.min)
+        for var in set(tirx.analysis.undefined_vars(index)) & reduced:
+            coefficients = tvm_arith.detect_linear_equation(index, [var])
+            if len(coefficients) != 2 or not isinstance(coefficients[0], tirx.IntImm):
+                return False
+            if abs(int(coefficients[0].value)) != 1:
+                return False
+    return True
+
+
+def iter_traits(block: s_tir.SBlock) -> tuple[list[IterTrait], ...] | None:
+    """(A, B, C, block) iterator traits of C[S,I,J] += A[S,I,K] * B[S,J,K], or None.
+
+    Unlike dlight's GPU version, a missing I or J is allowed (GEMV-shaped dense
+    layers: batch 1 times a weight matrix) and becomes a unit dimension."""
+    classified = classify(block)
+    if classified is None:
+        return None
+    traits, a, b, c = classified
+    kinds = {t.kind for t in traits.values()}
+    if K_ not in kinds or not ({I_, J_} & kinds):
+        return None
+    if S_ in kinds and not {I_, J_} <= kinds:
+        return None  # depthwise windows: see depthwise.py
+    pick = lambda axes: [traits[iv.var] for iv in block.iter_vars if iv.var in axes]
+    return pick(a), pick(b), pick(c), [traits[iv.var] for iv in block.iter_vars]
+
+
+def extent_of(traits: list[IterTrait], kind: IterKind):
+    """The fused extent of one kind of iterator: an int, or a product of symbols and an int."""
+    return symbolic.product(t.extent for t in traits if t.kind == kind)
+
+
+def _output_contiguous_kind(c_traits: list[IterTrait]) -> IterKind | None:
+    """The kind of the output's innermost non-unit axis: where vector stores go."""
+    for t in reversed(c_traits):
+        if t.kind != IterKind.kIter_T:
+            return t.kind
+    return None
+
+
+def choose_tile(target: Target, u_extent, v_extent) -> Tile:
+    """Register tile for a U x V output: rows * vectors accumulators fill the vector
+    registers but leave room for the operands (16 -> 12, 32 -> 24). Several vectors
+    per broadcast value even when V needs a little padding for them (169 -> 176:
+    5 x 2 vectors ran 1.7x faster than 10 x 1 on squeezenet's last convolution).
+    Symbolic extents: see graphopt.kernels.schedules.symbolic."""
+    lanes = common.vector_lanes(target)
+    budget = common.vector_registers(target) * 3 // 4
+    vectors = 1
+    for candidate in ((4, 2) if budget >= 24 else (2,)):
+        if symbolic.padding_waste(v_extent, candidate * lanes) <= MAX_CONTIGUOUS_PADDING:
+            vectors = candidate
+            break
+    rows = max(1, min(budget // vectors, symbolic.nominal(u_extent)))
+    return Tile(rows, vectors, lanes)
+
+
+# im2col of a KxK window copies the data about K*K times; a grouped convolution
+# seen as a GEMM would copy it once per output channel: those go to other rules.
+MAX_PACKING_BLOWUP = 27
+
+
+def packing_blowup(block: s_tir.SBlock) -> float:
+    """Largest (packed operand elements) / (source buffer elements) over A and B."""
+    traits = iter_traits(block)
+    worst = 1.0
+    for region, operand in zip(block.reads[:2], traits[:2]):
+        packed = symbolic.nominal(symbolic.product(t.extent for t in operand))
+        source = symbolic.nominal(symbolic.product(region.source.shape))
+        worst = max(worst, packed / max(source, 1))
+    return worst
+
+
+
+# Padding the output-contiguous axis to whole vectors is worth it up to this waste.
+MAX_CONTIGUOUS_PADDING = 0.125
+
+
+def vector_axis_is_i(blk_traits, c_traits, lanes: int) -> bool:
+    """V = the axis the output is contiguous in if it holds whole vectors or nearly
+    (13x13 = 169 positions padded to 176), else the other one if that does, else the
+    contiguous one (padded). The other axis writes the output one element per vector
+    lane: squeezenet's 1000-class 1x1 convolution ran 1.7x slower that way. (Preferring
+    a prepacked weight's axis, whose packing is free, made resnet50 1.8x slower end
+    to end for the same reason.)"""
+    i_size, j_size = extent_of(blk_traits, I_), extent_of(blk_traits, J_)
+    prefer_i = _output_contiguous_kind(c_traits) == I_
+    first, second = (i_size, j_size) if prefer_i else (j_size, i_size)
+    long = symbolic.nominal(first) >= lanes
+    nearly = long and symbolic.padding_waste(first, lanes) <= MAX_CONTIGUOUS_PADDING
+    if symbolic.divides(first, lanes) or nearly or not symbolic.divides(second, lanes) and long:
+        return prefer_i
+    return not prefer_i
+
+
+def rows_for(u_extent, rows: int) -> int:
+    """Rows of the register tile: the largest divisor of U not below rows/2, so the
+    broadcast operand needs no padding; else `rows` (U gets padded). A symbolic U that no
+    such row count divides gets the largest power of two among them: batch sizes and
+    sequence lengths are often multiples of one (a 16-row U: 4 rows, like a fixed compile)."""
+    candidates = range(rows, max(rows // 2, 1) - 1, -1)
+    for r in candidates:
+        if symbolic.divides(u_extent, r):
+            return r
+    if symbolic.is_static(u_extent):
+        return rows
+    return max(r for r in candidates if r & (r - 1) == 0)
+
+
