@@ -124,33 +124,32 @@ def exp(x) -> tirx.PrimExpr:
 
 def erf(x) -> tirx.PrimExpr:
     """erf(x) for a float32 expression of any lanes (see the module docstring)."""
-    def body(v):
-        a = tirx.Select(v < _const(0.0, v), -v, v)
-
-        def pieces(a):
-            def small(sq):
-                return a * _horner(sq, ERF_SMALL)
-            clamped = tirx.Min(tirx.Max(a, _const(ERF_SPLIT, a)), _const(ERF_ONE, a))
-            t = (clamped - _const(2.5, a)) * _const(1 / 1.5, a)
-            large = _const(1.0, a) - exp(-(clamped * clamped)) * _horner(t, ERF_LARGE)
-            value = tirx.Select(a < _const(ERF_SPLIT, a), _let(a * a, small), large)
-            return tirx.Select(a >= _const(ERF_ONE, a), _const(1.0, a), value)
-        # a Let node must not appear twice (the simplifier would bind its variable twice)
-        signed = _let(_let(a, pieces), lambda m: tirx.Select(v < _const(0.0, v), -m, m))
-        return tirx.Select(tirx.isnan(v), v, signed)
-    return _let(x, body)
+    def pieces(a):
+        def small(sq):
+            return a * _horner(sq, ERF_SMALL)
+        clamped = tirx.Min(tirx.Max(a, _const(ERF_SPLIT, a)), _const(ERF_ONE, a))
+        t = (clamped - _const(2.5, a)) * _const(1 / 1.5, a)
+        large = _const(1.0, a) - exp(-(clamped * clamped)) * _horner(t, ERF_LARGE)
+        value = tirx.Select(a < _const(ERF_SPLIT, a), _let(a * a, small), large)
+        return tirx.Select(a >= _const(ERF_ONE, a), _const(1.0, a), value)
+    return _odd(x, pieces)
 
 
 def tanh(x) -> tirx.PrimExpr:
     """tanh(x) for a float32 expression of any lanes (see the module docstring)."""
+    def pieces(a):
+        small = _let(a * a, lambda sq: a * _horner(sq, TANH_SMALL))
+        clamped = tirx.Min(a, _const(TANH_ONE, a))
+        large = _const(1.0, a) - _const(2.0, a) / (exp(clamped + clamped) + _const(1.0, a))
+        return tirx.Select(a < _const(TANH_SPLIT, a), small, large)
+    return _odd(x, pieces)
+
+
+def _odd(x, pieces) -> tirx.PrimExpr:
+    """f(x) for an odd f given as `pieces(|x|)`: the sign put back, NaN passed through."""
     def body(v):
         a = tirx.Select(v < _const(0.0, v), -v, v)
-
-        def pieces(a):
-            small = _let(a * a, lambda sq: a * _horner(sq, TANH_SMALL))
-            clamped = tirx.Min(a, _const(TANH_ONE, a))
-            large = _const(1.0, a) - _const(2.0, a) / (exp(clamped + clamped) + _const(1.0, a))
-            return tirx.Select(a < _const(TANH_SPLIT, a), small, large)
+        # a Let node must not appear twice (the simplifier would bind its variable twice)
         signed = _let(_let(a, pieces), lambda m: tirx.Select(v < _const(0.0, v), -m, m))
         return tirx.Select(tirx.isnan(v), v, signed)
     return _let(x, body)
