@@ -6,7 +6,7 @@
 Why beside benchmarks.kernel_profile: on the shared 2-core VM a kernel's time drifts by 1.5x between
 two profiles taken a minute apart, so a before/after read off two profiles says little. Here each
 changed kernel is built both ways in one process, checked to give the same outputs (within the
-tuner's tolerance, graphopt.kernels.tuning.measure.RTOL), then timed alternately, round by round
+tuner's tolerance, graphopt.kernels.tuning.measure.RTOL), then timed alternately, round by round, each going first in every other round
 (each time the median of 5 repeats of at least 10 ms); the table gives the median over rounds.
 "before" = the rows rule declining (graphopt.kernels.schedules.rows.disabled: Fallback's schedule)
 and exp/erf/tanh lowered by TVM (graphopt.lowering.vector_math.libm). A kernel is "changed" when
@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.kernel_profile import model_tasks, scheduled
+from benchmarks.timing import balanced_orders
 
 TRANSCENDENTAL = ("T.exp(", "T.erf(", "T.tanh(")
 
@@ -58,9 +59,10 @@ def ab_rows(tasks, target, rounds: int) -> list[dict]:
         if problem is not None:
             raise SystemExit(f"{task.name}: after differs from before: {problem}")
         times = {"before": [], "after": []}
-        for _ in range(rounds):
-            times["before"].append(bench.seconds(old))
-            times["after"].append(bench.seconds(new))
+        builds = (("before", old), ("after", new))
+        for order in balanced_orders(2, rounds):  # before first in even rounds, after first in odd ones
+            for key, built in (builds[i] for i in order):
+                times[key].append(bench.seconds(built))
         before_ms, after_ms = (statistics.median(times[k]) * 1e3 for k in ("before", "after"))
         moved = sum(a.nbytes for a in bench.arrays)
         table.append({"kernel": task.name, "calls": task.calls, "before_rule": before_label, "after_rule": after_label,

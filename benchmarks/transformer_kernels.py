@@ -26,15 +26,14 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.timing import balanced_orders
+from benchmarks.latency import _max_rel_err, _ort_runner, _rotated_samples
+from benchmarks.timing import _quartiles
 
-SETTLE_SECONDS = 0.3
 PER_ROUND = 5
 
 
@@ -71,47 +70,11 @@ def compile_variant(path: Path, shapes: dict, art: Path, before: bool, tuning_db
     return load(art), result.plan
 
 
-def ort_runner(path: Path, feeds: dict, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return (lambda: _timed(lambda: session.run(None, feeds))), (lambda: dict(zip(names, session.run(None, feeds))))
-
-
-def _timed(call) -> float:
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
-
-
-def _max_rel_err(expected: dict, actual: dict) -> float:
-    return max(float(np.abs(actual[k] - v).max() / max(np.abs(v).max(), 1e-12)) for k, v in expected.items())
-
-
-def _samples(runners: dict, rounds: int) -> dict[str, list[float]]:
-    """Seconds per engine and round: the median of PER_ROUND runs after a settle (benchmarks.latency's method)."""
-    for run in runners.values():
-        run()
-    names = list(runners)
-    samples: dict[str, list[float]] = {n: [] for n in names}
-    for order in balanced_orders(len(names), rounds):
-        for name in (names[i] for i in order):
-            start = time.perf_counter()
-            while time.perf_counter() - start < SETTLE_SECONDS:
-                runners[name]()
-            samples[name].append(statistics.median(runners[name]() for _ in range(PER_ROUND)))
-    return samples
-
-
 def _ratio(samples: dict, a: str, b: str) -> dict:
     """Median of the per-round ratios a/b and their quartiles."""
-    ratios = sorted(x / y for x, y in zip(samples[a], samples[b]))
-    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
-    return {"median": statistics.median(ratios), "q1": q[0], "q3": q[2]}
+    ratios = [x / y for x, y in zip(samples[a], samples[b])]
+    q1, q3 = _quartiles(ratios)
+    return {"median": statistics.median(ratios), "q1": q1, "q3": q3}
 
 
 def bench(name: str, work: Path, threads: int, rounds: int, tuning_db: Path | None) -> dict:
@@ -120,14 +83,14 @@ def bench(name: str, work: Path, threads: int, rounds: int, tuning_db: Path | No
     path, shapes, feeds = materialize(name, work)
     after, after_plan = compile_variant(path, shapes, work / f"{name}.after.art", False, tuning_db)
     before, before_plan = compile_variant(path, shapes, work / f"{name}.before.art", True, tuning_db)
-    ort_run, ort_outputs = ort_runner(path, feeds, threads)
+    ort_run, ort_session = _ort_runner(path, feeds, threads)
     ov_run, ov_outputs = openvino_runner(path, feeds, threads)
-    expected = ort_outputs()
+    expected = dict(zip([o.name for o in ort_session.get_outputs()], ort_session.run(None, feeds)))
     errors = {"after": _max_rel_err(expected, after.run(feeds)), "before": _max_rel_err(expected, before.run(feeds)),
               "ov": _max_rel_err(expected, ov_outputs())}
     runners = {"after": lambda: after.run_timed(feeds).seconds, "before": lambda: before.run_timed(feeds).seconds,
                "ort": ort_run, "ov": ov_run}
-    samples = _samples(runners, rounds)
+    samples = _rotated_samples(runners, rounds, PER_ROUND)
     medians = {n: statistics.median(v) * 1e3 for n, v in samples.items()}
     return {"model": name, "ms": medians, "max_rel_err_vs_ort": errors,
             "ratios": {f"{a}/{b}": _ratio(samples, a, b) for a, b in
