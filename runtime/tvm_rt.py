@@ -20,10 +20,14 @@ Both orders keep working in one process:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import hashlib
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -194,16 +198,43 @@ def to_numpy(value) -> np.ndarray:
 
 
 def load_module(path: str):
-    if full_tvm_loaded():
-        import tvm.runtime
-
-        return tvm.runtime.load_module(path)
-    ensure_loaded()
-    import tvm_ffi
-
+    """The compiled library at `path`, never a stale one (see _loadable_copy)."""
     if not os.path.isfile(path):
         raise ValueError(f"cannot find file {path}")
-    return tvm_ffi.load_module(os.path.realpath(path))
+    with _loadable_copy(os.path.realpath(path)) as loadable:
+        if full_tvm_loaded():
+            import tvm.runtime
+
+            return tvm.runtime.load_module(loadable)
+        ensure_loaded()
+        import tvm_ffi
+
+        return tvm_ffi.load_module(loadable)
+
+
+_LOADED_DIGESTS: dict[str, str] = {}  # path -> digest of the library first loaded from it
+_LOADED_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _loadable_copy(path: str):
+    """`path`, or a copy under a fresh name when this process loaded other bytes from `path` before.
+
+    Why: the dynamic loader answers dlopen of a name it has loaded with the library already in
+    memory, whatever the file holds now. Recompiling into the same artifact folder and loading it
+    again in one process (a test, a notebook, a tuning loop, a service reloading a model) ran the
+    old kernels on the new weights: with matching signatures a silent wrong answer. The copy is
+    removed once loaded (the mapping outlives the file)."""
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    with _LOADED_LOCK:
+        first = _LOADED_DIGESTS.setdefault(path, digest)
+    if first == digest:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="graphopt-library-") as folder:
+        copy = os.path.join(folder, f"{digest[:16]}-{os.path.basename(path)}")
+        shutil.copyfile(path, copy)
+        yield copy
 
 
 class RuntimeVM:
