@@ -86,6 +86,7 @@ def _elementwise(g: Graph) -> None:
     g.node("PRelu", ["X", "B"], "prelu", "activation")
     g.node("Clip", ["X", g.const(-1.0), g.const(1.5)], "clip", "clip")
     g.node("Clip", ["X", g.const(0.0), g.const(6.0)], "relu6", "clip")
+    _clip_bounds(g)
     for op in ("Max", "Min"):
         g.node(op, ["X", "Y"], f"{op}2", "max_min")
         g.node(op, ["X", "Y", "B"], f"{op}3_broadcast", "max_min")
@@ -95,6 +96,17 @@ def _elementwise(g: Graph) -> None:
     for op in ("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"):
         g.node(op, ["X", "Y"], op.lower(), "compare", BOOL)
     g.node("Where", [g.node("Less", ["X", "B"], "mask"), "X", "Y"], "where", "compare")
+
+
+def _clip_bounds(g: Graph) -> None:
+    """Clip's bounds in every form a model gives them: NaN (unbounded), absent, crossed
+    (min > max answers max), a Constant node, and one computed at run time."""
+    g.node("Clip", ["X", g.const(np.nan), g.const(2.0)], "clip_nan_low", "clip")
+    g.node("Clip", ["X", "", g.const(0.5)], "clip_high_only", "clip")
+    g.node("Clip", ["X", g.const(1.0), g.const(-1.0)], "clip_crossed", "clip")
+    g.nodes.append(helper.make_node("Constant", [], ["three"], value=numpy_helper.from_array(np.float32(3.0))))
+    g.node("Clip", ["X", "", "three"], "clip_constant_node", "clip")
+    g.node("Clip", ["X", "", g.node("ReduceMax", ["B"], "b_peak", keepdims=0)], "clip_runtime", "clip")
 
 
 def _reductions(g: Graph) -> None:
@@ -176,7 +188,7 @@ def compiled(tmp_path_factory):
     feeds = _inputs()
     model, families, want = _model(feeds)
     out = tmp_path_factory.mktemp("nan_semantics")
-    compile_model(model, out / "art", CompileOptions())
+    compile_model(model, out / "art", CompileOptions(fallback=False))
     return families, load(out / "art").run(feeds), want, feeds
 
 

@@ -25,6 +25,6 @@ def converters() -> dict[str, type]:
 
 def _modules() -> list:
     """The converter modules; each defines CONVERTERS = {op_type: converter class}."""
-    from graphopt.frontend.converters import bitshift, fallback, recurrent, swish
+    from graphopt.frontend.converters import bitshift, clip, conv_transpose, fallback, recurrent, swish
 
-    return [bitshift, fallback, recurrent, swish]
+    return [bitshift, clip, conv_transpose, fallback, recurrent, swish]
