@@ -1,5 +1,5 @@
 """ConvTranspose whose kernel equals its stride becomes a 1x1 convolution and a pixel shuffle;
-every form, rewritten or not, matches ONNX Runtime."""
+every form, rewritten or not, output_shape included, matches ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ CASES = {  # name: (in, out channels, kernel, stride, bias, extra attributes, re
     "overlapping_3x3_s2": (3, 2, [3, 3], [2, 2], True, {}, False),
     "output_padding": (3, 2, [2, 2], [2, 2], True, {"output_padding": [1, 1]}, False),
     "two_groups": (4, 2, [2, 2], [2, 2], True, {"group": 2}, False),
+    # output_shape: the padding it implies (odd totals put the extra pixel first, SAME_UPPER last)
+    "output_shape_odd_padding": (3, 2, [3, 3], [3, 2], True, {"output_shape": [14, 13]}, False),
+    "output_shape_same_upper": (3, 2, [3, 3], [3, 2], True, {"output_shape": [14, 13], "auto_pad": "SAME_UPPER"},
+                                False),
+    "output_shape_of_a_shuffle": (3, 2, [2, 2], [2, 2], True, {"output_shape": [10, 14]}, True),
 }
 
 
@@ -50,3 +55,16 @@ def test_matches_onnx_runtime(name, tmp_path):
     assert got.shape == want.shape
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_allclose(got[~np.isnan(want)], want[~np.isnan(want)], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("output_shape", "message"), [([12, 14], "larger than the layer makes"),
+                                                     ([2, 2, 10, 14], "output_shape has incorrect size")])
+def test_output_shape_the_layer_cannot_make_is_refused(output_shape, message, tmp_path):
+    """Larger than the layer makes (negative padding), or the whole shape (refused by shape inference, as
+    ONNX Runtime refuses it)."""
+    from graphopt.compiler import CompileOptions, compile_model
+    from graphopt.errors import GraphoptError
+
+    model = _model(3, 2, [2, 2], [2, 2], True, {"output_shape": output_shape}, np.random.default_rng(0))
+    with pytest.raises(GraphoptError, match=message):
+        compile_model(model, tmp_path / "art", CompileOptions(fallback=False))
