@@ -1,6 +1,6 @@
 """`graphopt tune-kernels`: tune a model's kernels into a tuning database.
 
-    graphopt tune-kernels MODEL.onnx --trials N [--db DIR|URL] [--time-budget S] [--threads N]
+    graphopt tune-kernels MODEL.onnx [--trials N] [--db DIR|URL] [--time-budget S] [--threads N]
                           [--workers K] [--cluster ray|ray://HOST:PORT] [--export DIR]
     graphopt tune-kernels --db URL --export DIR       (this CPU's records as DIR/kernels.jsonl)
 
@@ -25,7 +25,8 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
     """Adds the `tune-kernels` command to graphopt's subparsers; returns its handler."""
     p = sub.add_parser("tune-kernels", help="tune each kernel's CPU schedule into a tuning database")
     p.add_argument("model", type=Path, nargs="?", help="the .onnx file (none: only --export)")
-    p.add_argument("--trials", type=int, default=None, metavar="N", help="trials per kernel (the default's included)")
+    p.add_argument("--trials", type=int, default=16, metavar="N",
+                   help="trials per kernel, the default schedule's included (default 16: the committed databases' setting)")
     p.add_argument("--db", default=str(DEFAULT_DB), metavar="DIR|URL",
                    help=f"tuning database: a directory (default {DEFAULT_DB}) or a table in an RDB "
                         "(sqlite:///FILE, postgresql://...: the tuning study's database, shared by a cluster)")
@@ -81,7 +82,7 @@ def _check(args: argparse.Namespace) -> None:
         if args.export is None:
             raise InputError("tune-kernels needs MODEL.onnx (or --db URL --export DIR)")
         return
-    if args.trials is None or args.trials < 1:
+    if args.trials < 1:
         raise InputError(f"--trials must be at least 1, got {args.trials}")
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be at least 1, got {args.threads}")

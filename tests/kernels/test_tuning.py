@@ -69,6 +69,23 @@ def test_corrupt_db_is_one_line_error_exit_2(tmp_path, capsys, content):
     assert not (tmp_path / "art").exists()
 
 
+def test_trials_default_and_bad_count(tmp_path, capsys):
+    """--trials may be left out (16, the committed databases' setting); 0 is a one-line error, no db made."""
+    import argparse
+
+    from graphopt.cli.tune_kernels import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    assert parser.parse_args(["tune-kernels", "m.onnx"]).trials == 16
+    model = tmp_path / "m.onnx"
+    onnx.save(conv_zoo(), model)
+    assert main(["tune-kernels", str(model), "--trials", "0", "--db", str(tmp_path / "db"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --trials must be at least 1, got 0"
+    assert not (tmp_path / "db").exists()
+
+
 def test_missing_db_for_compile_is_an_error(tmp_path, capsys):
     model = tmp_path / "m.onnx"
     onnx.save(conv_zoo(), model)
