@@ -65,7 +65,7 @@ class Clip(OnnxOpConverter):
         x = inputs[0]
         dtype = str(x.ty.dtype)
         if dtype not in _NUMPY_FLOATS:
-            return ImporterClip._impl_v1(bb, inputs, attr, params)
+            return ImporterClip.get_converter(1)(bb, inputs, attr, params)
         low = float(attr.get("min", _absent(dtype, upper=False)))
         high = float(attr.get("max", _absent(dtype, upper=True)))
         return relax.op.clip(x, low, high)
@@ -80,7 +80,7 @@ class Clip(OnnxOpConverter):
         dtype = str(x.ty.dtype)
         padded = list(inputs) + [None] * (3 - len(inputs))
         if dtype not in _NUMPY_FLOATS:
-            return ImporterClip._impl_v13(bb, padded, attr, params)
+            return ImporterClip.get_converter(13)(bb, padded, attr, params)
         bounds = []
         for bound, upper in ((padded[1], False), (padded[2], True)):
             if bound is None:

@@ -109,7 +109,7 @@ class ConvTranspose(OnnxOpConverter):
             attr = {k: v for k, v in attr.items() if k not in ("output_shape", "auto_pad")} | {"pads": pads}
         kernel = _non_overlapping_kernel(padded, attr)
         if kernel is None or "float" not in str(padded[0].ty.dtype):
-            return ImporterConvTranspose._impl_v1(bb, padded, attr, params)
+            return ImporterConvTranspose.get_converter(1)(bb, padded, attr, params)
         return pixel_shuffle_conv_transpose(bb, padded[0], padded[1], padded[2], kernel)
 
 
