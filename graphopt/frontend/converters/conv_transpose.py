@@ -34,6 +34,12 @@ def _static_dims(expr: relax.Expr) -> list[int] | None:
     return [int(d.value) for d in dims]
 
 
+def _auto_pad(attr: dict) -> str:
+    """The auto_pad attribute as text (the importer hands it over as bytes)."""
+    value = attr.get("auto_pad", "NOTSET")
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _non_overlapping_kernel(inputs: list, attr: dict) -> list[int] | None:
     """The kernel's (kh, kw) when the layer is a 2-D pixel shuffle of a 1x1 convolution, else None."""
     if len(inputs[0].ty.shape) != 4 or "output_shape" in attr or int(attr.get("group", 1)) != 1:
@@ -47,10 +53,8 @@ def _non_overlapping_kernel(inputs: list, attr: dict) -> list[int] | None:
     untouched = (attr.get("dilations", [1, 1]), attr.get("output_padding", [0, 0]), attr.get("pads", [0] * 4))
     if list(untouched[0]) != [1, 1] or any(untouched[1]) or any(untouched[2]):
         return None
-    auto_pad = attr.get("auto_pad", b"NOTSET")
-    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
     # with kernel == stride, SAME_* pads by kernel - stride = 0 as well
-    return kernel if auto_pad in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER") else None
+    return kernel if _auto_pad(attr) in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER") else None
 
 
 def pixel_shuffle_conv_transpose(bb: relax.BlockBuilder, x: relax.Expr, weight: relax.Expr,
@@ -84,8 +88,7 @@ def _pads_for_output_shape(inputs: list, attr: dict) -> list[int]:
     strides = attr.get("strides", [1] * dims)
     dilations = attr.get("dilations", [1] * dims)
     extra = attr.get("output_padding", [0] * dims)
-    auto_pad = attr.get("auto_pad", b"NOTSET")
-    upper = (auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad) == "SAME_UPPER"
+    upper = _auto_pad(attr) == "SAME_UPPER"
     begins, ends = [], []
     for i in range(dims):
         total = strides[i] * (spatial[i] - 1) + extra[i] + (kernel[i] - 1) * dilations[i] + 1 - wanted[i]
