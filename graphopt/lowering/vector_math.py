@@ -1,4 +1,4 @@
-"""exp, erf and tanh on float32 as polynomials the CPU evaluates a vector at a time, not one libm call per lane.
+"""exp, erf, tanh and constant powers on float32 as code the CPU evaluates a vector at a time, not one libm call per lane.
 
 Why. TVM lowers `exp` on llvm to LLVM's `llvm.exp` intrinsic, `erf` to a call of libm's `erff` and `tanh`
 to an expression of `exp`; LLVM has no vector form of these, so a vectorized loop calls libm once per lane
@@ -21,6 +21,13 @@ number of lanes; other types keep TVM's own rule), run by LowerIntrin after vect
   rounding (checked in tests/kernels/test_vector_math.py against math.erf, with ONNX Runtime).
 * tanh(x) = x * T(x^2) for |x| < 0.625 (T fitted as P), else sign(x) (1 - 2 / (e^(2|x|) + 1)) with |x|
   clamped at 10 (tanh rounds to +-1 from 9.1); odd; NaN stays NaN. TVM's own tanh calls expf per lane.
+
+* pow(x, c) for a constant c in POWER_FORMS: x*x, x*x*x, or from sqrt (a SIMD instruction) for c = 0.5 and
+  0.75 (LRN's default beta: s * sqrt(s), s = sqrt(x)), where TVM calls libm's powf once per lane (LRN's
+  normalizer was 11% of inception_v1). pow's special values are kept: pow(+-0, c) = +0 and
+  pow(-inf, c) = +inf for c = 0.5, 0.75 (sqrt alone gives -0 and NaN there); negative x gives NaN as
+  powf does. Within 2 float32 epsilons of the correctly rounded power (tests/kernels/test_vector_math.py).
+  Any other exponent, or one only known at run time, keeps TVM's powf.
 
 `install()` registers the rules (graphopt.lowering's import does it, so every compile and every tuning
 build uses them); `libm()` is a context in which the rules step aside for TVM's, for an A/B.
@@ -155,6 +162,40 @@ def _odd(x, pieces) -> tirx.PrimExpr:
     return _let(x, body)
 
 
+def _root_power(x, exponent: float) -> tirx.PrimExpr:
+    """x^0.5 or x^0.75 through sqrt, with pow's answers at +-0 and -inf."""
+    def body(v):
+        root = _let(tirx.sqrt(v), lambda s: s if exponent == 0.5 else s * tirx.sqrt(s))
+        value = tirx.Select(v == _const(-math.inf, v), _const(math.inf, v), root)
+        return tirx.Select(v == _const(0.0, v), _const(0.0, v), value)
+    return _let(x, body)
+
+
+POWER_FORMS = {
+    1.0: lambda x: x,
+    2.0: lambda x: _let(x, lambda v: v * v),
+    3.0: lambda x: _let(x, lambda v: v * v * v),
+    0.5: lambda x: _root_power(x, 0.5),
+    0.75: lambda x: _root_power(x, 0.75),
+}
+
+
+def _constant_exponent(e) -> float | None:
+    """The exponent's value when it is a constant (a scalar, or one broadcast to every lane), else None."""
+    if isinstance(e, tirx.Broadcast):
+        e = e.value
+    return float(e.value) if isinstance(e, tirx.FloatImm) else None
+
+
+def _power_rule(call):
+    """pow(x, c) for c in POWER_FORMS on float32; anything else to TVM's rule (powf per lane)."""
+    exponent = _constant_exponent(call.args[1])
+    if _state["on"] and _dtype(call).startswith("float32") and exponent in POWER_FORMS:
+        return POWER_FORMS[exponent](call.args[0])
+    previous = _state["previous"].get("tirx.pow")
+    return previous(call) if previous is not None else call
+
+
 def _rule(op_name: str, build):
     def lower(call):
         if not _state["on"] or not _dtype(call).startswith("float32"):
@@ -165,13 +206,14 @@ def _rule(op_name: str, build):
 
 
 def install() -> None:
-    """Registers the llvm lowering of exp and erf (once per process; TVM keeps the highest plevel)."""
+    """Registers the llvm lowering of exp, erf, tanh and pow (once per process; TVM keeps the highest plevel)."""
     if _state["previous"]:
         return
-    for name, build in (("tirx.exp", exp), ("tirx.erf", erf), ("tirx.tanh", tanh)):
+    rules = [(name, _rule(name, build)) for name, build in (("tirx.exp", exp), ("tirx.erf", erf), ("tirx.tanh", tanh))]
+    for name, rule in rules + [("tirx.pow", _power_rule)]:
         op = tvm.ir.Op.get(name)
         _state["previous"][name] = op.get_attr("llvm.FLowerIntrinsic")
-        tvm.ir.register_op_attr(name, "llvm.FLowerIntrinsic", _rule(name, build), level=PLEVEL)
+        tvm.ir.register_op_attr(name, "llvm.FLowerIntrinsic", rule, level=PLEVEL)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@ the whole range, NaN and Inf as libm and ONNX Runtime answer them, and no libm c
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -114,3 +115,85 @@ def test_gelu_with_erf_and_tanh_match_onnx_runtime_including_nan_and_inf(tmp_pat
     # 1 + erf(x/sqrt2) cancels for negative x: both engines' rounding there is relative to |x|, not to y
     bound = 4 * EPS * (np.abs(want[finite]) + np.abs(x[finite]))
     assert (np.abs(got[finite] - want[finite]) <= bound).all(), np.abs(got[finite] - want[finite]).max()
+
+
+def _power_kernel(exponent: float, size: int):
+    """pow(x, exponent) over `size` floats as the default rules schedule it: (module, asm)."""
+    x = te.placeholder((size,), "float32", name="x")
+    y = te.compute((size,), lambda i: tirx.pow(x[i], tirx.const(exponent, "float32")), name="y")
+    target = make_target("llvm")
+    with target:
+        sch, _ = schedule_kernel(te.create_prim_func([x, y]), target)
+    executable = tvm.compile(tvm.IRModule({"main": sch.mod["main"]}), target=target)
+    return executable.jit(), executable.mod.inspect_source("asm")
+
+
+@pytest.mark.parametrize("exponent", [0.5, 0.75, 1.0, 2.0, 3.0])
+def test_constant_powers_are_powf_within_two_epsilons_with_its_special_values(exponent):
+    """pow(x, c) for c in POWER_FORMS: within 2 float32 epsilons of the correctly rounded power (0.75 measured
+    at 1.7), and exactly C's pow (ONNX Runtime's Pow) at NaN, +-inf, +-0, subnormals and negative x, where
+    sqrt alone would differ (sqrt(-0) = -0, sqrt(-inf) = NaN); no powf call is left in the kernel."""
+    lib, asm = _power_kernel(exponent, 4096)
+    x = np.random.default_rng(0).uniform(-5.0, 50.0, 4096).astype(np.float32)
+    special = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -1e-6, 1e-40, 3e38, -2.0]
+    x[:len(special)] = special
+    got = _run(lib, x)
+    want = np.array([_c_pow(float(v), exponent) for v in x]).astype(np.float32)
+    finite = np.isfinite(want) & (want != 0)
+    error = np.abs(got[finite].astype(np.float64) - want[finite]) / np.abs(want[finite].astype(np.float64))
+    assert error.max() <= 2 * EPS, (x[finite][error.argmax()], error.max())
+    np.testing.assert_array_equal(got[~finite], want[~finite])
+    np.testing.assert_array_equal(np.signbit(got[~np.isnan(want)]), np.signbit(want[~np.isnan(want)]))
+    assert not re.search(r"call\w*\s+powf\b", asm)
+
+
+def test_other_exponents_keep_powf():
+    """An exponent outside POWER_FORMS is left to TVM's rule: the kernel still calls powf."""
+    _, asm = _power_kernel(0.3, 1024)
+    assert re.search(r"call\w*\s+powf\b", asm)
+
+
+def _c_pow(v: float, exponent: float) -> float:
+    """C99 pow in float64 (Python's ** raises where C returns inf or NaN)."""
+    if math.isnan(v):
+        return math.nan
+    if v == 0.0:
+        return math.copysign(0.0, v) if exponent in (1.0, 3.0) else 0.0
+    if math.isinf(v):
+        return v if exponent in (1.0, 3.0) else math.inf
+    if v < 0 and exponent != int(exponent):
+        return math.nan
+    try:
+        return math.pow(v, exponent)
+    except OverflowError:
+        return math.copysign(math.inf, v) if exponent in (1.0, 3.0) else math.inf
+
+
+def _lrn_model(size: int, beta: float):
+    node = helper.make_node("LRN", ["x"], ["y"], size=size, alpha=2e-4, beta=beta, bias=1.5)
+    shape = [2, 13, 7, 9]
+    graph = helper.make_graph([node], "lrn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+    return helper.make_model(graph, ir_version=IR_VERSION, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
+@pytest.mark.parametrize("beta", [0.75, 0.5, 0.6])
+def test_lrn_matches_onnx_runtime_and_its_normalizer_calls_no_powf(tmp_path, beta):
+    """LRN (inception_v1's normalizer) compiled by graphopt, no node left to the fallback, equals ONNX Runtime
+    on random inputs at the default beta (sqrt form), at 0.5 and at an exponent that keeps powf; the library
+    links powf only for that last one."""
+    import onnxruntime as ort
+
+    from graphopt.compiler import CompileOptions, compile_model
+    from graphopt.runtime import load
+
+    model = _lrn_model(5, beta)
+    path = tmp_path / "lrn.onnx"
+    path.write_bytes(model.SerializeToString())
+    compile_model(path, tmp_path / "art", CompileOptions())
+    assert json.loads((tmp_path / "art" / "plan.json").read_text())["fallback"]["kernels"] == []
+    assert (b"powf" in (tmp_path / "art" / "model.so").read_bytes()) == (beta == 0.6)
+    x = (np.random.default_rng(2).standard_normal((2, 13, 7, 9)) * 30).astype(np.float32)
+    got = load(tmp_path / "art").run({"x": x})["y"]
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, want, rtol=4 * EPS, atol=0)
