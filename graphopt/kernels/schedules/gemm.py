@@ -12,8 +12,9 @@ of B and C but not A are J, the reduced ones K, and those of all three S.
      its write-back is whole vectors; an NCHW conv's output is then a plain copy)
      and pad I, J to whole register tiles (pad_einsum) when they do not divide;
   2. one axis becomes the vector axis V (the one the output is contiguous in when
-     its extent is a multiple of the vector width, else the other), the other
-     the broadcast axis U; the V operand is packed [K, V] so a vector load reads it
+     its extent is a multiple of the vector width, else the other; for a windowed
+     convolution the output channels, its data read in place: the direct
+     convolution, see gemm_match.direct_tile), the other the broadcast axis U; the V operand is packed [K, V] so a vector load reads it
      (a U operand read in place goes through the convolution's padding: with the
      `pad_copy` knob from a padded copy made once per run, not by bounds tests);
   3. register tile: U x (NV * lanes) accumulators in a local buffer, about as many
@@ -63,6 +64,7 @@ from graphopt.kernels.schedules.gemm_match import (
     Tile,
     choose_tile,
     classify,
+    direct_tile,
     extent_of,
     iter_traits,
     packing_blowup,
@@ -159,22 +161,29 @@ KNOBS = ("rows", "vectors", "block_bytes", "swap_axes", "pack_u", "pack_in_tile"
 def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
     lanes = common.vector_lanes(target)
     _, _, c_tr, blk_tr = iter_traits(sch.get(main))
-    vec_i = vector_axis_is_i(blk_tr, c_tr, lanes) != bool(knobs.get("swap_axes", False))
+    direct = direct_tile(sch.get(main), blk_tr, c_tr, target)
+    if direct is not None and not knobs.get("swap_axes", True):
+        direct = None  # the tuner asked for the contiguous-output form: its defaults are the old ones
+    vec_i = vector_axis_is_i(blk_tr, c_tr, lanes) != bool(knobs.get("swap_axes", direct is not None))
+    pack_u = knobs.get("pack_u", None if direct is None else False)
     u_size = extent_of(blk_tr, J_ if vec_i else I_)
     v_size = extent_of(blk_tr, I_ if vec_i else J_)
-    tile = choose_tile(target, u_size, v_size)
+    tile = choose_tile(target, u_size, v_size) if direct is None or "vectors" in knobs else direct
     if "vectors" in knobs:
         tile = Tile(tile.rows, int(knobs["vectors"]), tile.lanes)
-    rows = min(int(knobs["rows"]), symbolic.nominal(u_size)) if "rows" in knobs else rows_for(u_size, tile.rows)
+    if "rows" in knobs:
+        rows = min(int(knobs["rows"]), symbolic.nominal(u_size))
+    else:
+        rows = direct.rows if direct is not None and "vectors" not in knobs else rows_for(u_size, tile.rows)
     if knobs and symbolic.nominal(v_size) < tile.lanes:
         # a tuned tile padding a missing (unit) axis wrote every padded row to index 0
         raise ValueError("the vector axis is shorter than a vector")
-    if knobs.get("pack_u") is False and not symbolic.divides(u_size, rows) and symbolic.is_static(u_size):
+    if pack_u is False and not symbolic.divides(u_size, rows) and symbolic.is_static(u_size):
         # padding U materializes the broadcast operand anyway (a padded copy per run); a symbolic U is
         # read in place through clamped rows instead (in_place_rows)
         raise ValueError("the broadcast operand read in place needs rows dividing U")
     u_stage, v_stage = normalize(sch, main, vec_i, rows, tile.width)
-    keep_padding = knobs.get("pack_u") is False and bool(knobs.get("pad_copy", False))
+    keep_padding = pack_u is False and bool(knobs.get("pad_copy", direct is not None))
     # operands: the broadcast one is read in place; the vector one stays packed
     for stage in (u_stage, v_stage):
         if stage is not None and not (keep_padding and stage == u_stage):
@@ -189,7 +198,7 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
     # a copy onto the same layout is not worth its time, unless it is a weight's
     # (done once, at compile time: then the blocked layout below is free)
     if u_stage is not None and (is_identity_copy(sch, u_stage) and not reads_weight(sch, u_stage)
-                                or knobs.get("pack_u") is False):
+                                or pack_u is False):
         sch.compute_inline(u_stage)
         u_stage = None
     if v_stage is not None and is_identity_copy(sch, v_stage) and not reads_weight(sch, v_stage):
@@ -201,7 +210,7 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
         block_by_tile(sch, u_stage, False, rows)
     in_tile = v_stage is not None and pack_in_tile(sch, main, v_stage, u_size, knobs)
     paddings = padding_stages(sch, main, v_stage) if keep_padding else []
-    if keep_padding and not paddings:
+    if keep_padding and not paddings and knobs.get("pad_copy"):
         raise ValueError("pad_copy on a kernel that pads nothing")
     register_tile(sch, main, tile, rows, vec_i, v_stage if in_tile else None, blk_tr,
                   int(knobs.get("block_bytes", BLOCK_BYTES)))

@@ -181,6 +181,53 @@ def vector_axis_is_i(blk_traits, c_traits, lanes: int) -> bool:
     return not prefer_i
 
 
+def is_windowed(block: s_tir.SBlock) -> bool:
+    """Whether the kernel is a convolution whose window has more than one tap: an index of a read
+    mixes an output position (I) with a reduced tap (K), as `oh * s + kh` does (im2col's signature;
+    a 1x1 convolution, strided or not, has none)."""
+    classified = classify(block)
+    if classified is None:
+        return False
+    traits = classified[0]
+    analyzer = tvm_arith.Analyzer()
+    for iv in block.iter_vars:
+        analyzer.bind(iv.var, iv.dom)
+    for read in block.reads:
+        for r in read.region:
+            kinds = {traits[v].kind for v in tirx.analysis.undefined_vars(analyzer.simplify(r.min)) if v in traits}
+            if {I_, K_} <= kinds:
+                return True
+    return False
+
+
+# The direct convolution's register tile: rows tried in order for 2 vectors (output channels a multiple of
+# 16) or 1 vector, about 8-10 accumulators (each row's broadcast needs a register too). The tuner's winners
+# on this machine were 4x2, 3x3, 5x2, 8x1, 10x1, 13x1 (see direct_tile).
+DIRECT_ROWS = {2: (4, 5, 3, 6), 1: (8, 10, 9, 12, 7, 6, 13, 11)}
+
+
+def direct_tile(block: s_tir.SBlock, blk_traits, c_traits, target: Target) -> Tile | None:
+    """The default register tile of a windowed convolution scheduled as a direct convolution, or None
+    where the old default stands: output channels (J) as the vector axis, the data read in place as
+    the broadcast rows (swap_axes, pack_u=False) from a padded copy made once per run (pad_copy), for
+    static shapes whose channels fill whole vectors and whose positions one of DIRECT_ROWS divides.
+
+    Why: tuning on this machine (`tuning-db-znver3-r5-2026-12-07`) chose exactly that for 31 of the
+    45 windowed convolutions of nine models (29 with the padded copy), 1.07-2.42x faster than the
+    contiguous-output default (im2col packed per run: K*K copies of the data), and kept the old
+    default for 11, mostly small 13x13 or 7x7 maps with many channels. 1x1 convolutions and matmuls
+    keep the old default."""
+    lanes = common.vector_lanes(target)
+    if not vector_axis_is_i(blk_traits, c_traits, lanes) or not is_windowed(block):
+        return None
+    positions, channels = extent_of(blk_traits, I_), extent_of(blk_traits, J_)
+    if not (symbolic.is_static(positions) and symbolic.is_static(channels)) or int(channels) % lanes:
+        return None
+    vectors = 2 if int(channels) % (2 * lanes) == 0 else 1
+    rows = next((r for r in DIRECT_ROWS[vectors] if int(positions) % r == 0), None)
+    return None if rows is None else Tile(rows, vectors, lanes)
+
+
 def rows_for(u_extent, rows: int) -> int:
     """Rows of the register tile: the largest divisor of U not below rows/2, so the
     broadcast operand needs no padding; else `rows` (U gets padded). A symbolic U that no

@@ -17,8 +17,10 @@ import tvm
 # vectors on the contiguous axis; 4: im2col packed tile by tile when the weights fit
 # L2 (pack_in_tile), the reduction split back into the kernel's own iterators;
 # 5: the padded data copied once for a direct convolution (pad_copy, a new knob:
-# version 4's records would still apply, but were searched without it)
-RULES_VERSION = 5
+# version 4's records would still apply, but were searched without it); 6: a windowed
+# convolution's default is the direct form (swap_axes and pack_u=False implied), so a
+# version 5 record without those keys would now mean another schedule
+RULES_VERSION = 6
 
 
 def workload_key(func: tvm.tirx.PrimFunc) -> str:
