@@ -218,7 +218,7 @@ def install() -> None:
 
 @contextlib.contextmanager
 def libm() -> Iterator[None]:
-    """Kernels built inside use TVM's lowering (llvm.exp, libm's erff, tanh through expf): an A/B's "before"."""
+    """Kernels built inside use TVM's lowering (llvm.exp, libm's erff, tanh through expf, powf): an A/B's "before"."""
     _state["on"] = False
     try:
         yield

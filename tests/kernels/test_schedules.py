@@ -185,3 +185,33 @@ def test_row_reductions_with_few_outputs_but_much_work_run_in_parallel():
     reductions = [b for b in script.split('T.sblock("')[1:] if b.startswith(("T_softmax_maxelem", "T_softmax_expsum"))]
     assert len(reductions) == 2
     assert script.count("T.parallel(") >= 3, script  # both reductions and the normalization
+
+
+def _direct_tiles(model: onnx.ModelProto) -> dict[str, tuple | None]:
+    """{conv kernel: (rows, vectors) of its default direct-convolution tile, or None} (gemm_match.direct_tile)."""
+    from tvm import s_tir, tirx
+
+    from graphopt.kernels.schedules.gemm_match import direct_tile, iter_traits
+    from graphopt.lowering.target import make_target
+
+    target, tiles = make_target("llvm"), {}
+    for gv, func in _lowered(model, schedules=False).functions_items():
+        if not (isinstance(func, tirx.PrimFunc) and "conv" in gv.name_hint):
+            continue
+        sch = s_tir.Schedule(func)
+        for block in sch.get_child_blocks(sch.get_sblock("root")):
+            traits = iter_traits(sch.get(block))
+            if traits is not None:
+                tile = direct_tile(sch.get(block), traits[3], traits[2], target)
+                tiles[gv.name_hint] = None if tile is None else (tile.rows, tile.vectors)
+    return tiles
+
+
+def test_windowed_convolutions_default_to_the_direct_form_where_a_tile_fits():
+    """The 3x3 convolution to 16 channels on 14x14 (196 positions, 4 rows divide them) gets the direct form's
+    4x2 tile; the 1x1 convolution keeps the contiguous-output default, and so does the strided 3x3 whose 49
+    positions no row count of DIRECT_ROWS divides (test_conv_zoo_matches_onnx_runtime checks their outputs)."""
+    tiles = _direct_tiles(conv_zoo())
+    direct = {name: tile for name, tile in tiles.items() if tile is not None}
+    assert list(direct.values()) == [(4, 2)], tiles
+    assert sum(tile is None for tile in tiles.values()) >= 2, tiles

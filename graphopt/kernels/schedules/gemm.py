@@ -14,7 +14,8 @@ of B and C but not A are J, the reduced ones K, and those of all three S.
   2. one axis becomes the vector axis V (the one the output is contiguous in when
      its extent is a multiple of the vector width, else the other; for a windowed
      convolution the output channels, its data read in place: the direct
-     convolution, see gemm_match.direct_tile), the other the broadcast axis U; the V operand is packed [K, V] so a vector load reads it
+     convolution, see gemm_match.direct_tile), the other the broadcast axis U;
+     the V operand is packed [K, V] so a vector load reads it
      (a U operand read in place goes through the convolution's padding: with the
      `pad_copy` knob from a padded copy made once per run, not by bounds tests);
   3. register tile: U x (NV * lanes) accumulators in a local buffer, about as many
