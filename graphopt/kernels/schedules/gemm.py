@@ -172,10 +172,8 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
     tile = choose_tile(target, u_size, v_size) if direct is None or "vectors" in knobs else direct
     if "vectors" in knobs:
         tile = Tile(tile.rows, int(knobs["vectors"]), tile.lanes)
-    if "rows" in knobs:
-        rows = min(int(knobs["rows"]), symbolic.nominal(u_size))
-    else:
-        rows = direct.rows if direct is not None and "vectors" not in knobs else rows_for(u_size, tile.rows)
+    # the direct tile's rows divide U, so rows_for keeps them
+    rows = min(int(knobs["rows"]), symbolic.nominal(u_size)) if "rows" in knobs else rows_for(u_size, tile.rows)
     if knobs and symbolic.nominal(v_size) < tile.lanes:
         # a tuned tile padding a missing (unit) axis wrote every padded row to index 0
         raise ValueError("the vector axis is shorter than a vector")
