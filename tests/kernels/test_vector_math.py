@@ -26,8 +26,13 @@ OPS = {"exp": (tirx.exp, math.exp, (-110.0, 90.0)), "erf": (tirx.erf, math.erf, 
 
 def _kernel(op: str, size: int):
     """The elementwise kernel op(x) over `size` floats, as the default rules schedule it: (module, asm)."""
+    return _elementwise_kernel(OPS[op][0], size)
+
+
+def _elementwise_kernel(function, size: int):
+    """y[i] = function(x[i]) over `size` floats, scheduled by the default rules and built: (module, asm)."""
     x = te.placeholder((size,), "float32", name="x")
-    y = te.compute((size,), lambda i: OPS[op][0](x[i]), name="y")
+    y = te.compute((size,), lambda i: function(x[i]), name="y")
     target = make_target("llvm")
     with target:
         sch, _ = schedule_kernel(te.create_prim_func([x, y]), target)
@@ -119,13 +124,7 @@ def test_gelu_with_erf_and_tanh_match_onnx_runtime_including_nan_and_inf(tmp_pat
 
 def _power_kernel(exponent: float, size: int):
     """pow(x, exponent) over `size` floats as the default rules schedule it: (module, asm)."""
-    x = te.placeholder((size,), "float32", name="x")
-    y = te.compute((size,), lambda i: tirx.pow(x[i], tirx.const(exponent, "float32")), name="y")
-    target = make_target("llvm")
-    with target:
-        sch, _ = schedule_kernel(te.create_prim_func([x, y]), target)
-    executable = tvm.compile(tvm.IRModule({"main": sch.mod["main"]}), target=target)
-    return executable.jit(), executable.mod.inspect_source("asm")
+    return _elementwise_kernel(lambda v: tirx.pow(v, tirx.const(exponent, "float32")), size)
 
 
 @pytest.mark.parametrize("exponent", [0.5, 0.75, 1.0, 2.0, 3.0])
