@@ -69,8 +69,11 @@ def prepare(state: CompileState) -> None:
         state.records["reorder"] = {"method": "off", "why": "shape range"}
     if options.training:
         from graphopt.train.frontend import for_training
+        from graphopt.train.parameters import fixed_parameters
 
-        state.importable = for_training(state.prepared.model, options.loss)
+        fixed = fixed_parameters(model, state.prepared.model, options.frozen)
+        state.importable = for_training(state.prepared.model, options.loss, fixed)
+        state.records["parameters"] = {"fixed": sorted(fixed)}
     else:
         state.records["concat_in_place"] = {"elided": 0, "off": True}
         if state.prepared.symbols:

@@ -105,6 +105,7 @@ class TrainOptions(CompileOptions):
     link_bandwidth: float | None = None  # bytes/s; None: the cost model's PCIe 5 x16 default
     link_latency: float | None = None  # seconds
     step_costs: str = "analytic"  # or "measured": profile a no-swap build on this machine first
+    frozen: tuple[str, ...] = ()  # weights kept fixed (graphopt.train.parameters)
 
     @property
     def training(self) -> bool:
@@ -126,6 +127,7 @@ class TrainOptions(CompileOptions):
                 "memory_budget": self.memory_budget, "swap_planner": self.swap_planner,
                 "link_bandwidth": self.link_bandwidth, "link_latency": self.link_latency,
                 "step_costs": self.step_costs,
+                **({"frozen": sorted(self.frozen)} if self.frozen else {}),  # older artifact ids stay put
                 # recorded only under a budget (the only plans it changes), so unbudgeted artifact ids stay put
                 **({"swap_model": self.swap_model} if self.memory_budget is not None else {})}
 

@@ -18,7 +18,7 @@ from graphopt.options import KERNEL_LIBRARIES, SWAP_MODELS
 
 # training knobs: None means "not given", so a knob given without --train is refused
 TRAIN_ONLY = ("loss", "optimizer", "memory_budget", "swap_planner", "swap_model", "step_costs", "link_bandwidth",
-              "link_latency")
+              "link_latency", "frozen")
 
 
 def register(sub) -> Callable[[argparse.Namespace], int]:
@@ -75,6 +75,16 @@ def _add_training(parser: argparse.ArgumentParser) -> None:
                             "a no-swap build on this machine first")
     group.add_argument("--link-bandwidth", type=float, default=None, metavar="BYTES/S", help="host link (PCIe 5 x16)")
     group.add_argument("--link-latency", type=float, default=None, metavar="SECONDS", help="per-copy latency")
+    group.add_argument("--frozen", type=_names, default=None, metavar="NAME[,NAME...]",
+                       help="float initializers to keep fixed (no gradient, no update); values the model computes "
+                            "from Constant nodes alone are always kept fixed")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("expected one or more initializer names, separated by commas")
+    return names
 
 
 def options_from_args(args: argparse.Namespace):

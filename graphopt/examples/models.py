@@ -44,6 +44,16 @@ class OnnxModelBuilder:
         self.inits.append(numpy_helper.from_array(value, name))
         return name
 
+    def fixed(self, stem: str, value: np.ndarray) -> str:
+        """A Constant node: a value that is part of the function, not a weight.
+
+        Why apart from `const`: a training step trains every float initializer, so an
+        attention scale or a LayerNorm epsilon made with `const` would get a gradient
+        and an update (and keep what that gradient reads alive through the backward)."""
+        name = self.fresh(stem)
+        self.nodes.append(helper.make_node("Constant", [], [name], value=numpy_helper.from_array(value, name)))
+        return name
+
     def he(self, stem: str, shape: tuple[int, ...], fan_in: int) -> str:
         """A weight drawn from N(0, 2 / fan_in): keeps ReLU activations O(1)."""
         value = self.rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape).astype(np.float32)

@@ -8,7 +8,9 @@ parameter to be a float tensor. Inference-only details get in the way:
 * GlobalAveragePool imports as adaptive_avg_pool2d (no gradient): rewritten to
   the equal ReduceMean over H, W;
 * a final Softmax is dropped for cross_entropy, whose loss applies log-softmax
-  to the logits itself (keeping it would apply softmax twice).
+  to the logits itself (keeping it would apply softmax twice);
+* float initializers that are not weights (`fixed`: graphopt.train.parameters)
+  become Constant nodes too, so they get no gradient and no update.
 """
 
 from __future__ import annotations
@@ -16,16 +18,17 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
+from graphopt.train.parameters import FLOATS
 
-def for_training(model: onnx.ModelProto, loss: str) -> onnx.ModelProto:
+
+def for_training(model: onnx.ModelProto, loss: str, fixed: set[str] = frozenset()) -> onnx.ModelProto:
     """A copy of `model` ready for relax.transform.Gradient; see the module docstring."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
-    floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16)
     constants = [helper.make_node("Constant", [], [t.name], value=t) for t in graph.initializer
-                 if t.data_type not in floats]
-    weights = [t for t in graph.initializer if t.data_type in floats]
+                 if t.data_type not in FLOATS or t.name in fixed]
+    weights = [t for t in graph.initializer if t.data_type in FLOATS and t.name not in fixed]
     rename: dict[str, str] = {}
     nodes = []
     for node in graph.node:

@@ -63,7 +63,7 @@ def _layer_norm(b: OnnxModelBuilder, x: str, dim: int) -> str:
     (centered,) = b.op("Sub", [x, mean])
     (square,) = b.op("Mul", [centered, centered])
     (var,) = b.op("ReduceMean", [square], axes=[-1], keepdims=1)
-    (var,) = b.op("Add", [var, b.const("eps", np.array(1e-5, np.float32))])
+    (var,) = b.op("Add", [var, b.fixed("eps", np.array(1e-5, np.float32))])
     (std,) = b.op("Sqrt", [var])
     (normed,) = b.op("Div", [centered, std])
     (scaled,) = b.op("Mul", [normed, b.const("gamma", np.ones(dim, np.float32))])
@@ -84,7 +84,7 @@ def _attention(b: OnnxModelBuilder, x: str, batch: int, seq: int, dim: int, head
         parts.append(b.op("Transpose", [h], perm=perm)[0])
     q, k, v = parts
     (scores,) = b.op("MatMul", [q, k])
-    (scores,) = b.op("Mul", [scores, b.const("scale", np.array(1.0 / np.sqrt(hd), np.float32))])
+    (scores,) = b.op("Mul", [scores, b.fixed("scale", np.array(1.0 / np.sqrt(hd), np.float32))])
     (probs,) = b.op("Softmax", [scores], axis=-1)
     (ctx,) = b.op("MatMul", [probs, v])
     (ctx,) = b.op("Transpose", [ctx], perm=[0, 2, 1, 3])

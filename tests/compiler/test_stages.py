@@ -47,7 +47,7 @@ def test_progress_reports_exactly_the_stages_run(small_mlp: Path, tmp_path: Path
 
 @pytest.mark.parametrize("flag", [["--memory-budget", "50%"], ["--loss", "mse"], ["--optimizer", "adam:lr=1e-3"],
                                   ["--swap-planner", "capuchin"], ["--step-costs", "measured"],
-                                  ["--link-bandwidth", "1e9"], ["--link-latency", "1e-5"]])
+                                  ["--link-bandwidth", "1e9"], ["--link-latency", "1e-5"], ["--frozen", "w"]])
 def test_training_knobs_without_train_are_refused(small_mlp: Path, tmp_path: Path, capsys, flag: list[str]) -> None:
     code = main(["compile", str(small_mlp), "--quiet", "-o", str(tmp_path / "art"), *flag])
     err = capsys.readouterr().err.strip().splitlines()
