@@ -21,9 +21,12 @@ and the least budget ours fits (the `--memory-budget min` search).
 Output: a markdown table, JSON, and a plot of memory vs overhead.
 
 `--rich` plans, validates and bounds under the rich swap model (boundary copy-ins,
-extends, chained rebuilds: graphopt.plan.swap_rich); `--fractions` picks budgets.
+extends, chained rebuilds: graphopt.plan.swap_rich); `--fractions` picks budgets;
+`--step-costs measured` times every kernel of a no-swap build on this machine instead of
+the roofline (what `graphopt compile --train --step-costs measured` plans with).
 
     python -m benchmarks.swap [--json FILE] [--plot FILE] [--time-limit S] [--models a,b] [--rich]
+                              [--step-costs analytic|measured]
 """
 
 from __future__ import annotations
@@ -70,14 +73,22 @@ MODEL_NAMES = {False: "plain", True: "rich (boundary copy-ins, extends, chained 
 DEFAULT_MODELS = ("squeezenet", "transformer", "mlp", "resnet", "transformer6")
 
 
-def problem_of(name: str, rich: bool = False) -> SwapProblem:
+def problem_of(name: str, rich: bool = False, step_costs: str = "analytic") -> SwapProblem:
+    """`name`'s training step as a swap problem; with `step_costs` "measured", its step times are
+    every kernel timed on this machine (a no-swap build run here: the compile's `profile` stage)."""
     from graphopt.analysis.cost import LinkModel
     from graphopt.train import TrainOptions, lower_train_model
     from graphopt.train.swapping import swap_problem
 
     model, shapes = models()[name]()
-    low = lower_train_model(model, TrainOptions(input_shapes=shapes))
-    sp, _costs = swap_problem(low.lowered, low.extraction, 0, LinkModel(), rich=rich)
+    if step_costs == "measured":
+        from graphopt.compiler import CompileState, run_stages
+
+        options = TrainOptions(input_shapes=shapes, memory_budget="100%", step_costs="measured")
+        low = run_stages(CompileState(model, Path("."), options), until="profile")
+    else:
+        low = lower_train_model(model, TrainOptions(input_shapes=shapes))
+    sp, _costs = swap_problem(low.lowered, low.extraction, 0, LinkModel(), measured=low.measured, rich=rich)
     return sp
 
 
@@ -153,12 +164,12 @@ def bound_cell(sp: SwapProblem, row: dict, time_limit: float = 600.0) -> dict:
             "stride": bound.stride, "violated_by": violated}
 
 
-def table(name: str, sp: SwapProblem, rows: list[dict], low: dict) -> str:
+def table(name: str, sp: SwapProblem, rows: list[dict], low: dict, step_costs: str = "analytic") -> str:
     peak = int(base_live_bytes(sp.problem, sp.num_steps).max())
     floor = hidden_swap_floor(sp) / peak
     least = low["min"]
     head = (f"### {name}: {len(sp.problem.buffers)} tensors, {sp.num_steps} steps, peak {peak / 2**20:.2f} MiB, "
-            f"step {sum(sp.step_seconds) * 1e3:.3f} ms (predicted); swaps alone cannot go below "
+            f"step {sum(sp.step_seconds) * 1e3:.3f} ms ({'measured' if step_costs == 'measured' else 'predicted'}); swaps alone cannot go below "
             f"{floor:.1%} of the peak without stalling (copy capacity of one engine per direction)\n\n"
             f"Largest step working set {low['working_set_bytes'] / 2**20:.2f} MiB "
             f"({low['working_set_bytes'] / peak:.3f}x of the peak, step {low['working_set_step']}); "
@@ -175,9 +186,14 @@ def table(name: str, sp: SwapProblem, rows: list[dict], low: dict) -> str:
         rows_kept = "" if bound is None or stride == 1 else f" (1/{stride})"
         cells = [f"{row['fraction']:.0%}", missing if bound is None else f"{bound:.3%}{rows_kept}"]
         for n in SWAP_PLANNERS:
-            cells.append("infeasible" if row[n] is None else f"{row[n]['overhead']:.3%}")
+            cells.append("infeasible" if row[n] is None else _percent(row[n]["overhead"]))
         lines.append("| " + " | ".join(cells) + " |")
     return head + "\n".join(lines) + "\n"
+
+
+def _percent(overhead: float) -> str:
+    """A rounding error below zero prints as 0.000%, not -0.000%; a real negative stays visible."""
+    return f"{0.0 if -1e-12 < overhead < 0 else overhead:.3%}"
 
 
 def plot(results: dict, path: Path) -> None:
@@ -231,9 +247,11 @@ def _header(args, info: dict) -> str:
     return (f"# Swap and recompute benchmark, {info['date']}\n\n"
             f"Command: `{info['command']}` on {info['machine']}; load average {info['load_average']} at the start, "
             f"{info['load_after']} at the end; planner time limit {args.time_limit} s per budget.\n"
-            f"Cost model (predicted, analytic): {device.name}: {device.flops / 1e12:.0f} TFLOP/s, "
-            f"{device.memory_bandwidth / 1e12:.1f} TB/s, {device.launch * 1e6:.0f} us per kernel; host link "
-            f"{link.bandwidth / 1e9:.0f} GB/s per direction, {link.latency * 1e6:.0f} us per copy, "
+            + ("Step times: every kernel measured on this machine (a no-swap build, median of 3 runs); host link "
+               if args.step_costs == "measured" else
+               f"Cost model (predicted, analytic): {device.name}: {device.flops / 1e12:.0f} TFLOP/s, "
+               f"{device.memory_bandwidth / 1e12:.1f} TB/s, {device.launch * 1e6:.0f} us per kernel; host link ")
+            + f"{link.bandwidth / 1e9:.0f} GB/s per direction, {link.latency * 1e6:.0f} us per copy, "
             f"one engine each way. Swap model: {MODEL_NAMES[args.rich]}.\n"
             "Cells: predicted overhead (copy stalls + recompute kernels) over the no-swap step; every schedule "
             "passed the swap validator. `bound`: LP lower bound on the overhead of any valid plan "
@@ -264,18 +282,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
     parser.add_argument("--rich", action="store_true", help="the rich swap model (graphopt.plan.swap_rich)")
     parser.add_argument("--fractions", default=None, help="budgets as fractions of the peak, e.g. 0.66,0.5")
+    parser.add_argument("--step-costs", choices=("analytic", "measured"), default="analytic",
+                        help="step times: the H100 roofline (default) or every kernel timed on this machine")
     args = parser.parse_args(argv)
     fractions = FRACTIONS if args.fractions is None else [float(f) for f in args.fractions.split(",")]
     args.plot = args.plot or unused(RESULTS / f"swap-{date.today().isoformat()}.png")
     args.markdown = args.markdown or unused(RESULTS / f"swap-{date.today().isoformat()}.md")
     results, text, info = {}, [], run_info()
     for name in args.models.split(","):
-        sp = problem_of(name, args.rich)
+        sp = problem_of(name, args.rich, args.step_costs)
         peak = int(base_live_bytes(sp.problem, sp.num_steps).max())
         low = floors(sp, args.time_limit)
         rows = sweep(sp, args.time_limit, args.bound_time, fractions)
         results[name] = {"hidden_swap_floor": hidden_swap_floor(sp) / peak, **low, "rows": rows}
-        text.append(table(name, sp, results[name]["rows"], low))
+        text.append(table(name, sp, results[name]["rows"], low, args.step_costs))
         print(text[-1], flush=True)
         _write(args, info, text, results)  # after every model: a late failure keeps the earlier ones
     plot(results, args.plot)
