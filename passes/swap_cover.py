@@ -23,6 +23,8 @@ engine each). Its swaps then hide by construction, so only recomputes cost.
 
 from __future__ import annotations
 
+import time
+
 from ortools.sat.python import cp_model
 
 from graphopt.passes.swap_singa import early_late
@@ -34,23 +36,28 @@ SLACK_VARIANTS = 3
 
 def cover_schedules(sp: SwapProblem, time_limit: float, workers: int = 2) -> list[SwapSchedule]:
     """One optimal covering schedule per contention weight, and one with the engines
-    modelled (those CP-SAT solved in time)."""
+    modelled (those CP-SAT solved in time).
+
+    The weights go first, with up to a quarter of the time (they are usually proven optimal in
+    a tenth of a second), and the engines model gets all the time they leave. Why: on hundreds
+    of steps the engines model is still improving when its time runs out (transformer6 at
+    0.50x: 2.0% after 6 s, 0.8-2.0% after 12 s, from run to run)."""
+    began = time.perf_counter()
     base = base_live_bytes(sp.problem, sp.num_steps)
     over = [k for k in range(sp.num_steps) if base[k] > sp.budget]
     if not over:
         return []
     events = hidden_swap_events(sp, over) + _recompute_events(sp, over)
-    share = 0.25 * time_limit / len(WEIGHTS)  # a quarter to the weights (they solve fast), the rest to engines
-    out = []
-    engine_events = swap_variants(sp, over) + _recompute_events(sp, over)
-    chosen = solve_cover(sp, engine_events, over, base, 0.0, 0.75 * time_limit, workers, engines=True)
-    if chosen is not None:
-        out.append(_schedule(chosen, "cover-engines"))
+    share = 0.25 * time_limit / len(WEIGHTS)
+    weighted = []
     for weight in WEIGHTS:
         chosen = solve_cover(sp, events, over, base, weight, share, workers)
         if chosen is not None:
-            out.append(_schedule(chosen, f"cover-w{weight}"))
-    return out
+            weighted.append(_schedule(chosen, f"cover-w{weight}"))
+    engine_events = swap_variants(sp, over) + _recompute_events(sp, over)
+    left = time_limit - (time.perf_counter() - began)
+    chosen = solve_cover(sp, engine_events, over, base, 0.0, left, workers, engines=True)
+    return ([_schedule(chosen, "cover-engines")] if chosen is not None else []) + weighted
 
 
 def _schedule(chosen: list, name: str) -> SwapSchedule:
