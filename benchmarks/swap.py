@@ -168,8 +168,9 @@ def table(name: str, sp: SwapProblem, rows: list[dict], low: dict, step_costs: s
     peak = int(base_live_bytes(sp.problem, sp.num_steps).max())
     floor = hidden_swap_floor(sp) / peak
     least = low["min"]
+    source = "measured" if step_costs == "measured" else "predicted"
     head = (f"### {name}: {len(sp.problem.buffers)} tensors, {sp.num_steps} steps, peak {peak / 2**20:.2f} MiB, "
-            f"step {sum(sp.step_seconds) * 1e3:.3f} ms ({'measured' if step_costs == 'measured' else 'predicted'}); swaps alone cannot go below "
+            f"step {sum(sp.step_seconds) * 1e3:.3f} ms ({source}); swaps alone cannot go below "
             f"{floor:.1%} of the peak without stalling (copy capacity of one engine per direction)\n\n"
             f"Largest step working set {low['working_set_bytes'] / 2**20:.2f} MiB "
             f"({low['working_set_bytes'] / peak:.3f}x of the peak, step {low['working_set_step']}); "
@@ -244,14 +245,14 @@ def _header(args, info: dict) -> str:
     from graphopt.analysis.cost import DeviceModel, LinkModel
 
     device, link = DeviceModel(), LinkModel()
+    costs = ("Step times: every kernel measured on this machine (a no-swap build, median of 3 runs)"
+             if args.step_costs == "measured" else
+             f"Cost model (predicted, analytic): {device.name}: {device.flops / 1e12:.0f} TFLOP/s, "
+             f"{device.memory_bandwidth / 1e12:.1f} TB/s, {device.launch * 1e6:.0f} us per kernel")
     return (f"# Swap and recompute benchmark, {info['date']}\n\n"
             f"Command: `{info['command']}` on {info['machine']}; load average {info['load_average']} at the start, "
             f"{info['load_after']} at the end; planner time limit {args.time_limit} s per budget.\n"
-            + ("Step times: every kernel measured on this machine (a no-swap build, median of 3 runs); host link "
-               if args.step_costs == "measured" else
-               f"Cost model (predicted, analytic): {device.name}: {device.flops / 1e12:.0f} TFLOP/s, "
-               f"{device.memory_bandwidth / 1e12:.1f} TB/s, {device.launch * 1e6:.0f} us per kernel; host link ")
-            + f"{link.bandwidth / 1e9:.0f} GB/s per direction, {link.latency * 1e6:.0f} us per copy, "
+            f"{costs}; host link {link.bandwidth / 1e9:.0f} GB/s per direction, {link.latency * 1e6:.0f} us per copy, "
             f"one engine each way. Swap model: {MODEL_NAMES[args.rich]}.\n"
             "Cells: predicted overhead (copy stalls + recompute kernels) over the no-swap step; every schedule "
             "passed the swap validator. `bound`: LP lower bound on the overhead of any valid plan "

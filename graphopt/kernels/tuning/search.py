@@ -303,7 +303,7 @@ class KernelTrials:
                 break
             sch = schedule_with(self.task.func, self.target, self.task.rule, knobs)
             if sch is None:  # the rule refuses this setting for this kernel: no build, no trial
-                declined += not sampler.drew_seed  # seeds are few and cost nothing: they never end a search
+                declined += knobs not in sampler.seeds  # seeds are few and cost nothing: they never end a search
                 sampler.refused()
                 continue
             done += 1

@@ -80,13 +80,11 @@ class Sampler:
         self.explore = explore
         self.seen: set = set()
         self.refusals = 0
-        self.drew_seed = False  # whether the last setting drawn was a seed
         self.best: tuple[float, dict] | None = None
 
     def next(self) -> dict | None:
         """The next untried setting, or None when the grid is exhausted."""
         pool = [p for p in self.seeds if _key(p) not in self.seen][:1]
-        self.drew_seed = bool(pool)
         if not pool and len(self.seen) - self.refusals >= self.explore and self.best is not None:
             pool = [p for p in neighbours(self.best[1], self.points) if _key(p) not in self.seen]
         if not pool:
