@@ -13,12 +13,14 @@ timing instead and keeps only the choice, which CP-SAT solves to optimality fast
 Minimize the total cost. Each weight gives one schedule; the caller judges them
 all with the exact simulator and keeps the best.
 
-A last variant prices contention exactly instead of by a weight: every swap
-candidate comes in a few timings (tightest, then with more slack for its
-copies), its copy-out must fit between its use and the step that reuses its
-range, its copy-in between the step that takes the range and its next use, on
-the no-swap timeline, and the copies of one direction may not overlap (one
-engine each). Its swaps then hide by construction, so only recomputes cost.
+Two last variants price contention exactly instead of by a weight: the copies
+must fit their windows on the no-swap timeline, one at a time per engine, so the
+swaps they pick hide by construction and only recomputes cost. The first offers
+each gap in a few fixed timings (the tightest, then with symmetric slack); the
+second lets the solver choose the timings (swap_timed), starting from the first's
+schedule. The fixed one is small and often the better in seconds on hundreds of
+steps (transformer6); the timed one reaches what no fixed timing can (transformer-
+small at half its peak: 0.79%, the proven optimum, against 7.8%).
 """
 
 from __future__ import annotations
@@ -28,20 +30,23 @@ import time
 from ortools.sat.python import cp_model
 
 from graphopt.passes.swap_singa import early_late
+from graphopt.passes.swap_timed import TimedSwaps
 from graphopt.plan.swap import Recompute, Swap, SwapProblem, SwapSchedule, base_live_bytes, conflict
 
 WEIGHTS = (0.05, 0.3, 1.0, 3.0)
 SLACK_VARIANTS = 3
+FIXED_SHARE = 0.6  # of the time the weights leave: the engines model with fixed timings; the timed one gets the rest
 
 
 def cover_schedules(sp: SwapProblem, time_limit: float, workers: int = 2) -> list[SwapSchedule]:
-    """One optimal covering schedule per contention weight, and one with the engines
-    modelled (those CP-SAT solved in time).
+    """One optimal covering schedule per contention weight, then one with the engines modelled
+    and fixed timings, then one with the timings free (those CP-SAT solved in time).
 
     The weights go first, with up to a quarter of the time (they are usually proven optimal in
-    a tenth of a second), and the engines model gets all the time they leave. Why: on hundreds
-    of steps the engines model is still improving when its time runs out (transformer6 at
-    0.50x: 2.0% after 6 s, 0.8-2.0% after 12 s, from run to run)."""
+    a tenth of a second); the engines models share what they leave, FIXED_SHARE for fixed
+    timings. Why: on hundreds of steps the fixed-timing model is still improving when its time
+    runs out (transformer6 at 0.50x: 2.0% after 6 s, 0.8-2.0% after 12 s, from run to run), and
+    the timed one needs its schedule as a start there."""
     began = time.perf_counter()
     base = base_live_bytes(sp.problem, sp.num_steps)
     over = [k for k in range(sp.num_steps) if base[k] > sp.budget]
@@ -54,10 +59,16 @@ def cover_schedules(sp: SwapProblem, time_limit: float, workers: int = 2) -> lis
         chosen = solve_cover(sp, events, over, base, weight, share, workers)
         if chosen is not None:
             weighted.append(_schedule(chosen, f"cover-w{weight}"))
-    engine_events = swap_variants(sp, over) + _recompute_events(sp, over)
+    recomputes = _recompute_events(sp, over)
     left = time_limit - (time.perf_counter() - began)
-    chosen = solve_cover(sp, engine_events, over, base, 0.0, left, workers, engines=True)
-    return ([_schedule(chosen, "cover-engines")] if chosen is not None else []) + weighted
+    chosen = solve_cover(sp, swap_variants(sp, over) + recomputes, over, base, 0.0, FIXED_SHARE * left, workers,
+                         engines=True)
+    engines = [_schedule(chosen, "cover-engines")] if chosen is not None else []
+    left = time_limit - (time.perf_counter() - began)
+    chosen = solve_cover(sp, recomputes, over, base, 0.0, left, workers, timed=True,
+                         hint=engines[0] if engines else None)
+    timed = [_schedule(chosen, "cover-timed")] if chosen is not None else []
+    return timed + engines + weighted
 
 
 def _schedule(chosen: list, name: str) -> SwapSchedule:
@@ -101,20 +112,35 @@ def _recompute_events(sp: SwapProblem, over: list[int]) -> list[tuple[Recompute,
 
 
 def solve_cover(sp: SwapProblem, events: list, over: list[int], base, weight: float, time_limit: float,
-                workers: int, engines: bool = False) -> list | None:
+                workers: int, engines: bool = False, timed: bool = False, hint: SwapSchedule | None = None
+                ) -> list | None:
     """The cheapest choice of `events` (swaps priced at `weight` x their copy time) taking every step of
-    `over` from its load in `base` under the budget; None when CP-SAT found none in time."""
+    `over` from its load in `base` under the budget. `engines`: the swaps' copies must fit their windows
+    on the two engines (add_copy_engines); `timed`: swaps timed by the solver join (swap_timed), at one
+    unit each (so none is taken for nothing). `hint` starts the solver from a schedule. None when CP-SAT
+    found none in time."""
     md = cp_model.CpModel()
     use = [md.new_bool_var(f"e{n}") for n in range(len(events))]
     scale = 1e6 / max(sum(sp.step_seconds), 1e-12)
     cost = [max(1, round(sec * scale * (weight if isinstance(e, Swap) else 1.0))) for e, sec in events]
     if engines:
         add_copy_engines(md, sp, events, use, scale)
+    timed_swaps = TimedSwaps(md, sp, scale, over) if timed else None
     sizes = sp.sizes()
     for k in over:
         terms = [sizes[e.buffer] * u for (e, _), u in zip(events, use) if e.free_at <= k < e.load_at]
+        terms += [size * lit for size, lit in (timed_swaps.away_at(k) if timed else ())]
         md.add(sum(terms) >= int(base[k]) - sp.budget)
-    _exclusions(md, sp, events, use)
+    if hint is not None:
+        _hint(md, events, use, hint, timed_swaps)
+    everything = list(events)
+    if timed:
+        timed_swaps.close()
+        for span, lit in timed_swaps.candidates():
+            everything.append((span, 0.0))
+            use.append(lit)
+            cost.append(1)
+    _exclusions(md, sp, everything, use)
     md.minimize(sum(c * u for c, u in zip(cost, use)))
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(time_limit, 0.1)
@@ -122,7 +148,17 @@ def solve_cover(sp: SwapProblem, events: list, over: list[int], base, weight: fl
     status = solver.solve(md)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
-    return [e for (e, _), u in zip(events, use) if solver.value(u)]
+    chosen = [e for (e, _), u in zip(events, use) if solver.value(u)]
+    return chosen + (timed_swaps.read(solver) if timed else [])
+
+
+def _hint(md, events: list, use: list, schedule: SwapSchedule, timed_swaps: TimedSwaps | None) -> None:
+    """Hints `schedule`: its events among `events`, and with `timed_swaps` its swaps as timed ones."""
+    picked = {*schedule.recomputes} | (set() if timed_swaps is not None else {*schedule.swaps})
+    for (e, _), u in zip(events, use):
+        md.add_hint(u, e in picked)
+    if timed_swaps is not None:
+        timed_swaps.hint(schedule.swaps)
 
 
 def add_copy_engines(md, sp: SwapProblem, events, use, scale: float) -> None:

@@ -17,8 +17,8 @@ kept or rebuilt fits the budget (steps under budget appear only where an extend
 or a rebuild may add bytes); one event per idle gap; an input read by a recompute
 or a rebuild is not away (swap or recompute gap) where it runs. Minimize the
 priced time. Each weight gives one schedule, and one variant prices contention
-by modelling the copy engines (swap_cover); the caller judges them all with the
-exact simulator and keeps the best.
+by modelling the copy engines, the swaps' copy timings chosen by the solver
+(swap_timed); the caller judges them all with the exact simulator and keeps the best.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import itertools
 import numpy as np
 from ortools.sat.python import cp_model
 
-from graphopt.passes.swap_cover import add_copy_engines, swap_variants
 from graphopt.passes.swap_singa import early_late
+from graphopt.passes.swap_timed import TimedSwaps
 from graphopt.plan.swap import Extend, Rebuild, Recompute, Swap, SwapProblem, SwapSchedule, base_live_bytes
 
 WEIGHTS = (0.3, 1.0)
@@ -38,8 +38,9 @@ MAX_CHAIN = 3  # rebuilds in turn below a recompute
 
 def rich_cover_schedules(sp: SwapProblem, time_limit: float, workers: int = 2,
                          hints: list[SwapSchedule] = (), engines: bool = False) -> list[SwapSchedule]:
-    """One schedule per contention weight and, if `engines`, one with the engines modelled (those
-    solved in time; the engines model rarely solves in seconds on hundreds of steps);
+    """One schedule per contention weight and, if `engines`, one with the engines modelled and the
+    copies timed by the solver (those solved in time; the engines model rarely solves in seconds on
+    hundreds of steps);
     each model is hinted with the first of `hints` made only of its own events (the plain model's
     schedules are: its events are a subset of these)."""
     base = base_live_bytes(sp.problem, sp.num_steps)
@@ -50,7 +51,7 @@ def rich_cover_schedules(sp: SwapProblem, time_limit: float, workers: int = 2,
     plain = rich_swap_events(sp, over)
     out = []
     share = time_limit / (len(WEIGHTS) + 2 * engines)
-    variants = [(swap_variants(sp, over) + recomputes, 0.0, True, 2 * share, "rich-engines")] if engines else []
+    variants = [(recomputes, 0.0, True, 2 * share, "rich-engines")] if engines else []
     variants += [(plain + recomputes, w, False, share, f"rich-w{w}") for w in WEIGHTS]
     for events, weight, timed, seconds, name in variants:
         model = _RichCover(sp, base, over, events, weight, timed)
@@ -94,13 +95,21 @@ class _RichCover:
     """One CP-SAT model: events, the shared extend/rebuild decisions, memory rows."""
 
     def __init__(self, sp: SwapProblem, base: np.ndarray, over: list[int], events: list, weight: float,
-                 engines: bool = False, fixed: int = 0) -> None:
-        self.sp, self.base, self.events = sp, base, events
+                 timed: bool = False, fixed: int = 0) -> None:
+        """`timed`: swaps timed by the solver (swap_timed) join `events`, at one unit each."""
+        self.sp, self.base = sp, base
         self.md = cp_model.CpModel()
         self.use = [self.md.new_bool_var("") for _ in events]
         self.scale = 1e6 / max(sum(sp.step_seconds), 1e-12)
         self.cost = [max(1, round(sec * self.scale * (weight + (e.load_at == e.before) if isinstance(e, Swap)
                                                         else 1.0))) for e, sec in events]
+        self.timed = TimedSwaps(self.md, sp, self.scale, over) if timed else None
+        self.fixed_events = len(events)  # the events after these are timed ones (their spans)
+        self.events = list(events)
+        for span, lit in self.timed.candidates() if timed else ():
+            self.events.append((span, 0.0))
+            self.use.append(lit)
+            self.cost.append(1)
         self.ends = {b.id: b.end for b in sp.problem.buffers}
         self.starts = {b.id: b.start for b in sp.problem.buffers}
         self.sizes = sp.sizes()
@@ -113,10 +122,8 @@ class _RichCover:
         for n in range(fixed):  # the first `fixed` events are chosen already (staged: hidden swaps)
             self.md.add(self.use[n] == 1)
             self.cost[n] = 0
-        if engines:
-            add_copy_engines(self.md, sp, events, self.use, self.scale)
         self._one_per_gap()
-        for n, (e, _) in enumerate(events):
+        for n, (e, _) in enumerate(self.events):
             if isinstance(e, Recompute):
                 self._inputs_resident(e.buffer, e.before, self.use[n], 0)
         self._memory(over)
@@ -190,10 +197,14 @@ class _RichCover:
         for i, ts in self._extend_steps().items():
             rows |= set(range(self.ends[i], ts[-1] + 1))
         absent: dict[int, list] = {k: [] for k in rows}
-        for (e, _), u in zip(self.events, self.use):
+        for (e, _), u in zip(self.events[:self.fixed_events], self.use):
             for k in range(e.free_at, e.load_at):
                 if k in absent:
                     absent[k].append(self.sizes[e.buffer] * u)
+        if self.timed is not None:
+            for k in rows:
+                absent[k] += [size * lit for size, lit in self.timed.away_at(k)]
+            self.timed.close()
         rebuilt: dict[int, list] = {}
         for (i, t), v in self.reb.items():
             rebuilt.setdefault(t, []).append((self.sizes[i], v))
@@ -202,15 +213,20 @@ class _RichCover:
             self.md.add(int(self.base[k]) - sum(absent[k]) + sum(extra) <= self.sp.budget)
 
     def hint(self, schedules: list[SwapSchedule]) -> None:
-        """Hints the first schedule whose events are all among this model's (no extends, no rebuilds)."""
-        index = {e: n for n, (e, _) in enumerate(self.events)}
+        """Hints the first schedule made only of this model's events (no extends, no rebuilds); a
+        swap may also be one of the timed candidates', in any timing."""
+        index = {e: n for n, (e, _) in enumerate(self.events[:self.fixed_events])}
+        timed = {(s.buffer, s.after) for s, _ in self.timed.candidates()} if self.timed is not None else set()
         for schedule in schedules:
             chosen = [*schedule.swaps, *schedule.recomputes]
-            if schedule.rebuilds or schedule.extends or not all(e in index for e in chosen):
+            retimed = [e for e in schedule.swaps if e not in index and (e.buffer, e.after) in timed]
+            if schedule.rebuilds or schedule.extends or len(retimed) + sum(e in index for e in chosen) < len(chosen):
                 continue
-            picked = {index[e] for e in chosen}
-            for n, u in enumerate(self.use):
-                self.md.add_hint(u, n in picked)
+            picked = {index[e] for e in chosen if e in index}
+            for n in range(self.fixed_events):
+                self.md.add_hint(self.use[n], n in picked)
+            if self.timed is not None:
+                self.timed.hint(retimed)
             for v in (*self.ext.values(), *self.reb.values()):
                 self.md.add_hint(v, False)
             return
@@ -221,7 +237,8 @@ class _RichCover:
         solver.parameters.num_workers = workers
         if solver.solve(self.md) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             return None
-        chosen = [e for (e, _), u in zip(self.events, self.use) if solver.value(u)]
+        chosen = [e for (e, _), u in zip(self.events[:self.fixed_events], self.use) if solver.value(u)]
+        chosen += self.timed.read(solver) if self.timed is not None else []
         return self._schedule(chosen, solver, name)
 
     def _schedule(self, chosen: list, solver: cp_model.CpSolver, name: str) -> SwapSchedule:
