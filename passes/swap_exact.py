@@ -40,6 +40,15 @@ seconds, is at most the true least end of any valid schedule: the certified boun
 the stall is unit x bound - nominal (pessimistic by at most one unit per step, copy and
 recompute on the critical path: ~1e-5 of the step on a few hundred steps).
 The schedule returned is judged by the real simulator and the validator like any other.
+
+Under the rich model (SwapProblem.rich) the same model holds three more freedoms, so that
+its optimum bounds what ours may find there (swap_exact_rich):
+* a copy-in may end at the step boundary (load_at == before): it is issued when step
+  before-1 and the copy-outs step `before` waits for have ended, and step `before` waits
+  for it (L's last literal is then at `before`);
+* a recompute may read an input dead at its step: the input is extended through it or
+  rebuilt there, its producer's time added to the step, with its inputs in turn;
+* memory rows on every step an extend or a rebuild may add bytes to.
 """
 
 from __future__ import annotations
@@ -50,7 +59,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.sat.python import cp_model
 
-from graphopt.errors import PlanError
+from graphopt.passes.swap_exact_rich import Residency, rich_candidates
 from graphopt.passes.swap_singa import InfeasibleBudget
 from graphopt.plan.swap import (
     Gap,
@@ -113,8 +122,6 @@ def solve_exact(sp: SwapProblem, time_limit: float = 60.0, hint: SwapSchedule | 
     schedule at all, and its value joins the model as a cut (less the rounding slack), so
     CP-SAT can stop as soon as an incumbent meets it; the bound reported is the larger of
     the LP's and CP-SAT's own."""
-    if sp.rich:  # its literals stop at load_at < before and it has no extend or rebuild: no bound there
-        raise PlanError("the exact model covers the plain swap model only (SwapProblem(rich=False))")
     began = time.perf_counter()
     nominal = float(sum(sp.step_seconds))
     base = base_live_bytes(sp.problem, sp.num_steps)
@@ -142,7 +149,7 @@ def solve_exact(sp: SwapProblem, time_limit: float = 60.0, hint: SwapSchedule | 
         return ExactResult(None, "unknown", float("inf"), lp.seconds, count, elapsed)
     name = "optimal" if status == cp_model.OPTIMAL else "feasible"
     schedule = _pruned(sp, model.read(solver, f"exact-{name}"))
-    stall = simulate(sp, schedule.swaps, schedule.recomputes).stall
+    stall = simulate(sp, schedule.swaps, schedule.recomputes, rebuilds=schedule.rebuilds).stall
     bound = max(lp.seconds, solver.best_objective_bound * unit - nominal, 0.0)
     return ExactResult(schedule, name, stall, min(bound, max(stall, 0.0)), count, elapsed)
 
@@ -151,16 +158,18 @@ def _pruned(sp: SwapProblem, schedule: SwapSchedule) -> SwapSchedule:
     """Drops, one at a time, events the budget does not need and whose removal costs no time:
     the objective has no term for them, so the solver may keep a few idle ones."""
     swaps, recomputes = list(schedule.swaps), list(schedule.recomputes)
-    stall = simulate(sp, swaps, recomputes).stall
-    for event in [*schedule.swaps, *schedule.recomputes]:
+    kept = {"rebuilds": schedule.rebuilds, "extends": schedule.extends}
+    stall = simulate(sp, swaps, recomputes, rebuilds=schedule.rebuilds).stall
+    # under the rich model a recompute's extends and rebuilds stay with it: only swaps are dropped
+    for event in [*schedule.swaps, *(() if sp.rich else schedule.recomputes)]:
         trial_s = [s for s in swaps if s != event]
         trial_r = [r for r in recomputes if r != event]
-        if live_bytes(sp, trial_s, trial_r).max(initial=0) > sp.budget:
+        if live_bytes(sp, trial_s, trial_r, **kept).max(initial=0) > sp.budget:
             continue
-        trial = simulate(sp, trial_s, trial_r).stall
+        trial = simulate(sp, trial_s, trial_r, rebuilds=schedule.rebuilds).stall
         if trial <= stall + 1e-15:
             swaps, recomputes, stall = trial_s, trial_r, trial
-    return SwapSchedule(tuple(swaps), schedule.planner, recomputes=tuple(recomputes))
+    return SwapSchedule(tuple(swaps), schedule.planner, recomputes=tuple(recomputes), **kept)
 
 
 def _down(seconds: float, unit: float) -> int:
@@ -168,10 +177,21 @@ def _down(seconds: float, unit: float) -> int:
 
 
 def _absence(event) -> tuple[int, int]:
-    """The steps a candidate can be absent on: (first, last)."""
+    """The steps a candidate can be absent on under the plain model: (first, last)."""
     if isinstance(event, Gap):  # a swap candidate: free_at >= after + 1, load_at <= before - 1
         return event.after + 1, event.before - 2
     return event.after + 1, event.before - 1
+
+
+def _candidates(sp: SwapProblem, over: list[int]) -> tuple[list[Gap], list[Recompute], list[int]]:
+    """(swap gaps, recomputes, memory rows): under the plain model the events whose absence meets
+    an over-budget step, those steps the rows; under the rich one, swap_exact_rich's."""
+    if sp.rich:
+        gaps, recomputes, rows = rich_candidates(sp, over)
+        return gaps, recomputes, sorted(rows)
+    rgaps = [Recompute(g.buffer, g.after, g.before) for g in sp.recompute_gaps()]
+    return ([g for g in sp.gaps() if _meets(over, *_absence(g))],
+            [r for r in rgaps if _meets(over, *_absence(r))], over)
 
 
 def _expr(terms: list[tuple[int, object]]):
@@ -197,18 +217,22 @@ class _ExactModel:
 
     def __init__(self, sp: SwapProblem, over: list[int], base: np.ndarray, unit: float) -> None:
         self.sp, self.model = sp, cp_model.CpModel()
-        self.swaps = [g for g in sp.gaps() if _meets(over, *_absence(g))]
-        rgaps = [Recompute(g.buffer, g.after, g.before) for g in sp.recompute_gaps()]
-        self.recomputes = [r for r in rgaps if _meets(over, *_absence(r))]
+        self.swaps, self.recomputes, rows = _candidates(sp, over)
+        self.unit = unit
         self.cost = [_down(c, unit) for c in sp.step_seconds]
         self.copy = {g.buffer: _down(sp.copy_seconds(g.buffer), unit) for g in self.swaps}
         self.rcost = [_down(sp.recompute_seconds(r.buffer), unit) for r in self.recomputes]
         self.horizon = sum(self.cost) + 2 * sum(self.copy[g.buffer] for g in self.swaps) + sum(self.rcost) + 1
         self._steps()
         self._swap_vars()
+        if sp.rich:
+            self._boundary_issue()
+        self.residency = Residency(self.model, sp, list(zip(self.recomputes, self.y)), self._events()) \
+            if sp.rich else None
+        self._durations()
         self._copy_out_fifo()
         self._copy_in_fifo()
-        self._memory(over, base)
+        self._memory(rows, base)
         self._exclusions()
         self._windows(over)
         self.model.minimize(self.S[-1])
@@ -220,18 +244,33 @@ class _ExactModel:
         self.model.add(self.S[-1] >= int(np.ceil(end)) - slack)
 
     def _steps(self) -> None:
-        """Parts 1 and 2: step starts and ends, recompute kernels added where they rebuild."""
+        """Parts 1 and 2: step starts and ends, the recompute choices."""
         md, h = self.model, self.horizon
         self.S = [md.new_int_var(0, h, f"S{k}") for k in range(self.sp.num_steps + 1)]
         self.E = [md.new_int_var(0, h, f"E{k}") for k in range(self.sp.num_steps)]
         self.y = [md.new_bool_var(f"y{n}") for n in range(len(self.recomputes))]
+
+    def _durations(self) -> None:
+        """Part 1: each step's end, with the recompute (and, rich, rebuild) kernels that run before it."""
+        md = self.model
         extra: dict[int, list] = {}
         for n, r in enumerate(self.recomputes):
             extra.setdefault(r.before, []).append(self.rcost[n] * self.y[n])
         md.add(self.S[0] == 0)
         for k, c in enumerate(self.cost):
-            md.add(self.E[k] == self.S[k] + c + sum(extra.get(k, [])))
+            rebuilt = self.residency.rebuild_time(k, self._rebuild_units) if self.residency is not None else []
+            md.add(self.E[k] == self.S[k] + c + sum(extra.get(k, [])) + sum(rebuilt))
             md.add(self.S[k + 1] >= self.E[k])
+
+    def _rebuild_units(self, buffer: int) -> int:
+        return _down(self.sp.recompute_seconds(buffer), self.unit)
+
+    def _events(self) -> list[tuple[object, object]]:
+        return list(zip(self.swaps, self.x)) + list(zip(self.recomputes, self.y))
+
+    def _last_load(self, g: Gap) -> int:
+        """The latest load_at: before - 1, or before itself under the rich model (a boundary copy-in)."""
+        return g.before if self.sp.rich else g.before - 1
 
     def _swap_vars(self) -> None:
         """Part 3: choice, freed-by and loaded-by literals, both copies' starts."""
@@ -242,11 +281,12 @@ class _ExactModel:
     def _one_swap(self, n: int, g: Gap) -> None:
         md, h, d = self.model, self.horizon, self.copy[g.buffer]
         x = md.new_bool_var(f"x{n}")
-        freed = {k: md.new_bool_var(f"F{n}_{k}") for k in range(g.after + 1, g.before - 2)} | {g.before - 2: x}
-        loaded = {k: md.new_bool_var(f"L{n}_{k}") for k in range(g.after + 2, g.before - 1)} | {g.before - 1: x}
-        for k in range(g.after + 1, g.before - 2):
+        last_load = self._last_load(g)
+        freed = {k: md.new_bool_var(f"F{n}_{k}") for k in range(g.after + 1, last_load - 1)} | {last_load - 1: x}
+        loaded = {k: md.new_bool_var(f"L{n}_{k}") for k in range(g.after + 2, last_load)} | {last_load: x}
+        for k in range(g.after + 1, last_load - 1):
             md.add_implication(freed[k], freed[k + 1])
-        for k in range(g.after + 2, g.before - 1):
+        for k in range(g.after + 2, last_load):
             md.add_implication(loaded[k], loaded[k + 1])
         for k in loaded:
             md.add_implication(loaded[k], freed[k - 1])  # free_at < load_at
@@ -255,13 +295,25 @@ class _ExactModel:
         for k, f in freed.items():
             md.add(out + d <= self.S[k]).only_enforce_if(f)
         for k in loaded:  # not loaded by k - 1: load_at >= k, so the copy-in starts after S_k
-            md.add(inn >= self.S[k]).only_enforce_if([x] + ([~loaded[k - 1]] if k - 1 in loaded else []))
+            issued = self.S[k] if k < g.before else self.E[k - 1]  # a boundary copy-in: when step k - 1 ends
+            md.add(inn >= issued).only_enforce_if([x] + ([~loaded[k - 1]] if k - 1 in loaded else []))
         md.add(inn >= out + d).only_enforce_if(x)
         md.add(inn + d <= self.S[g.before]).only_enforce_if(x)
-        i = md.new_int_var(g.after + 2, g.before - 1, f"i{n}")  # load_at, for the copy-in order
+        i = md.new_int_var(g.after + 2, last_load, f"i{n}")  # load_at, for the copy-in order
         md.add(i == g.after + 2 + sum(x - v for v in loaded.values()))
         self.x.append(x), self.F.append(freed), self.L.append(loaded), self.i.append(i)
         self.out.append(out), self.inn.append(inn)
+
+    def _boundary_issue(self) -> None:
+        """Part 3, rich: a boundary copy-in is issued when step `before` is ready to start: step
+        before-1 has ended and so have the copy-outs of the swaps freed at `before` (those freed
+        earlier ended by then anyway, so "freed by `before`" is the condition)."""
+        for n, g in enumerate(self.swaps):
+            boundary = [self.x[n]] + ([~self.L[n][g.before - 1]] if g.before - 1 in self.L[n] else [])
+            for m, other in enumerate(self.swaps):
+                if m != n and g.before in self.F[m]:
+                    done = self.out[m] + self.copy[other.buffer]
+                    self.model.add(self.inn[n] >= done).only_enforce_if(boundary + [self.F[m][g.before]])
 
     def _copy_out_fifo(self) -> None:
         """Part 4, copy-outs: a fixed order, so a chain of 'engine free from' variables."""
@@ -285,9 +337,9 @@ class _ExactModel:
         for p in range(len(self.swaps)):
             for q in range(p + 1, len(self.swaps)):
                 gp, gq, both = self.swaps[p], self.swaps[q], [self.x[p], self.x[q]]
-                if (gp.before - 1, rank[p]) < (gq.after + 2, rank[q]):
+                if (self._last_load(gp), rank[p]) < (gq.after + 2, rank[q]):
                     self._after(q, p, both)
-                elif (gq.before - 1, rank[q]) < (gp.after + 2, rank[p]):
+                elif (self._last_load(gq), rank[q]) < (gp.after + 2, rank[p]):
                     self._after(p, q, both)
                 else:
                     lit = md.new_bool_var(f"first{p}_{q}")  # p's copy-in is issued first
@@ -307,17 +359,19 @@ class _ExactModel:
         loaded = self.L[n].get(k)
         return [(1, self.F[n][k])] + ([(-1, loaded)] if loaded is not None else [])
 
-    def _memory(self, over: list[int], base: np.ndarray) -> None:
-        """Part 5: each over-budget step loses its excess."""
+    def _memory(self, rows: list[int], base: np.ndarray) -> None:
+        """Part 5: each over-budget step loses its excess (rich: plus what extends and rebuilds keep
+        there, on every step they may add to)."""
         sizes = self.sp.sizes()
-        for k in over:
+        for k in rows:
             terms = [g.size * _expr(self._away(n, k)) for n, g in enumerate(self.swaps) if k in self.F[n]]
             terms += [sizes[r.buffer] * self.y[n] for n, r in enumerate(self.recomputes) if r.after < k < r.before]
-            self.model.add(sum(terms) >= int(base[k]) - self.sp.budget)
+            kept = self.residency.extra_bytes(k) if self.residency is not None else []
+            self.model.add(sum(terms) - sum(kept) >= int(base[k]) - self.sp.budget)
 
     def _exclusions(self) -> None:
         """Part 6: pairs the validator forbids together."""
-        events = list(zip(self.swaps, self.x)) + list(zip(self.recomputes, self.y))
+        events = self._events()
         for p in range(len(events)):
             for q in range(p + 1, len(events)):
                 if conflict(self.sp, events[p][0], events[q][0]):
@@ -371,6 +425,9 @@ class _ExactModel:
         durations = np.array(self.cost, dtype=float)
         for n in recs:
             durations[self.recomputes[n].before] += self.rcost[n]
+        rebuilds = schedule.rebuilds if self.residency is not None else ()
+        for r in rebuilds:
+            durations[r.at] += self._rebuild_units(r.buffer)
         tl = simulate(self.sp, tuple(swaps.values()), tuple(self.recomputes[n] for n in recs), durations,
                       lambda b: float(self.copy[b]))
         starts = [round(t) for t in tl.step_start] + [round(tl.total)]
@@ -384,6 +441,8 @@ class _ExactModel:
         for n in range(len(self.swaps)):
             self._hint_swap(n, swaps.get(n), tl, value)
         self._hint_order(swaps, tl, value)
+        if self.residency is not None:
+            value |= self.residency.hint_values(schedule)
         for total, previous, weighted in self.chains:
             before = value[previous.index] if previous is not None else 0
             value[total.index] = before + sum(c * sum(sign * value[lit.index] for sign, lit in t) for c, t in weighted)
@@ -418,4 +477,5 @@ class _ExactModel:
                 free_at = min(k for k, v in self.F[n].items() if solver.value(v))
                 swaps.append(Swap(g.buffer, g.after, free_at, solver.value(self.i[n]), g.before))
         recomputes = tuple(r for n, r in enumerate(self.recomputes) if solver.value(self.y[n]))
-        return SwapSchedule(tuple(swaps), name, recomputes=recomputes)
+        rebuilds, extends = self.residency.read(solver.value, recomputes) if self.residency is not None else ((), ())
+        return SwapSchedule(tuple(swaps), name, recomputes=recomputes, rebuilds=rebuilds, extends=extends)

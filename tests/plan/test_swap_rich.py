@@ -163,10 +163,17 @@ def test_rich_planner_is_valid_and_above_the_rich_bound(seed: int, fraction: flo
     assert bound.seconds <= report.stall + 1e-12
 
 
-def test_exact_model_refuses_the_rich_model() -> None:
-    """Its proven bound is the plain model's optimum, which a rich schedule may beat."""
-    from graphopt.errors import PlanError
+def test_exact_model_solves_the_rich_model_to_a_chained_rebuild() -> None:
+    """At 300 B, b must go over steps 3..4: a swap takes 0.2 s on this link, extending a breaks the
+    budget at step 3, so the optimum rebuilds a at 5 and recomputes b from it (both producers: 3 ms).
+    The plain model cannot: its swap is back by step 4 (a copy-in ends before the step that uses it)."""
     from graphopt.passes.swap_exact import solve_exact
 
-    with pytest.raises(PlanError, match="plain swap model only"):
-        solve_exact(chain(), time_limit=1.0)
+    sp = replace(chain(), budget=300)
+    rich = solve_exact(sp, time_limit=10.0)
+    assert rich.status == "optimal"
+    assert rich.schedule.recomputes == (Recompute(1, 2, 5),) and rich.schedule.rebuilds == (Rebuild(0, 5),)
+    assert validate_swaps(sp, rich.schedule).valid
+    assert rich.stall == pytest.approx(3e-3) and rich.bound == pytest.approx(3e-3, rel=1e-4)
+    plain = solve_exact(replace(sp, rich=False), time_limit=10.0)
+    assert plain.status == "infeasible"
