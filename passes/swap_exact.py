@@ -7,7 +7,7 @@ rematerialization with an integer program; this is the same idea on our model: e
 choice and every timing the validator accepts, with the simulator's semantics as
 constraints, so the solver's optimum IS the least simulated stall (up to rounding,
 below) and its proven bound holds for any valid schedule. It is slow: meant for small
-networks and benchmarks, not for compiles.
+networks and benchmarks; "ours" runs it last on steps with few candidates (exact_size).
 
 The model (time in integer units; steps 0..n-1, S_n the end):
 1. Steps: S_0 = 0, E_k = S_k + c_k + sum of r_g y_g over recomputes rebuilt at k,
@@ -72,7 +72,7 @@ from graphopt.plan.swap import (
     live_bytes,
     simulate,
 )
-from graphopt.plan.swap_bound import overhead_lower_bound
+from graphopt.plan.swap_bound import OverheadBound, overhead_lower_bound
 
 UNITS = 10_000_000  # integer time units per nominal step: rounding costs ~n / UNITS of it
 PROBING = 0  # CP-SAT's presolve probing took 17 of 30 s on squeezenet (184 steps) and proved nothing more
@@ -113,7 +113,7 @@ class SwapExact:
 
 
 def solve_exact(sp: SwapProblem, time_limit: float = 60.0, hint: SwapSchedule | None = None,
-                workers: int = 2, feasibility: bool = False) -> ExactResult:
+                workers: int = 2, feasibility: bool = False, lp: bool = True) -> ExactResult:
     """Builds and solves the model of the module docstring; `hint` (any valid schedule) starts it.
     With `feasibility`, the first schedule found ends the search ("feasible", bound the LP's):
     only "does any schedule fit this budget" is asked, which a floor search needs.
@@ -121,19 +121,21 @@ def solve_exact(sp: SwapProblem, time_limit: float = 60.0, hint: SwapSchedule | 
     The LP bound (graphopt.plan.swap_bound) is solved first: infeasible there means no
     schedule at all, and its value joins the model as a cut (less the rounding slack), so
     CP-SAT can stop as soon as an incumbent meets it; the bound reported is the larger of
-    the LP's and CP-SAT's own."""
+    the LP's and CP-SAT's own. Without `lp` (a planner that only wants a better schedule in
+    seconds: "ours" on small steps) the LP is skipped and the bound is CP-SAT's alone."""
     began = time.perf_counter()
     nominal = float(sum(sp.step_seconds))
     base = base_live_bytes(sp.problem, sp.num_steps)
     over = [int(k) for k in np.flatnonzero(base > sp.budget)]
     if not over:
         return ExactResult(SwapSchedule((), "exact-optimal"), "optimal", 0.0, 0.0, 0, time.perf_counter() - began)
-    lp = overhead_lower_bound(sp, time_limit=time_limit)
+    lp = overhead_lower_bound(sp, time_limit=time_limit) if lp else OverheadBound(0.0, "skipped", len(over), 0.0)
     if lp.status == "infeasible":
         return ExactResult(None, "infeasible", float("inf"), float("inf"), 0, time.perf_counter() - began)
     unit = max(nominal, 1e-12) / UNITS
     model = _ExactModel(sp, over, base, unit)
-    model.cut((nominal + lp.seconds) / unit)
+    if lp.status != "skipped":
+        model.cut((nominal + lp.seconds) / unit)
     if hint is not None:
         model.hint(hint)
     solver = cp_model.CpSolver()
@@ -181,6 +183,14 @@ def _absence(event) -> tuple[int, int]:
     if isinstance(event, Gap):  # a swap candidate: free_at >= after + 1, load_at <= before - 1
         return event.after + 1, event.before - 2
     return event.after + 1, event.before - 1
+
+
+def exact_size(sp: SwapProblem) -> int:
+    """How many swap and recompute candidates the exact model would hold at `sp`'s budget."""
+    base = base_live_bytes(sp.problem, sp.num_steps)
+    over = [int(k) for k in np.flatnonzero(base > sp.budget)]
+    gaps, recomputes, _rows = _candidates(sp, over)
+    return len(gaps) + len(recomputes)
 
 
 def _candidates(sp: SwapProblem, over: list[int]) -> tuple[list[Gap], list[Recompute], list[int]]:
