@@ -19,6 +19,7 @@ import itertools
 from ortools.sat.python import cp_model
 
 from graphopt.plan.swap import Extend, Gap, Rebuild, Recompute, SwapProblem, SwapSchedule
+from graphopt.plan.swap_rich import needed_residency
 
 
 def rich_candidates(sp: SwapProblem, over: list[int]) -> tuple[list[Gap], list[Recompute], set[int]]:
@@ -123,24 +124,7 @@ class Residency:
 
     def read(self, value, recomputes: list[Recompute]) -> tuple[tuple[Rebuild, ...], tuple[Extend, ...]]:
         """The extends and rebuilds `recomputes` need, as `value(literal)` chose them."""
-        extends: dict[int, int] = {}
-        rebuilds: set[tuple[int, int]] = set()
-
-        def need(buffer: int, step: int) -> None:
-            for i in self.sp.recompute_inputs.get(buffer, ()):
-                if step < self.ends[i]:
-                    continue
-                if value(self.ext[i, step]):
-                    extends[i] = max(extends.get(i, step), step)
-                elif (i, step) not in rebuilds:
-                    rebuilds.add((i, step))
-                    need(i, step)
-
-        for r in recomputes:
-            need(r.buffer, r.before)
-        rebuilds = {(i, t) for i, t in rebuilds if extends.get(i, -1) < t}
-        return (tuple(Rebuild(i, t) for i, t in sorted(rebuilds)),
-                tuple(Extend(i, t) for i, t in sorted(extends.items())))
+        return needed_residency(self.sp, recomputes, lambda i, t: value(self.ext[i, t]))
 
     def hint_values(self, schedule: SwapSchedule) -> dict[int, int]:
         """Variable index -> value for `schedule`'s extends and rebuilds."""

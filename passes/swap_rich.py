@@ -31,7 +31,8 @@ from ortools.sat.python import cp_model
 from graphopt.passes.swap_cover import add_copy_engines, swap_variants
 from graphopt.passes.swap_singa import early_late
 from graphopt.passes.swap_timed import TimedSwaps
-from graphopt.plan.swap import Extend, Rebuild, Recompute, Swap, SwapProblem, SwapSchedule, base_live_bytes
+from graphopt.plan.swap import Recompute, Swap, SwapProblem, SwapSchedule, base_live_bytes
+from graphopt.plan.swap_rich import needed_residency
 
 WEIGHTS = (0.3, 1.0)
 MAX_CHAIN = 3  # rebuilds in turn below a recompute
@@ -255,24 +256,7 @@ class _RichCover:
 
     def _schedule(self, chosen: list, solver: cp_model.CpSolver, name: str) -> SwapSchedule:
         """The chosen events, and only the extends and rebuilds their recomputes need."""
-        extends: dict[int, int] = {}
-        rebuilds: set[tuple[int, int]] = set()
-
-        def need(buffer: int, step: int) -> None:
-            for i in self.sp.recompute_inputs.get(buffer, ()):
-                if step < self.ends[i]:
-                    continue
-                if solver.value(self.ext[i, step]):
-                    extends[i] = max(extends.get(i, step), step)
-                elif (i, step) not in rebuilds:
-                    rebuilds.add((i, step))
-                    need(i, step)
-
-        for r in chosen:
-            if isinstance(r, Recompute):
-                need(r.buffer, r.before)
-        rebuilds = {(i, t) for i, t in rebuilds if extends.get(i, -1) < t}
+        recomputes = [e for e in chosen if isinstance(e, Recompute)]
+        rebuilds, extends = needed_residency(self.sp, recomputes, lambda i, t: solver.value(self.ext[i, t]))
         swaps = tuple(e for e in chosen if isinstance(e, Swap))
-        return SwapSchedule(swaps, name, recomputes=tuple(e for e in chosen if isinstance(e, Recompute)),
-                            rebuilds=tuple(Rebuild(i, t) for i, t in sorted(rebuilds)),
-                            extends=tuple(Extend(i, t) for i, t in sorted(extends.items())))
+        return SwapSchedule(swaps, name, recomputes=tuple(recomputes), rebuilds=rebuilds, extends=extends)

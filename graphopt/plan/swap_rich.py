@@ -22,7 +22,32 @@ and the placement know only swaps and recomputes. So this module
 from __future__ import annotations
 
 from graphopt.plan.problem import Buffer, MemoryProblem
-from graphopt.plan.swap import Recompute, SwapProblem, SwapSchedule, split_problem
+from graphopt.plan.swap import Extend, Rebuild, Recompute, SwapProblem, SwapSchedule, split_problem
+
+
+def needed_residency(sp: SwapProblem, recomputes, extended) -> tuple[tuple[Rebuild, ...], tuple[Extend, ...]]:
+    """The extends and rebuilds `recomputes` need: each input dead where it is read is extended
+    through that step when `extended(input, step)` says so, else rebuilt there, its own dead
+    inputs in turn (a planner's solver answers `extended`); a rebuild an extend covers is dropped."""
+    ends = {b.id: b.end for b in sp.problem.buffers}
+    extends: dict[int, int] = {}
+    rebuilds: set[tuple[int, int]] = set()
+
+    def need(buffer: int, step: int) -> None:
+        for i in sp.recompute_inputs.get(buffer, ()):
+            if step < ends[i]:
+                continue
+            if extended(i, step):
+                extends[i] = max(extends.get(i, step), step)
+            elif (i, step) not in rebuilds:
+                rebuilds.add((i, step))
+                need(i, step)
+
+    for r in recomputes:
+        need(r.buffer, r.before)
+    rebuilds = {(i, t) for i, t in rebuilds if extends.get(i, -1) < t}
+    return (tuple(Rebuild(i, t) for i, t in sorted(rebuilds)),
+            tuple(Extend(i, t) for i, t in sorted(extends.items())))
 
 
 def kept_steps(sp: SwapProblem, schedule: SwapSchedule) -> set[tuple[int, int]]:
