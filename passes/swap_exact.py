@@ -59,6 +59,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.sat.python import cp_model
 
+from graphopt.errors import PlanError
 from graphopt.passes.swap_exact_rich import Residency, rich_candidates
 from graphopt.passes.swap_singa import InfeasibleBudget
 from graphopt.plan.swap import (
@@ -72,7 +73,7 @@ from graphopt.plan.swap import (
     live_bytes,
     simulate,
 )
-from graphopt.plan.swap_bound import OverheadBound, overhead_lower_bound
+from graphopt.plan.swap_bound import OverheadBound, sampled_lower_bound
 
 UNITS = 10_000_000  # integer time units per nominal step: rounding costs ~n / UNITS of it
 PROBING = 0  # CP-SAT's presolve probing took 17 of 30 s on squeezenet (184 steps) and proved nothing more
@@ -89,6 +90,7 @@ class ExactResult:
     bound: float
     candidates: int
     solve_seconds: float
+    lp: OverheadBound | None = None  # the LP bound it started from (status "skipped" or "timeout": none)
 
     @property
     def gap(self) -> float:
@@ -129,12 +131,12 @@ def solve_exact(sp: SwapProblem, time_limit: float = 60.0, hint: SwapSchedule | 
     over = [int(k) for k in np.flatnonzero(base > sp.budget)]
     if not over:
         return ExactResult(SwapSchedule((), "exact-optimal"), "optimal", 0.0, 0.0, 0, time.perf_counter() - began)
-    lp = overhead_lower_bound(sp, time_limit=time_limit) if lp else OverheadBound(0.0, "skipped", len(over), 0.0)
+    lp = _lp_bound(sp, time_limit) if lp else OverheadBound(0.0, "skipped", len(over), 0.0)
     if lp.status == "infeasible":
-        return ExactResult(None, "infeasible", float("inf"), float("inf"), 0, time.perf_counter() - began)
+        return ExactResult(None, "infeasible", float("inf"), float("inf"), 0, time.perf_counter() - began, lp)
     unit = max(nominal, 1e-12) / UNITS
     model = _ExactModel(sp, over, base, unit)
-    if lp.status != "skipped":
+    if lp.status not in ("skipped", "timeout"):
         model.cut((nominal + lp.seconds) / unit)
     if hint is not None:
         model.hint(hint)
@@ -146,14 +148,23 @@ def solve_exact(sp: SwapProblem, time_limit: float = 60.0, hint: SwapSchedule | 
     status = solver.solve(model.model)
     elapsed, count = time.perf_counter() - began, len(model.swaps) + len(model.recomputes)
     if status == cp_model.INFEASIBLE:
-        return ExactResult(None, "infeasible", float("inf"), float("inf"), count, elapsed)
+        return ExactResult(None, "infeasible", float("inf"), float("inf"), count, elapsed, lp)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return ExactResult(None, "unknown", float("inf"), lp.seconds, count, elapsed)
+        return ExactResult(None, "unknown", float("inf"), lp.seconds, count, elapsed, lp)
     name = "optimal" if status == cp_model.OPTIMAL else "feasible"
     schedule = _pruned(sp, model.read(solver, f"exact-{name}"))
     stall = simulate(sp, schedule.swaps, schedule.recomputes, rebuilds=schedule.rebuilds).stall
     bound = max(lp.seconds, solver.best_objective_bound * unit - nominal, 0.0)
-    return ExactResult(schedule, name, stall, min(bound, max(stall, 0.0)), count, elapsed)
+    return ExactResult(schedule, name, stall, min(bound, max(stall, 0.0)), count, elapsed, lp)
+
+
+def _lp_bound(sp: SwapProblem, time_limit: float) -> OverheadBound:
+    """The largest sampled LP bound finished in `time_limit` (graphopt.plan.swap_bound; fewer rows
+    still bound), or a "timeout" of 0 s when none finished: then CP-SAT's bound stands alone."""
+    try:
+        return sampled_lower_bound(sp, time_limit=time_limit)
+    except PlanError:
+        return OverheadBound(0.0, "timeout", 0, time_limit)
 
 
 def _pruned(sp: SwapProblem, schedule: SwapSchedule) -> SwapSchedule:
