@@ -100,7 +100,7 @@ class _RichCover:
     """One CP-SAT model: events, the shared extend/rebuild decisions, memory rows."""
 
     def __init__(self, sp: SwapProblem, base: np.ndarray, over: list[int], events: list, weight: float,
-                 engines: bool = False, timed: bool = False, fixed: int = 0) -> None:
+                 engines: bool = False, timed: bool = False) -> None:
         """`engines`: the swaps of `events` must fit their copy windows, one copy at a time per engine
         (swap_cover.add_copy_engines); `timed`: swaps timed by the solver (swap_timed) join `events`,
         at one unit each."""
@@ -111,7 +111,7 @@ class _RichCover:
         self.cost = [max(1, round(sec * self.scale * (weight + (e.load_at == e.before) if isinstance(e, Swap)
                                                         else 1.0))) for e, sec in events]
         self.timed = TimedSwaps(self.md, sp, self.scale, over) if timed else None
-        self.fixed_events = len(events)  # the events after these are timed ones (their spans)
+        self.given = len(events)  # the caller's events; after them, the timed ones' spans
         if engines:
             add_copy_engines(self.md, sp, events, self.use, self.scale)
         self.events = list(events)
@@ -126,11 +126,8 @@ class _RichCover:
         self.reb: dict[tuple[int, int], cp_model.IntVar] = {}
         self.res: dict[tuple[int, int], cp_model.IntVar | None] = {}
         self.by_buffer: dict[int, list[int]] = {}
-        for n, (e, _) in enumerate(events):
+        for n, (e, _) in enumerate(self.events):  # the timed spans too: their gap rules hold whatever the timing
             self.by_buffer.setdefault(e.buffer, []).append(n)
-        for n in range(fixed):  # the first `fixed` events are chosen already (staged: hidden swaps)
-            self.md.add(self.use[n] == 1)
-            self.cost[n] = 0
         self._one_per_gap()
         for n, (e, _) in enumerate(self.events):
             if isinstance(e, Recompute):
@@ -206,7 +203,7 @@ class _RichCover:
         for i, ts in self._extend_steps().items():
             rows |= set(range(self.ends[i], ts[-1] + 1))
         absent: dict[int, list] = {k: [] for k in rows}
-        for (e, _), u in zip(self.events[:self.fixed_events], self.use):
+        for (e, _), u in zip(self.events[:self.given], self.use):
             for k in range(e.free_at, e.load_at):
                 if k in absent:
                     absent[k].append(self.sizes[e.buffer] * u)
@@ -224,7 +221,7 @@ class _RichCover:
     def hint(self, schedules: list[SwapSchedule]) -> None:
         """Hints the first schedule made only of this model's events (its extends and rebuilds as
         the matching literals); a swap may also be one of the timed candidates', in any timing."""
-        index = {e: n for n, (e, _) in enumerate(self.events[:self.fixed_events])}
+        index = {e: n for n, (e, _) in enumerate(self.events[:self.given])}
         timed = {(s.buffer, s.after) for s, _ in self.timed.candidates()} if self.timed is not None else set()
         for schedule in schedules:
             chosen = [*schedule.swaps, *schedule.recomputes]
@@ -232,7 +229,7 @@ class _RichCover:
             if len(retimed) + sum(e in index for e in chosen) < len(chosen):
                 continue
             picked = {index[e] for e in chosen if e in index}
-            for n in range(self.fixed_events):
+            for n in range(self.given):
                 self.md.add_hint(self.use[n], n in picked)
             if self.timed is not None:
                 self.timed.hint(retimed)
@@ -250,7 +247,7 @@ class _RichCover:
         solver.parameters.num_workers = workers
         if solver.solve(self.md) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             return None
-        chosen = [e for (e, _), u in zip(self.events[:self.fixed_events], self.use) if solver.value(u)]
+        chosen = [e for (e, _), u in zip(self.events[:self.given], self.use) if solver.value(u)]
         chosen += self.timed.read(solver) if self.timed is not None else []
         return self._schedule(chosen, solver, name)
 

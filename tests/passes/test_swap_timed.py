@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graphopt.passes.swap_cover import _recompute_events, _schedule, solve_cover, swap_variants
+from graphopt.passes.swap_rich import rich_cover_schedules
 from graphopt.plan.swap import SwapProblem, base_live_bytes
 from graphopt.plan.swap_bound import overhead_lower_bound
 from graphopt.plan.swap_validator import validate_swaps
@@ -82,3 +83,14 @@ def test_timed_copies_reach_the_bound_where_fixed_timings_could_not(transformer_
     assert report.valid, report.errors
     bound = overhead_lower_bound(sp, time_limit=30).seconds
     assert report.stall <= bound + ROUNDING * step
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10_000), st.sampled_from([0.45, 0.55, 0.7]))
+def test_the_rich_covering_models_keep_the_gap_rules_for_timed_swaps(seed: int, fraction: float) -> None:
+    """Every schedule of the rich covering models, timed swaps included, passes the validator: a timed
+    swap never shares its gap with a recompute, nor takes away an input where a recompute reads it."""
+    sp = replace(training_like(seed, layers=6, fraction=fraction, bandwidth=20e9), rich=True)
+    for schedule in rich_cover_schedules(sp, 3.0, workers=1, engines=True):
+        report = validate_swaps(sp, schedule)
+        assert report.valid, (schedule.planner, report.errors)
