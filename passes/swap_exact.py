@@ -77,6 +77,7 @@ from graphopt.plan.swap_bound import OverheadBound, sampled_lower_bound
 
 UNITS = 10_000_000  # integer time units per nominal step: rounding costs ~n / UNITS of it
 PROBING = 0  # CP-SAT's presolve probing took 17 of 30 s on squeezenet (184 steps) and proved nothing more
+LP_SHARE = 1 / 3  # of the time limit, at most, for the LP bound (rich transformer-small: the LP took all 60 s)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def solve_exact(sp: SwapProblem, time_limit: float = 60.0, hint: SwapSchedule | 
     over = [int(k) for k in np.flatnonzero(base > sp.budget)]
     if not over:
         return ExactResult(SwapSchedule((), "exact-optimal"), "optimal", 0.0, 0.0, 0, time.perf_counter() - began)
-    lp = _lp_bound(sp, time_limit) if lp else OverheadBound(0.0, "skipped", len(over), 0.0)
+    lp = _lp_bound(sp, LP_SHARE * time_limit) if lp else OverheadBound(0.0, "skipped", len(over), 0.0)
     if lp.status == "infeasible":
         return ExactResult(None, "infeasible", float("inf"), float("inf"), 0, time.perf_counter() - began, lp)
     unit = max(nominal, 1e-12) / UNITS
