@@ -19,6 +19,7 @@ import itertools
 from ortools.sat.python import cp_model
 
 from graphopt.plan.swap import Extend, Gap, Rebuild, Recompute, SwapProblem, SwapSchedule
+from graphopt.plan.swap_floor import rich_swap_gaps
 from graphopt.plan.swap_rich import needed_residency
 
 
@@ -27,7 +28,7 @@ def rich_candidates(sp: SwapProblem, over: list[int]) -> tuple[list[Gap], list[R
     over-budget steps and those the candidates' extends and rebuilds may add bytes to (a fixed
     point: an event elsewhere frees nothing a valid schedule needs, and dropping it keeps any
     valid schedule valid and no slower)."""
-    gaps = [g for b in sp.problem.buffers if not sp.swappable or b.id in sp.swappable for g in sp._idle(b, 2)]
+    gaps = rich_swap_gaps(sp)
     every = [Recompute(g.buffer, g.after, g.before) for b in sp.problem.buffers if b.id in sp.recompute_inputs
              for g in sp._idle(b, 2)]
     ends = {b.id: b.end for b in sp.problem.buffers}
@@ -73,7 +74,8 @@ class Residency:
         self.kept: dict[tuple[int, int], object] = {}
         for r, y in recomputes:
             self._inputs_resident(r.buffer, r.before, y)
-        for i, ts in self._extend_steps().items():
+        self.extend_steps = self._extend_steps()  # buffer -> its extend literals' steps, sorted (fixed from here)
+        for i, ts in self.extend_steps.items():
             for t1, t2 in itertools.pairwise(ts):
                 md.add_implication(self.ext[i, t2], self.ext[i, t1])
 
@@ -116,7 +118,7 @@ class Residency:
     def extra_bytes(self, step: int) -> list:
         """Linear terms: bytes an extend or a rebuild keeps at `step`."""
         terms = [self.sizes[i] * v for (i, t), v in self.reb.items() if t == step]
-        for i, ts in self._extend_steps().items():
+        for i, ts in self.extend_steps.items():
             later = [t for t in ts if t >= step]
             if self.ends[i] <= step and later:
                 terms.append(self.sizes[i] * self.ext[i, later[0]])
