@@ -95,21 +95,25 @@ class OverheadBound:
     """`seconds` of stall every valid plan has at least; inf when none fits the budget."""
 
     seconds: float
-    status: str  # "optimal", "no-excess" (budget above the peak), "infeasible"
+    status: str  # "optimal", "bounded" (integer program stopped by time), "no-excess" (no step over), "infeasible"
     over_budget_steps: int
     solve_seconds: float
     removed_at_peak: dict = field(default_factory=dict, compare=False)  # (buffer, after, before, how) -> bytes
     stride: int = 1  # 1: every over-budget step is a row; more: the sampled relaxation of the docstring
+    integer: bool = False  # the integer program's bound (graphopt.plan.swap_bound_integer), not the LP's
+
+    @property
+    def certified(self) -> bool:
+        """A finite bound holds (infeasible: none does, no plan fits)."""
+        return self.status in ("optimal", "bounded", "no-excess")
 
 
 def overhead_lower_bound(sp: SwapProblem, time_limit: float = 120.0, stride: int = 1,
-                         chains: bool = True) -> OverheadBound:
+                         chains: bool = True, integer: bool = False) -> OverheadBound:
     """The LP bound of the module docstring for `sp` at its budget (`stride` > 1: sampled rows;
-    `chains`: with the recompute-chain inequalities of graphopt.plan.swap_bound_chain).
-
-    (An integer version, events 0/1 and one per gap, was tried with SCIP: on
-    SqueezeNet it proved nothing above 0 in 90 s, so only the LP is offered.)
-    """
+    `chains`: with the recompute-chain inequalities of graphopt.plan.swap_bound_chain; `integer`:
+    the event counts integers, graphopt.plan.swap_bound_integer: status "bounded" when time ran
+    out after a first integer point, the bound then the search's proven one)."""
     began = time.perf_counter()
     live = base_live_bytes(sp.problem, sp.num_steps)
     over = [int(k) for k in np.flatnonzero(live > sp.budget)]
@@ -119,17 +123,21 @@ def overhead_lower_bound(sp: SwapProblem, time_limit: float = 120.0, stride: int
     if chains:
         from graphopt.plan.swap_bound_chain import ChainBoundLp  # it extends BoundLp below
 
-        lp = ChainBoundLp(sp, rows, live)
+        lp = ChainBoundLp(sp, rows, live, integer)
     else:
-        lp = BoundLp(sp, rows, live)
+        lp = BoundLp(sp, rows, live, integer)
     status = lp.solve(time_limit)
     elapsed = time.perf_counter() - began
     if status == pywraplp.Solver.INFEASIBLE:
-        return OverheadBound(float("inf"), "infeasible", len(over), elapsed, stride=stride)
-    if status != pywraplp.Solver.OPTIMAL:
-        raise PlanError(f"swap bound LP ended with status {status} (time limit {time_limit} s?): no bound certified")
-    return OverheadBound(max(0.0, lp.stall_seconds()), "optimal", len(over), elapsed,
-                         lp.removed_at(rows[int(np.argmax(live[rows]))]), stride)
+        return OverheadBound(float("inf"), "infeasible", len(over), elapsed, stride=stride, integer=integer)
+    proven = {pywraplp.Solver.OPTIMAL: "optimal"}
+    if integer:
+        proven[pywraplp.Solver.FEASIBLE] = "bounded"
+    if status not in proven:
+        raise PlanError(f"swap bound {'integer program' if integer else 'LP'} ended with status {status} "
+                        f"(time limit {time_limit} s?): no bound certified")
+    return OverheadBound(max(0.0, lp.stall_seconds()), proven[status], len(over), elapsed,
+                         lp.removed_at(rows[int(np.argmax(live[rows]))]), stride, integer)
 
 
 def sampled_steps(over: list[int], live: np.ndarray, stride: int) -> list[int]:
@@ -168,9 +176,14 @@ def sampled_lower_bound(sp: SwapProblem, time_limit: float = 120.0,
 class BoundLp:
     """Builds the LP once; one method per constraint family of the docstring."""
 
-    def __init__(self, sp: SwapProblem, over: list[int], live: np.ndarray) -> None:
-        self.sp, self.over = sp, over
-        self.solver = pywraplp.Solver.CreateSolver("GLOP")
+    def __init__(self, sp: SwapProblem, over: list[int], live: np.ndarray, integer: bool = False) -> None:
+        """`integer`: the event counts (s, F, L, y, z and the chain rows' W, Q) are integers, as
+        in every valid plan: a mixed-integer program (graphopt.plan.swap_bound_integer)."""
+        self.sp, self.over, self.integer = sp, over, integer
+        self.solver = pywraplp.Solver.CreateSolver("HIGHS" if integer else "HIGHS_LP")
+        # HiGHS prints a banner on stdout at every solve; this option (set, though the call
+        # returns False in OR-Tools 9.15) silences it where SuppressOutput does not
+        self.solver.SetSolverSpecificParametersAsString("output_flag=false")
         self.starts = sp.nominal_starts() / TIME_UNIT
         self.tail = 1 if sp.rich else 2  # a swap is away through step before - tail
         swaps, recomputes = (rich_swap_gaps(sp), rich_recompute_gaps(sp)) if sp.rich else (sp.gaps(),
@@ -191,10 +204,10 @@ class BoundLp:
         lp.Add(self.delay[0] == 0)
         self.count, self.freed, self.loaded = {}, {}, {}
         for i, g in enumerate(self.swaps):
-            self.count[g] = lp.NumVar(0.0, inf, f"s{i}")
+            self.count[g] = self._count(inf, f"s{i}")
             prev = None
             for k in _span(self.over, g.after + 1, g.before - self.tail):
-                f, ld = lp.NumVar(0.0, inf, f"F{i}_{k}"), lp.NumVar(0.0, inf, f"L{i}_{k}")
+                f, ld = self._count(inf, f"F{i}_{k}"), self._count(inf, f"L{i}_{k}")
                 lp.Add(ld <= f)
                 if prev is not None:
                     lp.Add(self.freed[g, prev] <= f)
@@ -203,10 +216,14 @@ class BoundLp:
             lp.Add(self.freed[g, prev] <= self.count[g])  # F is nondecreasing: its last value is the largest
         self.runs, self.rebuilt = {}, {}
         for i, g in enumerate(self.recomputes):
-            self.runs[g] = lp.NumVar(0.0, inf, f"y{i}")
+            self.runs[g] = self._count(inf, f"y{i}")
             for k in _span(self.over, g.after + 1, g.before - 1):
-                self.rebuilt[g, k] = lp.NumVar(0.0, inf, f"z{i}_{k}")
+                self.rebuilt[g, k] = self._count(inf, f"z{i}_{k}")
                 lp.Add(self.rebuilt[g, k] <= self.runs[g])
+
+    def _count(self, upper: float, name: str):
+        """A variable that counts events: continuous in the LP, an integer in the integer program."""
+        return (self.solver.IntVar if self.integer else self.solver.NumVar)(0.0, upper, name)
 
     def _chains(self) -> None:
         """Hook: variables and rows of the recompute chains (graphopt.plan.swap_bound_chain)."""
@@ -303,13 +320,15 @@ class BoundLp:
         return self.count[g] - self.loaded[g, k] if k > g.after else self.count[g]
 
     def solve(self, time_limit: float) -> int:
+        """HiGHS: on transformer-small at 0.50x of the peak the full LP (95 rows) takes 6 s, where
+        GLOP's dual simplex did not finish every other row in 5 minutes."""
         self.solver.SetTimeLimit(int(time_limit * 1000))
-        # dual simplex: seconds where GLOP's default primal simplex takes a minute on SqueezeNet
-        self.solver.SetSolverSpecificParametersAsString("use_dual_simplex: true")
         return self.solver.Solve()
 
     def stall_seconds(self) -> float:
-        return self.solver.Objective().Value() * TIME_UNIT
+        """The LP optimum or, for the integer program, its proven bound (valid before it finishes)."""
+        objective = self.solver.Objective()
+        return (objective.BestBound() if self.integer else objective.Value()) * TIME_UNIT
 
     def removed_at(self, k: int) -> dict:
         """What the LP optimum sends away at step k: (buffer, after, before, 'swap'|'recompute') -> bytes."""

@@ -35,10 +35,10 @@ MAX_DEPTH = 8
 class ChainBoundLp(BoundLp):
     """The base LP plus the chain rows of the module docstring."""
 
-    def __init__(self, sp: SwapProblem, over: list[int], live) -> None:
+    def __init__(self, sp: SwapProblem, over: list[int], live, integer: bool = False) -> None:
         self.ends = {b.id: b.end for b in sp.problem.buffers}
         self.births = {b.id: b.start for b in sp.problem.buffers}
-        super().__init__(sp, over, live)
+        super().__init__(sp, over, live, integer)
 
     def _chains(self) -> None:
         self.rebuilds: dict[tuple[int, int], object] = {}  # (buffer, step) -> Q
@@ -75,7 +75,7 @@ class ChainBoundLp(BoundLp):
             return
         self.kept_for.setdefault(i, {}).setdefault(t, []).append(v)
         if i in self.sp.recompute_inputs and (i, t) not in self.rebuilds:
-            q = self.solver.NumVar(0.0, 1.0, f"Q{i}_{t}")
+            q = self._count(1.0, f"Q{i}_{t}")
             self.rebuilds[i, t] = q
             for j in self.sp.recompute_inputs[i]:
                 self._need(j, t, q, depth + 1)
@@ -96,7 +96,7 @@ class ChainBoundLp(BoundLp):
             steps = sorted({k for k in self.over if k >= self.ends[i]} | set(needs))
             previous = None
             for k in steps:
-                w = self.solver.NumVar(0.0, 1.0, f"W{i}_{k}")
+                w = self._count(1.0, f"W{i}_{k}")
                 if previous is not None:
                     self.solver.Add(w <= previous)
                 self.extended[i, k], previous = w, w
