@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 import numpy as np
 from ortools.sat.python import cp_model
@@ -61,7 +62,8 @@ from graphopt.plan.swap_validator import validate_swaps
 log = logging.getLogger(__name__)
 MAX_GAPS = 400
 RICH_SHARES = (0.2, 0.2, 0.3)  # rich model: plain cover, recompute-first, staged greedy, rich cover until ..._UNTIL
-RICH_COVER_UNTIL = 0.75  # of the time limit
+RICH_COVER_UNTIL = 0.9  # of the time limit
+RICH_RETIME = 0.05  # of the time limit, to retime the best schedule before the rich covering model
 RICH_REFINE_UNTIL = 0.97  # the local search's deadline; the full CP-SAT model gets what is left
 GOOD_ENOUGH = 0.005  # of the no-swap step: a plain covering schedule this good ends the rich search
 UNITS = 1_000_000  # time resolution: the no-swap step spans about this many units
@@ -77,13 +79,16 @@ class SwapCpSat:
     def __init__(self, workers: int = 2) -> None:
         self.workers = workers
 
-    def plan(self, sp: SwapProblem, time_limit: float = 10.0) -> SwapSchedule:
+    def plan(self, sp: SwapProblem, time_limit: float = 10.0, starts: Sequence[SwapSchedule] = ()) -> SwapSchedule:
+        """`starts`: valid schedules of a search already run (graphopt.train.swapping gives the plain
+        model's search to the rich one): they join the pool, and under the rich model they stand in
+        for its plain covering stage, whose time goes to the later ones."""
         began = time.perf_counter()
         small = exact_size(sp) <= EXACT_MAX_EVENTS
         searches = (1 - EXACT_SHARE) * time_limit if small else time_limit
-        pool = _heuristic_pool(sp)
+        pool = _ranked(sp, _heuristic_pool(sp), list(starts))
         if (not pool or pool[0][1] > 0) and sp.rich:
-            pool = self._rich_pool(sp, pool, began, searches)
+            pool = self._rich_pool(sp, pool, began, searches, bool(starts))
         elif not pool or pool[0][1] > 0:
             pool = _ranked(sp, pool, cover_schedules(sp, 0.8 * searches, self.workers))
         best = _refine_best(sp, pool, began + (RICH_REFINE_UNTIL if sp.rich else 0.9) * searches)
@@ -101,19 +106,24 @@ class SwapCpSat:
         return SwapSchedule(chosen.swaps, f"ours/{chosen.planner}", time.perf_counter() - began,
                             {"stall": best[1]}, chosen.recomputes, chosen.rebuilds, chosen.extends)
 
-    def _rich_pool(self, sp: SwapProblem, pool: list, began: float, time_limit: float) -> list:
-        """Under the rich model: the plain covering model; then, unless it nearly hid everything
-        (GOOD_ENOUGH of the step), the recompute-first construction (swap_rich_first), the staged
-        greedy (hidden swaps, then rich recomputes and priced swaps) and, until RICH_COVER_UNTIL of
-        the time, the rich covering model."""
+    def _rich_pool(self, sp: SwapProblem, pool: list, began: float, time_limit: float, started: bool) -> list:
+        """Under the rich model: the plain covering model (unless `started`: the pool has the plain
+        search's schedules); then, unless the pool nearly hid everything (GOOD_ENOUGH of the step),
+        the recompute-first construction (swap_rich_first), the staged greedy (hidden swaps, then
+        rich recomputes and priced swaps), the best schedule retimed, and, until RICH_COVER_UNTIL of
+        the time, the rich covering model started from the pool."""
         plain, first, staged = (share * time_limit for share in RICH_SHARES)
-        pool = _ranked(sp, pool, cover_schedules(sp, plain, self.workers))
+        if not started:
+            pool = _ranked(sp, pool, cover_schedules(sp, plain, self.workers))
         if pool and pool[0][1] <= GOOD_ENOUGH * sum(sp.step_seconds):
             return pool
         pool = _ranked(sp, pool, recompute_first_schedules(sp, first, self.workers))
         deadline = time.perf_counter() + staged
         found = staged_schedule(sp, 0.4 * staged, deadline, self.workers)
         pool = _ranked(sp, pool, [found] if found is not None else [])
+        if pool and pool[0][1] > 0:  # retimed, its copies may hide: a start for the timed model (swap_rich)
+            retime_until = time.perf_counter() + RICH_RETIME * time_limit
+            pool = _ranked(sp, pool, [_refine(sp, pool[0][0], deadline=retime_until)[0]])
         left = began + RICH_COVER_UNTIL * time_limit - time.perf_counter()
         if left > 0.5:
             hints = [schedule for schedule, _stall in pool]

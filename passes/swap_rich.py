@@ -24,6 +24,7 @@ by modelling the copy engines, the swaps' copy timings chosen by the solver
 from __future__ import annotations
 
 import itertools
+import time
 
 import numpy as np
 from ortools.sat.python import cp_model
@@ -40,31 +41,50 @@ MAX_CHAIN = 3  # rebuilds in turn below a recompute
 
 def rich_cover_schedules(sp: SwapProblem, time_limit: float, workers: int = 2,
                          hints: list[SwapSchedule] = (), engines: bool = False) -> list[SwapSchedule]:
-    """One schedule per contention weight and, if `engines`, two with the engines modelled: the
-    copies in fixed timings (swap_cover.swap_variants), then timed by the solver (swap_timed),
-    started from the first's schedule (those solved in time; the engines models rarely solve in
-    seconds on hundreds of steps, and each wins somewhere: fixed timings on the deep ResNet at
-    0.50x, 0.68% against 1.23%; timed ones on transformer-small, the proven optimum);
-    each model is hinted with the first of `hints` made only of its own events (the plain model's
-    schedules are: its events are a subset of these)."""
+    """With `engines`, the schedules of the models with the copy engines modelled
+    (`_engines_schedules`: copies timed by the solver, swap_timed, started from a schedule of
+    `hints` or of the fixed-timing model, swap_cover.swap_variants), with all the time; without,
+    or when those found nothing, one schedule per contention weight, its model hinted with the
+    first of `hints` made only of its own events (the plain model's schedules are: its events
+    are a subset of these). Why the weights only then: in the 16 cells of swap-timed-2026-12-07
+    the winner was a timed model's schedule every time, never a weight's."""
     base = base_live_bytes(sp.problem, sp.num_steps)
     over = [k for k in range(sp.num_steps) if base[k] > sp.budget]
     if not over:
         return []
     recomputes = rich_recompute_events(sp, over)
     plain = rich_swap_events(sp, over)
-    out = []
-    share = time_limit / (len(WEIGHTS) + 4 * engines)
-    fixed = swap_variants(sp, over) + recomputes
-    variants = [(fixed, 0.0, "engines"), (recomputes, 0.0, "timed")] if engines else []
-    variants += [(plain + recomputes, w, f"w{w}") for w in WEIGHTS]
-    for events, weight, kind in variants:
-        model = _RichCover(sp, base, over, events, weight, engines=kind == "engines", timed=kind == "timed")
-        model.hint([*out, *hints])
-        schedule = model.solve(share if kind.startswith("w") else 2 * share, workers, f"rich-{kind}")
+    deadline = time.perf_counter() + time_limit
+    out = _engines_schedules(sp, base, over, recomputes, hints, time_limit, workers) if engines else []
+    if out:
+        return out
+    for n, weight in enumerate(WEIGHTS):
+        model = _RichCover(sp, base, over, plain + recomputes, weight)
+        model.hint(hints)
+        schedule = model.solve((deadline - time.perf_counter()) / (len(WEIGHTS) - n), workers, f"rich-w{weight}")
         if schedule is not None:
             out.append(schedule)
     return out
+
+
+def _engines_schedules(sp: SwapProblem, base: np.ndarray, over: list[int], recomputes: list, hints: list,
+                       time_limit: float, workers: int) -> list[SwapSchedule]:
+    """The engines models' schedules in `time_limit`. The timed model starts from the first of
+    `hints` that is a feasible point of it (its copies hide on the no-swap timeline) with all the
+    time; only when none is, the fixed-timing model runs first (half the time) to give it one.
+    Why: on the 6-layer transformer at 0.50x the fixed-timing model found nothing in 2.4 s,
+    where the timed model, started from the staged greedy's 1.19%, reached 0.70% in 60 s."""
+    deadline = time.perf_counter() + time_limit
+    timed = _RichCover(sp, base, over, recomputes, 0.0, timed=True)
+    out, hinted = [], timed.complete_hint(hints, workers)
+    if not hinted:
+        fixed = _RichCover(sp, base, over, swap_variants(sp, over) + recomputes, 0.0, engines=True)
+        fixed.hint(hints)
+        found = fixed.solve((deadline - time.perf_counter()) / 2, workers, "rich-engines")
+        out = [found] if found is not None else []
+        hinted = timed.complete_hint(out, workers)  # a fixed-timing schedule is a feasible point of it
+    found = timed.solve(deadline - time.perf_counter(), workers, "rich-timed", started=hinted)
+    return out + ([found] if found is not None else [])
 
 
 def _covers(event, over: list[int]) -> bool:
@@ -218,33 +238,72 @@ class _RichCover:
             extra = [size * v for size, v in self._extras_at(k, rebuilt)]
             self.md.add(int(self.base[k]) - sum(absent[k]) + sum(extra) <= self.sp.budget)
 
-    def hint(self, schedules: list[SwapSchedule]) -> None:
+    def hint(self, schedules: list[SwapSchedule]) -> SwapSchedule | None:
         """Hints the first schedule made only of this model's events (its extends and rebuilds as
-        the matching literals); a swap may also be one of the timed candidates', in any timing."""
+        the matching literals; a swap may also be one of the timed candidates', in any timing);
+        returns it (None: none matched)."""
+        for schedule in schedules:
+            if self._hint_one(schedule):
+                return schedule
+        return None
+
+    def complete_hint(self, schedules: list[SwapSchedule], workers: int, tries: int = 3,
+                      seconds: float = 2.0) -> bool:
+        """Hints every variable with a solution made from the first of `schedules` that is a
+        feasible point here (up to `tries` that match; each completed by a solve with the
+        hinted variables fixed, at most `seconds`). Why: CP-SAT reports even a feasible hint
+        only after its presolve, about 8 s on the timed model of the 6-layer transformer (33k
+        Booleans); with every variable hinted, a solve without presolve has it at once."""
+        for schedule in schedules:
+            if tries == 0:
+                break
+            self.md.clear_hints()
+            if not self._hint_one(schedule):
+                continue
+            tries -= 1
+            solver = cp_model.CpSolver()
+            solver.parameters.max_time_in_seconds = seconds
+            solver.parameters.num_workers = workers
+            solver.parameters.fix_variables_to_their_hinted_value = True
+            if solver.solve(self.md) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+                values = list(solver.response_proto.solution)
+                self.md.clear_hints()
+                for index, value in enumerate(values):
+                    self.md.add_hint(self.md.get_int_var_from_proto_index(index), value)
+                return True
+        self.md.clear_hints()
+        return False
+
+    def _hint_one(self, schedule: SwapSchedule) -> bool:
         index = {e: n for n, (e, _) in enumerate(self.events[:self.given])}
         timed = {(s.buffer, s.after) for s, _ in self.timed.candidates()} if self.timed is not None else set()
-        for schedule in schedules:
-            chosen = [*schedule.swaps, *schedule.recomputes]
-            retimed = [e for e in schedule.swaps if e not in index and (e.buffer, e.after) in timed]
-            if len(retimed) + sum(e in index for e in chosen) < len(chosen):
-                continue
-            picked = {index[e] for e in chosen if e in index}
-            for n in range(self.given):
-                self.md.add_hint(self.use[n], n in picked)
-            if self.timed is not None:
-                self.timed.hint(retimed)
-            extended = {e.buffer: e.to for e in schedule.extends}
-            rebuilt = {(r.buffer, r.at) for r in schedule.rebuilds}
-            for (i, t), v in self.ext.items():
-                self.md.add_hint(v, extended.get(i, -1) >= t)
-            for key, v in self.reb.items():
-                self.md.add_hint(v, key in rebuilt and extended.get(key[0], -1) < key[1])
-            return
+        chosen = [*schedule.swaps, *schedule.recomputes]
+        retimed = [e for e in schedule.swaps if e not in index and (e.buffer, e.after) in timed]
+        if len(retimed) + sum(e in index for e in chosen) < len(chosen):
+            return False
+        picked = {index[e] for e in chosen if e in index}
+        for n in range(self.given):
+            self.md.add_hint(self.use[n], n in picked)
+        if self.timed is not None:
+            self.timed.hint(retimed)
+        extended = {e.buffer: e.to for e in schedule.extends}
+        rebuilt = {(r.buffer, r.at) for r in schedule.rebuilds}
+        for (i, t), v in self.ext.items():
+            self.md.add_hint(v, extended.get(i, -1) >= t)
+        for key, v in self.reb.items():
+            self.md.add_hint(v, key in rebuilt and extended.get(key[0], -1) < key[1])
+        return True
 
-    def solve(self, time_limit: float, workers: int, name: str) -> SwapSchedule | None:
+    def solve(self, time_limit: float, workers: int, name: str, started: bool = False) -> SwapSchedule | None:
+        """`started`: the model has a complete hint (complete_hint). Then no presolve, so the hint
+        is the first solution at once, and only neighbourhood search from it: on the 6-layer
+        transformer at 0.50x that took the timed model from 1.39% to 0.70% in 18 s, where the
+        default search took 60 s from 1.19%."""
         solver = cp_model.CpSolver()
         solver.parameters.max_time_in_seconds = max(time_limit, 0.1)
         solver.parameters.num_workers = workers
+        solver.parameters.cp_model_presolve = not started
+        solver.parameters.use_lns_only = started
         if solver.solve(self.md) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             return None
         chosen = [e for (e, _), u in zip(self.events[:self.given], self.use) if solver.value(u)]

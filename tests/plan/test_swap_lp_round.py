@@ -102,7 +102,7 @@ def test_assemble_leaves_out_clashes_and_pruning_drops_what_frees_nothing() -> N
 class _Refuses:
     """A search that finds nothing (both of ours' searches, below their reach)."""
 
-    def plan(self, sp, time_limit: float):
+    def plan(self, sp, time_limit: float, starts=()):
         raise InfeasibleBudget("the search found nothing")
 
 

@@ -28,9 +28,9 @@ class _Recorder:
     def __init__(self) -> None:
         self.targets: list[tuple[int, bool]] = []
 
-    def plan(self, sp: SwapProblem, time_limit: float = 10.0):
+    def plan(self, sp: SwapProblem, time_limit: float = 10.0, starts: tuple = ()):
         self.targets.append((sp.budget, sp.rich))
-        return SwapCpSat().plan(sp, time_limit=time_limit)
+        return SwapCpSat().plan(sp, time_limit=time_limit, starts=starts)
 
 
 class _Fragmenting:

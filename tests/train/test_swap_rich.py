@@ -63,7 +63,7 @@ def rich_schedule(sp: SwapProblem) -> SwapSchedule:
 class _ByHand:
     name = "rich-by-hand"
 
-    def plan(self, sp: SwapProblem, time_limit: float = 10.0) -> SwapSchedule:
+    def plan(self, sp: SwapProblem, time_limit: float = 10.0, starts: tuple = ()) -> SwapSchedule:
         if not sp.rich:  # "ours" tries the plain model first (graphopt.train.swapping.model_schedules): refuse
             raise InfeasibleBudget("the plain model is not what this test runs")
         return rich_schedule(sp)
