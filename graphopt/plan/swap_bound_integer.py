@@ -4,7 +4,8 @@ Why: the LP relaxes the event counts as well as the timing. A plan swaps a gap o
 times and recomputes it 0 or 1 time; halves of events that meet the memory rows for half
 the copy time are what keep the LP low. On transformer-small at 0.50x of the peak the LP
 says 0.243% at every stride (every 4th over-budget step to all 95), where ours plans 0.794%;
-with the counts integer the same rows prove 0.599% in 7 s (HiGHS' branch and bound).
+with the counts integer the same rows prove 0.599% in 2 s (SCIP's branch and bound; see
+BoundLp for why not HiGHS).
 
 Why it is still a bound: every variable made integer here (s, F, L, y, z, and the chain
 rows' W, Q) counts events, or is 0/1, in the point every valid plan maps to (swap_bound's
