@@ -24,36 +24,17 @@ import time
 
 from graphopt.errors import PlanError
 from graphopt.plan.swap import SwapProblem
-from graphopt.plan.swap_bound import OverheadBound, overhead_lower_bound, sampled_lower_bound
+from graphopt.plan.swap_bound import OverheadBound, sampled_lower_bound
 
 STRIDES = (16, 4, 1)  # the integer program's rows: every 16th over-budget step, every 4th, all
 LP_SHARE = 0.4  # of the time, for the sampled LP; the integer program gets what it leaves
 
 
 def integer_lower_bound(sp: SwapProblem, time_limit: float, strides: tuple[int, ...] = STRIDES) -> OverheadBound:
-    """The largest bound of the integer programs (coarse to fine rows) in `time_limit` in all.
-
-    A finer program is tried only after a coarser one finished: one stopped by time still
-    bounds (status "bounded"), but a finer one would stop sooner in its search. PlanError when
-    none found a first integer point (no bound of its own: the caller keeps the LP's)."""
-    deadline, best = time.perf_counter() + time_limit, None
-    for stride in strides:
-        left = deadline - time.perf_counter()
-        if left <= 0.5:
-            break
-        try:
-            bound = overhead_lower_bound(sp, left, stride, integer=True)
-        except PlanError:
-            break
-        if bound.status not in ("optimal", "bounded"):
-            return bound  # infeasible (no plan fits) or no excess: nothing finer says more
-        if best is None or bound.seconds > best.seconds:
-            best = bound
-        if bound.status == "bounded":
-            break
-    if best is None:
-        raise PlanError(f"no swap bound integer program found a point in {time_limit} s: no bound of its own")
-    return best
+    """The largest bound of the integer programs (coarse to fine rows) in `time_limit` in all
+    (swap_bound.sampled_lower_bound); PlanError when none found a first integer point (no bound of
+    its own: the caller keeps the LP's)."""
+    return sampled_lower_bound(sp, time_limit, strides, integer=True)
 
 
 def certified_lower_bound(sp: SwapProblem, time_limit: float) -> OverheadBound:
