@@ -238,14 +238,12 @@ class _RichCover:
             extra = [size * v for size, v in self._extras_at(k, rebuilt)]
             self.md.add(int(self.base[k]) - sum(absent[k]) + sum(extra) <= self.sp.budget)
 
-    def hint(self, schedules: list[SwapSchedule]) -> SwapSchedule | None:
+    def hint(self, schedules: list[SwapSchedule]) -> None:
         """Hints the first schedule made only of this model's events (its extends and rebuilds as
-        the matching literals; a swap may also be one of the timed candidates', in any timing);
-        returns it (None: none matched)."""
+        the matching literals; a swap may also be one of the timed candidates', in any timing)."""
         for schedule in schedules:
             if self._hint_one(schedule):
-                return schedule
-        return None
+                return
 
     def complete_hint(self, schedules: list[SwapSchedule], workers: int, tries: int = 3,
                       seconds: float = 2.0) -> bool:

@@ -94,3 +94,33 @@ def test_the_rich_covering_models_keep_the_gap_rules_for_timed_swaps(seed: int, 
     for schedule in rich_cover_schedules(sp, 3.0, workers=1, engines=True):
         report = validate_swaps(sp, schedule)
         assert report.valid, (schedule.planner, report.errors)
+
+
+def _timed_model(sp: SwapProblem):
+    from graphopt.passes.swap_rich import _RichCover, rich_recompute_events
+
+    base = base_live_bytes(sp.problem, sp.num_steps)
+    over = [k for k in range(sp.num_steps) if base[k] > sp.budget]
+    return _RichCover(sp, base, over, rich_recompute_events(sp, over), 0.0, timed=True)
+
+
+def test_a_schedule_of_the_timed_model_starts_its_search_without_presolve() -> None:
+    """complete_hint accepts a schedule of the timed model's own (its copies hide on the no-swap
+    timeline) as a complete hint, and the search started from it (no presolve, neighbourhood
+    search only) returns a valid schedule at least as good, even with half a second."""
+    started = 0
+    for seed in range(8):
+        sp = replace(training_like(seed, layers=6, fraction=0.55, bandwidth=20e9), rich=True)
+        step = sum(sp.step_seconds)
+        timed = [s for s in rich_cover_schedules(sp, 3.0, workers=1, engines=True) if s.planner == "rich-timed"]
+        if not timed:
+            continue
+        model = _timed_model(sp)
+        assert model.complete_hint(timed, workers=1)
+        again = model.solve(0.5, 1, "again", started=True)
+        assert again is not None
+        report = validate_swaps(sp, again)
+        assert report.valid, report.errors
+        assert report.stall <= validate_swaps(sp, timed[0]).stall + ROUNDING * step
+        started += 1
+    assert started  # the case was exercised
