@@ -102,11 +102,6 @@ class OverheadBound:
     stride: int = 1  # 1: every over-budget step is a row; more: the sampled relaxation of the docstring
     integer: bool = False  # the integer program's bound (graphopt.plan.swap_bound_integer), not the LP's
 
-    @property
-    def certified(self) -> bool:
-        """A finite bound holds (infeasible: none does, no plan fits)."""
-        return self.status in ("optimal", "bounded", "no-excess")
-
 
 def overhead_lower_bound(sp: SwapProblem, time_limit: float = 120.0, stride: int = 1,
                          chains: bool = True, integer: bool = False) -> OverheadBound:
