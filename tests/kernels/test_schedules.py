@@ -210,9 +210,10 @@ def _direct_tiles(model: onnx.ModelProto) -> dict[str, tuple | None]:
 def test_windowed_convolutions_default_to_the_direct_form_where_a_tile_fits():
     """The 3x3 convolution to 16 channels on 14x14 (196 positions) gets the direct form's tile: 4 rows x 2
     vectors of 8 lanes (AVX2), 7 rows x 1 vector of 16 (AVX-512: 7 is the first one-vector row count that
-    divides 196); the 1x1 convolution keeps the contiguous-output default, and so does the strided 3x3 to 32
-    channels (2 vectors on both) whose 49 positions no two-vector row count of DIRECT_ROWS divides
-    (test_conv_zoo_matches_onnx_runtime checks their outputs)."""
+    divides 196); the 1x1 convolution to 24 channels (no whole 2 vectors) keeps the contiguous-output default,
+    and so does the strided 3x3 to 32 channels, whose 49 positions would pad by over 12.5% as the vector axis
+    (its channels are the vector axis, the contiguous form) (test_conv_zoo_matches_onnx_runtime checks their
+    outputs; tests/kernels/test_tiles_by_register_file.py checks both register files on explicit targets)."""
     from graphopt.kernels.schedules.common import vector_lanes
     from graphopt.lowering.target import make_target
 

@@ -131,9 +131,14 @@ def choose_tile(target: Target, u_extent, v_extent) -> Tile:
     registers but leave room for the operands (16 -> 12, 32 -> 24). Several vectors
     per broadcast value even when V needs a little padding for them (169 -> 176:
     5 x 2 vectors ran 1.7x faster than 10 x 1 on squeezenet's last convolution).
+    With 32 registers, 8-row tiles first where U has rows for them (wide_tile).
     Symbolic extents: see graphopt.kernels.schedules.symbolic."""
     lanes = common.vector_lanes(target)
     budget = common.vector_registers(target) * 3 // 4
+    if budget >= 24:
+        wide = wide_tile(u_extent, v_extent, lanes)
+        if wide is not None:
+            return wide
     vectors = 1
     for candidate in ((4, 2) if budget >= 24 else (2,)):
         if symbolic.padding_waste(v_extent, candidate * lanes) <= MAX_CONTIGUOUS_PADDING:
@@ -141,6 +146,24 @@ def choose_tile(target: Target, u_extent, v_extent) -> Tile:
             break
     rows = max(1, min(budget // vectors, symbolic.nominal(u_extent)))
     return Tile(rows, vectors, lanes)
+
+
+# AVX-512 (32 registers): (least U, tile rows, vectors, most padding of V). Measured on a 2-core Xeon
+# (rocketlake) over the 1x1 convolutions and matmuls of resnet50, densenet121, inception_v1, squeezenet,
+# ocr_det and ocr_rec (`direct-tiles-avx512-2026-12-07`): against the tile below (6 x 4 with rows cut to
+# divide U, mostly 4 x 4; 24 x 1 where 4 vectors padded V by over 12.5%) these, with the direct 1x1 tile
+# (POINTWISE_DIRECT_POSITIONS), took 0.85x as long in all (the best of the tiles tried per kernel: 0.83x);
+# 8 x 2 alone, 0.90x (ocr_det and ocr_rec slower: their U of 240-480 wants 24 accumulators). U under 24
+# (12 or 18 channels) keeps the old tile: 8 x 2 there was 1.2-1.3x slower.
+WIDE_TILES = ((128, 8, 3, 0.125), (24, 8, 2, 0.25))
+
+
+def wide_tile(u_extent, v_extent, lanes: int) -> Tile | None:
+    """The first of WIDE_TILES whose U and padding of V fit, else None."""
+    for least_u, rows, vectors, padding in WIDE_TILES:
+        if symbolic.nominal(u_extent) >= least_u and symbolic.padding_waste(v_extent, vectors * lanes) <= padding:
+            return Tile(rows, vectors, lanes)
+    return None
 
 
 # im2col of a KxK window copies the data about K*K times; a grouped convolution
@@ -201,30 +224,48 @@ def is_windowed(block: s_tir.SBlock) -> bool:
 
 
 # The direct convolution's register tile: rows tried in order for 2 vectors (output channels a multiple of
-# 16) or 1 vector, about 8-10 accumulators (each row's broadcast needs a register too). The tuner's winners
-# on this machine were 4x2, 3x3, 5x2, 8x1, 10x1, 13x1 (see direct_tile).
-DIRECT_ROWS = {2: (4, 5, 3, 6), 1: (8, 10, 9, 12, 7, 6, 13, 11)}
+# 2 vectors) or 1 vector, by the size of the register file. With 16 registers (AVX2) about 8-10 accumulators
+# (each row's broadcast needs a register too): the tuner's winners on a Zen 3 were 4x2, 3x3, 5x2, 8x1, 10x1,
+# 13x1. With 32 (AVX-512), 2-vector tiles of 7-9 rows: on a 2-core Xeon (rocketlake) the 45 windowed
+# convolutions of resnet50, densenet121, inception_v1 and squeezenet took 0.935x as long as with AVX2's rows
+# (resnet50's 196-position 3x3s at 7 x 2: 0.87-0.89x; inception's 729-position ones at 9 x 2: 0.77-0.84x), within
+# 1.5% of the best of the rows tried per kernel (`direct-tiles-avx512-2026-12-07`).
+DIRECT_ROWS = {16: {2: (4, 5, 3, 6), 1: (8, 10, 9, 12, 7, 6, 13, 11)},
+               32: {2: (7, 8, 9, 6, 10, 5, 4, 3), 1: (8, 10, 9, 12, 7, 6, 13, 11)}}
+
+# With 32 registers a 1x1 convolution over at most this many positions is read in place too (14 x 2
+# accumulators): its data is then small enough to stay in L2 while every V tile sweeps it, and the default
+# (positions as the vector axis) pads 14x14 = 196 positions to whole tiles. resnet50's 196-position 1x1
+# convolutions took 0.69-0.98x as long as with the contiguous default, densenet121's 0.63-0.70x (tuner).
+POINTWISE_DIRECT_POSITIONS = 196
+POINTWISE_DIRECT_ROWS = 14
 
 
 def direct_tile(block: s_tir.SBlock, blk_traits, c_traits, target: Target) -> Tile | None:
-    """The default register tile of a windowed convolution scheduled as a direct convolution, or None
-    where the old default stands: output channels (J) as the vector axis, the data read in place as
+    """The default register tile of a convolution scheduled as a direct convolution, or None where the
+    contiguous-output default stands: output channels (J) as the vector axis, the data read in place as
     the broadcast rows (swap_axes, pack_u=False) from a padded copy made once per run (pad_copy), for
-    static shapes whose channels fill whole vectors and whose positions one of DIRECT_ROWS divides.
+    static shapes whose channels fill whole vectors and whose positions one of DIRECT_ROWS divides; with
+    32 vector registers also a 1x1 convolution over few positions (POINTWISE_DIRECT_POSITIONS).
 
-    Why: tuning on this machine (`tuning-db-znver3-r5-2026-12-07`) chose exactly that for 31 of the
+    Why: tuning on a Zen 3 (`tuning-db-znver3-r5-2026-12-07`) chose exactly that for 31 of the
     45 windowed convolutions of nine models (29 with the padded copy), 1.07-2.42x faster than the
     contiguous-output default (im2col packed per run: K*K copies of the data), and kept the old
-    default for 11, mostly small 13x13 or 7x7 maps with many channels. 1x1 convolutions and matmuls
-    keep the old default."""
+    default for 11, mostly small 13x13 or 7x7 maps with many channels. There 1x1 convolutions and
+    matmuls keep the old default."""
     lanes = common.vector_lanes(target)
-    if not vector_axis_is_i(blk_traits, c_traits, lanes) or not is_windowed(block):
+    registers = common.vector_registers(target)
+    if not vector_axis_is_i(blk_traits, c_traits, lanes):
         return None
     positions, channels = extent_of(blk_traits, I_), extent_of(blk_traits, J_)
     if not (symbolic.is_static(positions) and symbolic.is_static(channels)) or int(channels) % lanes:
         return None
-    vectors = 2 if int(channels) % (2 * lanes) == 0 else 1
-    rows = next((r for r in DIRECT_ROWS[vectors] if int(positions) % r == 0), None)
+    positions, channels = int(positions), int(channels)
+    if not is_windowed(block):
+        wide = registers >= 32 and channels % (2 * lanes) == 0 and positions <= POINTWISE_DIRECT_POSITIONS
+        return Tile(POINTWISE_DIRECT_ROWS, 2, lanes) if wide and positions % POINTWISE_DIRECT_ROWS == 0 else None
+    vectors = 2 if channels % (2 * lanes) == 0 else 1
+    rows = next((r for r in DIRECT_ROWS[registers][vectors] if positions % r == 0), None)
     return None if rows is None else Tile(rows, vectors, lanes)
 
 

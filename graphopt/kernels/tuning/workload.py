@@ -19,8 +19,10 @@ import tvm
 # 5: the padded data copied once for a direct convolution (pad_copy, a new knob:
 # version 4's records would still apply, but were searched without it); 6: a windowed
 # convolution's default is the direct form (swap_axes and pack_u=False implied), so a
-# version 5 record without those keys would now mean another schedule
-RULES_VERSION = 6
+# version 5 record without those keys would now mean another schedule; 7: with 32 vector registers (AVX-512)
+# other default tiles (gemm_match.WIDE_TILES, DIRECT_ROWS) and a 1x1 convolution over few positions in the
+# direct form: a record kept as "the default" ({}) was timed against another schedule
+RULES_VERSION = 7
 
 
 def workload_key(func: tvm.tirx.PrimFunc) -> str:
