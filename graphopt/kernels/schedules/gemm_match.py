@@ -150,7 +150,7 @@ def choose_tile(target: Target, u_extent, v_extent) -> Tile:
 
 # AVX-512 (32 registers): (least U, tile rows, vectors, most padding of V). Measured on a 2-core Xeon
 # (rocketlake) over the 1x1 convolutions and matmuls of resnet50, densenet121, inception_v1, squeezenet,
-# ocr_det and ocr_rec (`direct-tiles-avx512-2026-12-07`): against the tile below (6 x 4 with rows cut to
+# ocr_det and ocr_rec (`tile-sweep-avx512-2026-12-07`): against the tile below (6 x 4 with rows cut to
 # divide U, mostly 4 x 4; 24 x 1 where 4 vectors padded V by over 12.5%) these, with the direct 1x1 tile
 # (POINTWISE_DIRECT_POSITIONS), took 0.85x as long in all (the best of the tiles tried per kernel: 0.83x);
 # 8 x 2 alone, 0.90x (ocr_det and ocr_rec slower: their U of 240-480 wants 24 accumulators). U under 24
@@ -226,10 +226,11 @@ def is_windowed(block: s_tir.SBlock) -> bool:
 # The direct convolution's register tile: rows tried in order for 2 vectors (output channels a multiple of
 # 2 vectors) or 1 vector, by the size of the register file. With 16 registers (AVX2) about 8-10 accumulators
 # (each row's broadcast needs a register too): the tuner's winners on a Zen 3 were 4x2, 3x3, 5x2, 8x1, 10x1,
-# 13x1. With 32 (AVX-512), 2-vector tiles of 7-9 rows: on a 2-core Xeon (rocketlake) the 45 windowed
-# convolutions of resnet50, densenet121, inception_v1 and squeezenet took 0.935x as long as with AVX2's rows
-# (resnet50's 196-position 3x3s at 7 x 2: 0.87-0.89x; inception's 729-position ones at 9 x 2: 0.77-0.84x), within
-# 1.5% of the best of the rows tried per kernel (`direct-tiles-avx512-2026-12-07`).
+# 13x1. With 32 (AVX-512), 2-vector tiles of 7-9 rows: on a 2-core Xeon (rocketlake) the 23 windowed
+# convolutions (of 2^20 multiply-adds or more) of resnet50, densenet121, inception_v1, squeezenet, ocr_det and
+# ocr_rec took 0.94x as long as with AVX2's rows (resnet50's 196-position 3x3s at 7 x 2: 0.87-0.89x;
+# inception's 729-position ones at 9 x 2: 0.77-0.84x); the best rows per kernel, 0.93x
+# (`tile-sweep-avx512-2026-12-07`).
 DIRECT_ROWS = {16: {2: (4, 5, 3, 6), 1: (8, 10, 9, 12, 7, 6, 13, 11)},
                32: {2: (7, 8, 9, 6, 10, 5, 4, 3), 1: (8, 10, 9, 12, 7, 6, 13, 11)}}
 
