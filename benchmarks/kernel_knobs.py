@@ -21,22 +21,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.model_zoo import ZOO, materialize
+from benchmarks.kernel_profile import model_tasks
+from benchmarks.model_zoo import ZOO
 from benchmarks.outputs import RESULTS, unused
-
-
-def _tasks(name: str, work: Path):
-    from graphopt.frontend import prepare
-    from graphopt.frontend.importer import to_relax
-    from graphopt.kernels.tuning.search import tasks_of
-    from graphopt.lowering import prepack
-    from graphopt.lowering.lower import legalize
-    from graphopt.lowering.target import make_target
-
-    path, shapes, _ = materialize(name, work)
-    target = make_target("llvm")
-    mod = prepack.mark_weights()(legalize(to_relax(prepare(path, shapes).model).mod, target))
-    return target, {t.name: t for t in tasks_of(mod)}
 
 
 def time_kernel(task, target, rule: str, settings: list[dict], rounds: int) -> list[dict]:
@@ -83,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = json.loads(args.knobs)
     meta = _meta(argv, threads) | {"command": "python -m benchmarks.kernel_knobs " + " ".join(argv)}
     with tempfile.TemporaryDirectory() as tmp:
-        target, tasks = _tasks(args.model, Path(tmp))
+        target, listed = model_tasks(args.model, Path(tmp), None)
+        tasks = {t.name: t for t in listed}
         missing = [k for k in args.kernels.split(",") if k not in tasks]
         if missing:
             raise SystemExit(f"no kernel {', '.join(missing)} in {args.model}; it has: {', '.join(sorted(tasks))}")

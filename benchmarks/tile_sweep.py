@@ -30,7 +30,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.kernel_knobs import _tasks, time_kernel
+from benchmarks.kernel_knobs import time_kernel
+from benchmarks.kernel_profile import model_tasks
 from benchmarks.outputs import RESULTS, unused
 
 MODELS = ("light_resnet50", "light_densenet121", "light_inception_v1", "light_squeezenet", "ocr_det", "ocr_rec")
@@ -73,9 +74,9 @@ def kernel_shape(task, target) -> dict | None:
 
 
 def sweep_model(model: str, rounds: int, work: Path) -> list[dict]:
-    target, tasks = _tasks(model, work)
+    target, tasks = model_tasks(model, work, None)
     rows = []
-    for task in tasks.values():
+    for task in tasks:
         shape = kernel_shape(task, target)
         if shape is None or shape["I"] * shape["J"] * shape["K"] < MIN_MACS:
             continue

@@ -187,14 +187,13 @@ def test_row_reductions_with_few_outputs_but_much_work_run_in_parallel():
     assert script.count("T.parallel(") >= 3, script  # both reductions and the normalization
 
 
-def _direct_tiles(model: onnx.ModelProto) -> dict[str, tuple | None]:
-    """{conv kernel: (rows, vectors) of its default direct-convolution tile, or None} (gemm_match.direct_tile)."""
+def conv_gemm_blocks(model: onnx.ModelProto):
+    """(kernel name, block, iterator traits) of every GEMM-shaped block of the model's convolution kernels,
+    unscheduled."""
     from tvm import s_tir, tirx
 
-    from graphopt.kernels.schedules.gemm_match import direct_tile, iter_traits
-    from graphopt.lowering.target import make_target
+    from graphopt.kernels.schedules.gemm_match import iter_traits
 
-    target, tiles = make_target("llvm"), {}
     for gv, func in _lowered(model, schedules=False).functions_items():
         if not (isinstance(func, tirx.PrimFunc) and "conv" in gv.name_hint):
             continue
@@ -202,8 +201,18 @@ def _direct_tiles(model: onnx.ModelProto) -> dict[str, tuple | None]:
         for block in sch.get_child_blocks(sch.get_sblock("root")):
             traits = iter_traits(sch.get(block))
             if traits is not None:
-                tile = direct_tile(sch.get(block), traits[3], traits[2], target)
-                tiles[gv.name_hint] = None if tile is None else (tile.rows, tile.vectors)
+                yield gv.name_hint, sch.get(block), traits
+
+
+def _direct_tiles(model: onnx.ModelProto) -> dict[str, tuple | None]:
+    """{conv kernel: (rows, vectors) of its default direct-convolution tile, or None} (gemm_match.direct_tile)."""
+    from graphopt.kernels.schedules.gemm_match import direct_tile
+    from graphopt.lowering.target import make_target
+
+    target, tiles = make_target("llvm"), {}
+    for name, block, traits in conv_gemm_blocks(model):
+        tile = direct_tile(block, traits[3], traits[2], target)
+        tiles[name] = None if tile is None else (tile.rows, tile.vectors)
     return tiles
 
 

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 
 from graphopt.examples.models import IR_VERSION, OPSET
 from tests.conftest import compile_run_check
-from tests.kernels.test_schedules import _conv, _lowered
+from tests.kernels.test_schedules import _conv, conv_gemm_blocks
 
 AVX2 = {"kind": "llvm", "mcpu": "haswell"}
 AVX512 = {"kind": "llvm", "mcpu": "skylake-avx512"}
@@ -42,21 +42,13 @@ def pointwise_zoo(seed: int = 0) -> onnx.ModelProto:
 def _direct_tiles(target: tvm.target.Target) -> dict[tuple[int, int, int], tuple | None]:
     """{(positions, channels, reduction): (rows, vectors) of the default direct tile, or None} of pointwise_zoo's
     convolutions."""
-    from tvm import s_tir, tirx
-
-    from graphopt.kernels.schedules.gemm_match import I_, J_, K_, direct_tile, extent_of, iter_traits
+    from graphopt.kernels.schedules.gemm_match import I_, J_, K_, direct_tile, extent_of
 
     tiles = {}
-    for gv, func in _lowered(pointwise_zoo(), schedules=False).functions_items():
-        if not (isinstance(func, tirx.PrimFunc) and "conv" in gv.name_hint):
-            continue
-        sch = s_tir.Schedule(func)
-        for block in sch.get_child_blocks(sch.get_sblock("root")):
-            traits = iter_traits(sch.get(block))
-            if traits is not None:
-                tile = direct_tile(sch.get(block), traits[3], traits[2], target)
-                shape = tuple(int(extent_of(traits[3], kind)) for kind in (I_, J_, K_))
-                tiles[shape] = None if tile is None else (tile.rows, tile.vectors)
+    for _, block, traits in conv_gemm_blocks(pointwise_zoo()):
+        tile = direct_tile(block, traits[3], traits[2], target)
+        tiles[tuple(int(extent_of(traits[3], kind)) for kind in (I_, J_, K_))] = None if tile is None else (
+            tile.rows, tile.vectors)
     return tiles
 
 
