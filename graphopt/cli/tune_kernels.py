@@ -1,6 +1,6 @@
 """`graphopt tune-kernels`: tune a model's kernels into a tuning database.
 
-    graphopt tune-kernels MODEL.onnx [--trials N] [--db DIR|URL] [--time-budget S] [--threads N]
+    graphopt tune-kernels MODEL.onnx [--trials N] [--db DIR|URL] [--time-budget S] [--threads N] [--cold-cache]
                           [--workers K] [--cluster ray|ray://HOST:PORT] [--export DIR]
     graphopt tune-kernels --db URL --export DIR       (this CPU's records as DIR/kernels.jsonl)
 
@@ -48,6 +48,8 @@ def register(sub) -> Callable[[argparse.Namespace], int]:
     p.add_argument("--portfolio", action="store_true",
                    help="then time each convolution/matmul's TVM schedule against oneDNN and record the faster "
                         "(needs the `onednn` extra; compile --tuning-db applies the choice)")
+    p.add_argument("--cold-cache", action="store_true",
+                   help="time every candidate after a cache flush, as its weights arrive in a model (slower tuning)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return run
 
@@ -62,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
         from graphopt.threads import set_threads
 
         set_threads(args.threads)
+    from graphopt.kernels.tuning.measure import set_cold_cache
+
+    set_cold_cache(args.cold_cache)  # either way: a process may tune again (tests, a notebook)
     db = TuningDB.open(args.db, create=True)  # a corrupt db fails here, before any work
     if args.model is not None:
         summary = _tune(args, db)
@@ -88,6 +93,8 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError(f"--threads must be at least 1, got {args.threads}")
     if args.workers < 0:
         raise InputError(f"--workers must be at least 0, got {args.workers}")
+    if args.cold_cache and (args.workers or args.cluster):
+        raise InputError("--cold-cache times in this process only; leave out --workers/--cluster with it")
     if args.portfolio:
         from graphopt.kernels.onednn.library import find
 

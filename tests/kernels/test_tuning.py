@@ -337,3 +337,42 @@ def test_kernels_that_only_read_weights_are_not_tuned():
     names = {t.name for t in search.tasks_of(mod)}
     assert not names & weight_only
     assert names | weight_only == set(sites)
+
+
+def test_cold_cache_times_after_a_flush_and_says_so(tmp_path, monkeypatch):
+    """--cold-cache: every timing goes through time_evaluator with the flush (seen by wrapping it), the records
+    carry cache_flush_bytes, and the next run without the flag times warm again (the setting is per run)."""
+    import tvm
+
+    from graphopt.kernels.tuning import measure, search
+
+    monkeypatch.setattr(search, "MIN_TUNED_ITERATIONS", 1000)
+    flushes = []
+    evaluator = tvm.runtime.Module.time_evaluator
+
+    def spy(self, *args, **kwargs):
+        flushes.append(kwargs.get("cache_flush_bytes", 0))
+        return evaluator(self, *args, **kwargs)
+
+    monkeypatch.setattr(tvm.runtime.Module, "time_evaluator", spy)
+    model = tmp_path / "m.onnx"
+    onnx.save(conv_zoo(), model)
+    assert main(["tune-kernels", str(model), "--trials", "1", "--db", str(tmp_path / "cold"), "--cold-cache",
+                 "--quiet"]) == 0
+    assert flushes and set(flushes) == {measure.COLD_FLUSH_BYTES}, set(flushes)
+    records = [json.loads(line) for line in (tmp_path / "cold" / "kernels.jsonl").read_text().splitlines()]
+    assert records and all(r["cache_flush_bytes"] == measure.COLD_FLUSH_BYTES for r in records)
+    flushes.clear()
+    assert main(["tune-kernels", str(model), "--trials", "1", "--db", str(tmp_path / "warm"), "--quiet"]) == 0
+    assert flushes and set(flushes) == {0}, set(flushes)
+    records = [json.loads(line) for line in (tmp_path / "warm" / "kernels.jsonl").read_text().splitlines()]
+    assert records and not any("cache_flush_bytes" in r for r in records)
+
+
+def test_cold_cache_with_workers_is_a_one_line_error(tmp_path, capsys):
+    model = tmp_path / "m.onnx"
+    onnx.save(conv_zoo(), model)
+    assert main(["tune-kernels", str(model), "--db", str(tmp_path / "db"), "--cold-cache", "--workers", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "--cold-cache" in err and "\n" not in err, err
+    assert not (tmp_path / "db").exists()

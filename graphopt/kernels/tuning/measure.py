@@ -25,6 +25,26 @@ from graphopt.kernels.schedules.symbolic import NOMINAL
 MIN_REPEAT_MS = 10
 RTOL = 1e-4  # reductions reordered by a tile change round differently; relative to the output's scale
 
+# `tune-kernels --cold-cache`: every timed run after this many bytes are written to flush the caches, median of
+# COLD_REPEATS single runs. Why: in a model a kernel's weights arrive from memory, not from the L2 that a loop of
+# the kernel alone keeps them in. On the 2-core AVX-512 VM resnet50's kernels timed alone summed to 34 ms while
+# the model ran in 42; timed after a 64 MB flush they summed to 42.2, and a database tuned that way made the model
+# 2.5-2.9% faster end to end where one timed warm gained 0-0.8% (two runs; densenet121: 0.6% either way;
+# benchmarks/results/cold-tuning-2026-12-07.md).
+COLD_FLUSH_BYTES = 64 << 20
+COLD_REPEATS = 15
+_cold = {"flush_bytes": 0}
+
+
+def set_cold_cache(enabled: bool) -> None:
+    """Time every candidate after a cache flush (process-wide, like the thread count)."""
+    _cold["flush_bytes"] = COLD_FLUSH_BYTES if enabled else 0
+
+
+def cold_cache_bytes() -> int:
+    """Bytes flushed before each timed run; 0 when candidates are timed with warm caches."""
+    return _cold["flush_bytes"]
+
 
 def build(func: tvm.tirx.PrimFunc, target: tvm.target.Target) -> tvm.runtime.Module:
     """Machine code for one scheduled PrimFunc, callable as "main". A oneDNN kernel
@@ -73,8 +93,14 @@ class KernelBench:
         return [a.numpy() for a in args]
 
     def seconds(self, lib: tvm.runtime.Module) -> float:
-        """Median seconds per run over `repeats` repeats of at least MIN_REPEAT_MS."""
+        """Median seconds per run over `repeats` repeats of at least MIN_REPEAT_MS (with --cold-cache: of
+        COLD_REPEATS single runs, each after a cache flush)."""
         args = [tvm.runtime.tensor(a, self.device) for a in self.arrays]
+        if cold_cache_bytes():
+            with timing():
+                evaluator = lib.time_evaluator("main", self.device, number=1, repeat=COLD_REPEATS,
+                                               cache_flush_bytes=cold_cache_bytes())
+                return float(np.median(evaluator(*args).results))
         with timing():
             once = lib.time_evaluator("main", self.device, number=1, repeat=1)(*args).mean
             number = max(1, int(MIN_REPEAT_MS / 1e3 / max(once, 1e-9)))

@@ -375,6 +375,8 @@ def _record(task: Task, tkey: str, knobs: dict, seconds, trials: int, threads, s
     extra = {"calls": task.calls} | ({"skipped": skip} if skip else {})
     if has_symbolic_shape(task.func):  # timed with every shape symbol at NOMINAL, checked at CHECK_POINT too
         extra |= {"symbols_at": NOMINAL, "checked_at": [NOMINAL, CHECK_POINT]}
+    if measure.cold_cache_bytes():  # timed after a cache flush (tune-kernels --cold-cache)
+        extra |= {"cache_flush_bytes": measure.cold_cache_bytes()}
     return Record(workload=task.workload, target=tkey, rule=task.rule, knobs=knobs, seconds=seconds,
                   default_seconds=task.default_seconds, trials=trials, kernel=task.name, threads=threads,
                   tuned_at=datetime.now(UTC).isoformat(timespec="seconds"), extra=extra, cpu=cpu)

@@ -1,0 +1,24 @@
+#!/bin/bash
+# resnet50 and densenet121 tuned with --cold-cache into a fresh database, then compiled untuned, with it, and with
+# the warm-timed r7 database; end to end in one process (benchmarks.ab_artifacts).
+set -eu
+cd /work/main
+source .venv/bin/activate
+rm -rf /tmp/tdb-cold2 /tmp/tdb-cold2-export
+for spec in light_resnet50:240 light_densenet121:300; do
+  m=${spec%%:*}; budget=${spec##*:}; S=$(cat /tmp/zoo/$m.shapes)
+  echo "=== $m budget ${budget}s $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
+  graphopt tune-kernels /tmp/zoo/$m.onnx $S --db /tmp/tdb-cold2 --time-budget $budget --trials 16 --threads 2 --cold-cache --quiet 2>&1 | tail -3
+done
+graphopt tune-kernels --db /tmp/tdb-cold2 --export /tmp/tdb-cold2-export | tail -1
+for m in light_resnet50 light_densenet121; do
+  S=$(cat /tmp/zoo/$m.shapes)
+  graphopt compile /tmp/zoo/$m.onnx $S -o /tmp/s11/${m}_untuned --quiet > /dev/null
+  graphopt compile /tmp/zoo/$m.onnx $S -o /tmp/s11/${m}_cold --tuning-db /tmp/tdb-cold2-export --quiet > /dev/null
+  graphopt compile /tmp/zoo/$m.onnx $S -o /tmp/s11/${m}_warm --tuning-db benchmarks/results/tuning-db-rocketlake-r7-2026-12-07 --quiet > /dev/null
+  echo "=== $m A/B $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
+  for b in cold warm; do
+    python -m benchmarks.ab_artifacts --model $m --a /tmp/s11/${m}_untuned --b /tmp/s11/${m}_$b --rounds 8 --json /tmp/s11/ab_${m}_$b.json | tail -1
+  done
+done
+echo "done $(date -u +%H:%M:%S)"
