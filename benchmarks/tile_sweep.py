@@ -123,7 +123,8 @@ def avx512_choice(row: dict) -> str:
 
 
 def evaluate(rows: list[dict]) -> str:
-    """Per model and kind: today's choice and the best candidate per kernel, each over the file's default."""
+    """Per model and kind: today's choice and the best candidate per kernel, each over the file's default. A choice
+    the sweep did not time (a row count outside its candidates) counts at the file's default time."""
     totals = collections.defaultdict(lambda: [0.0, 0.0, 0.0])
     for r in rows:
         key = (r["model"], "windowed" if r["windowed"] else "1x1/matmul")
