@@ -1,9 +1,20 @@
 #!/bin/bash
 # resnet50 and densenet121 tuned with --cold-cache into a fresh database, then compiled untuned, with it, and with
 # the warm-timed r7 database; end to end in one process (benchmarks.ab_artifacts).
+# (Run 18:41-18:52 UTC with /tmp/zoo already made by benchmarks/tune_latency_list.sh; the step that makes it was
+# added to this script afterwards.)
 set -eu
 cd /work/main
 source .venv/bin/activate
+python - <<'PY'   # /tmp/zoo/NAME.onnx and NAME.shapes, as benchmarks/tune_latency_list.sh makes them
+from pathlib import Path
+from benchmarks.model_zoo import ZOO, materialize
+work = Path("/tmp/zoo"); work.mkdir(exist_ok=True)
+for name in ZOO:
+    path, shapes, _ = materialize(name, work)
+    Path(f"/tmp/zoo/{name}.path").write_text(f"{path}\n")
+    Path(f"/tmp/zoo/{name}.shapes").write_text(" ".join(f"--input-shape {k}={'x'.join(map(str, v))}" for k, v in shapes.items()) + "\n")
+PY
 rm -rf /tmp/tdb-cold2 /tmp/tdb-cold2-export
 for spec in light_resnet50:240 light_densenet121:300; do
   m=${spec%%:*}; budget=${spec##*:}; S=$(cat /tmp/zoo/$m.shapes)
