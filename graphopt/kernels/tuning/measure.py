@@ -29,8 +29,9 @@ RTOL = 1e-4  # reductions reordered by a tile change round differently; relative
 # COLD_REPEATS single runs. Why: in a model a kernel's weights arrive from memory, not from the L2 that a loop of
 # the kernel alone keeps them in. On the 2-core AVX-512 VM resnet50's kernels timed alone summed to 34 ms while
 # the model ran in 42; timed after a 64 MB flush they summed to 42.2, and a database tuned that way made the model
-# 2.5-2.9% faster end to end where one timed warm gained 0-0.8% (two runs; densenet121: 0.6% either way;
-# benchmarks/results/cold-tuning-2026-12-07.md).
+# 2.5-2.9% faster end to end where one timed warm gained 0-0.8% (two runs; densenet121: 0.6% either way). Not the
+# default: squeezenet, whose weights stay in cache, got 3.3% slower tuned this way, 0.8% faster tuned warm
+# (benchmarks/results/cold-tuning-2026-12-07.md).
 COLD_FLUSH_BYTES = 64 << 20
 COLD_REPEATS = 15
 _cold = {"flush_bytes": 0}
