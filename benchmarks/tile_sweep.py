@@ -16,7 +16,7 @@ each kind); JSON rows with every candidate's time.
 
     python -m benchmarks.tile_sweep --evaluate FILE.json
 
-reads such a file and says what the rules' current AVX-512 choices (gemm_match.wide_tile, direct_tile's rows)
+reads such a file and says what the rules' current AVX-512 choices (gemm_match.wide_tile, direct_shape_tile)
 would have taken per model and kind, against the file's default and its best candidate per kernel: how a
 change of the default tiles was chosen, from data measured before it.
 """
@@ -107,18 +107,17 @@ def summary(rows: list[dict]) -> str:
 def avx512_choice(row: dict) -> str:
     """The candidate label today's rules pick on a 32-register target for a swept kernel ('default' when it is
     none of the candidates: the rule's fallback tile, timed as the file's default)."""
-    from graphopt.kernels.schedules import gemm_match
+    from graphopt.kernels.schedules.gemm_match import direct_shape_tile, wide_tile
 
     lanes, positions, channels = 16, row["I"], row["J"]
-    vectors = 2 if channels % (2 * lanes) == 0 else 1
+    if row["out_i"] and channels % lanes == 0:
+        tile = direct_shape_tile(positions, channels, row["windowed"], lanes, registers=32)
+        if tile is not None:
+            return f"{'w' if row['windowed'] else 'd'}{tile.rows}x{tile.vectors}"
     if row["windowed"]:
-        rows = next((r for r in gemm_match.DIRECT_ROWS[32][vectors] if positions % r == 0), None)
-        return f"w{rows}x{vectors}" if rows is not None else "default"
-    if row["out_i"] and channels % (2 * lanes) == 0 and positions <= gemm_match.POINTWISE_DIRECT_POSITIONS \
-            and positions % gemm_match.POINTWISE_DIRECT_ROWS == 0:
-        return f"d{gemm_match.POINTWISE_DIRECT_ROWS}x2"
+        return "default"  # the sweep times no contiguous tile for a windowed convolution
     u, v = (channels, positions) if row["out_i"] else (positions, channels)
-    tile = gemm_match.wide_tile(u, v, lanes)
+    tile = wide_tile(u, v, lanes)
     return "default" if tile is None else f"c{tile.rows}x{tile.vectors}"
 
 

@@ -255,14 +255,19 @@ def direct_tile(block: s_tir.SBlock, blk_traits, c_traits, target: Target) -> Ti
     default for 11, mostly small 13x13 or 7x7 maps with many channels. There 1x1 convolutions and
     matmuls keep the old default."""
     lanes = common.vector_lanes(target)
-    registers = common.vector_registers(target)
     if not vector_axis_is_i(blk_traits, c_traits, lanes):
         return None
     positions, channels = extent_of(blk_traits, I_), extent_of(blk_traits, J_)
     if not (symbolic.is_static(positions) and symbolic.is_static(channels)) or int(channels) % lanes:
         return None
-    positions, channels = int(positions), int(channels)
-    if not is_windowed(block):
+    return direct_shape_tile(int(positions), int(channels), is_windowed(block), lanes,
+                             common.vector_registers(target))
+
+
+def direct_shape_tile(positions: int, channels: int, windowed: bool, lanes: int, registers: int) -> Tile | None:
+    """direct_tile's choice from the shape alone (positions, output channels, windowed or 1x1), for a static
+    kernel whose output is contiguous in its positions and whose channels fill whole vectors."""
+    if not windowed:
         wide = registers >= 32 and channels % (2 * lanes) == 0 and positions <= POINTWISE_DIRECT_POSITIONS
         return Tile(POINTWISE_DIRECT_ROWS, 2, lanes) if wide and positions % POINTWISE_DIRECT_ROWS == 0 else None
     vectors = 2 if channels % (2 * lanes) == 0 else 1
