@@ -30,11 +30,18 @@ SETTLE_SECONDS = 0.3
 CALLS_PER_TURN = 15
 
 
-def _checked(session, feeds: dict, expected: list, label: str) -> None:
+# Largest relative difference from ONNX Runtime an artifact may show and still be timed.
+MAX_REL_ERR = 1e-4
+
+
+def _checked(session, feeds: dict, expected: list, label: str, max_rel_err: float = MAX_REL_ERR) -> float:
+    """The artifact's worst relative difference from ONNX Runtime; exits when it exceeds `max_rel_err`."""
     actual = list(session.run(feeds).values())
     worst = max(float(np.abs(a - e).max() / max(np.abs(e).max(), 1e-12)) for a, e in zip(actual, expected))
-    if worst > 1e-4:
-        raise SystemExit(f"artifact {label}: outputs differ from ONNX Runtime's by {worst:.2e} (relative)")
+    if worst > max_rel_err:
+        raise SystemExit(f"artifact {label}: outputs differ from ONNX Runtime's by {worst:.2e} (relative), "
+                         f"more than {max_rel_err:.0e} (--max-rel-err)")
+    return worst
 
 
 def _turn(session, feeds: dict) -> float:
@@ -44,7 +51,7 @@ def _turn(session, feeds: dict) -> float:
     return statistics.median(session.run_timed(feeds).seconds for _ in range(CALLS_PER_TURN))
 
 
-def compare(model: str, art_a: Path, art_b: Path, rounds: int) -> dict:
+def compare(model: str, art_a: Path, art_b: Path, rounds: int, max_rel_err: float = MAX_REL_ERR) -> dict:
     import onnxruntime as ort
 
     from graphopt.runtime import load
@@ -53,8 +60,7 @@ def compare(model: str, art_a: Path, art_b: Path, rounds: int) -> dict:
         model_path, _shapes, feeds = materialize(model, Path(tmp))
         expected = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"]).run(None, feeds)
     sessions = {"a": load(art_a), "b": load(art_b)}
-    for label, session in sessions.items():
-        _checked(session, feeds, expected, label)
+    errors = {label: _checked(session, feeds, expected, label, max_rel_err) for label, session in sessions.items()}
     samples: dict[str, list[float]] = {"a": [], "b": []}
     load_start = os.getloadavg()
     for r in range(rounds):
@@ -64,7 +70,7 @@ def compare(model: str, art_a: Path, art_b: Path, rounds: int) -> dict:
     return {"model": model, "a": str(art_a), "b": str(art_b), "a_ms": statistics.median(samples["a"]) * 1e3,
             "b_ms": statistics.median(samples["b"]) * 1e3, "b/a": statistics.median(ratios),
             "b/a q1-q3": list(_quartiles(ratios)), "rounds": rounds, "load_average_start": load_start,
-            "load_average_end": os.getloadavg(),
+            "load_average_end": os.getloadavg(), "max_rel_err": errors,
             "samples_ms": {k: [round(x * 1e3, 3) for x in v] for k, v in samples.items()}}
 
 
@@ -76,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--b", type=Path, required=True, help="artifact folder B")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--max-rel-err", type=float, default=MAX_REL_ERR,
+                        help="refuse an artifact whose outputs differ more from ONNX Runtime's (default 1e-4; "
+                             "ocr_det differs by 1.7e-4, as OpenVINO does)")
     args = parser.parse_args(argv)
-    result = compare(args.model, args.a, args.b, args.rounds)
+    result = compare(args.model, args.a, args.b, args.rounds, args.max_rel_err)
     result["command"] = "python -m benchmarks.ab_artifacts " + " ".join(argv)
     print(f"{args.model}: A {result['a_ms']:.2f} ms, B {result['b_ms']:.2f} ms, B/A {result['b/a']:.3f} "
           f"(quartiles {result['b/a q1-q3'][0]:.3f}-{result['b/a q1-q3'][1]:.3f}), load {result['load_average_start']}")

@@ -38,7 +38,10 @@ def finalize(mod: tvm.IRModule, target: tvm.target.Target, stock: bool) -> tvm.I
 
 def build(mod: tvm.IRModule, target: tvm.target.Target):
     """Code generation of a finalized module into a VM executable."""
-    executable = tvm.compile(with_noalias_single_buffer_funcs(mod), target=target, relax_pipeline=None)
+    from graphopt.lowering.stack_tiles import tir_pipeline
+
+    executable = tvm.compile(with_noalias_single_buffer_funcs(mod), target=target, relax_pipeline=None,
+                             tir_pipeline=tir_pipeline(target))
     from graphopt.kernels.onednn.extern import uses_onednn
 
     return link_onednn(executable) if uses_onednn(mod) else executable

@@ -28,7 +28,9 @@ of B and C but not A are J, the reduced ones K, and those of all three S.
      annotations go on before decompose_reduction;
   4. the fused epilogue (bias, ReLU, residual add, and swish / hardswish, which
      read the value twice and are first folded into one block) is inlined into
-     the tile's write-back; packing and padding stages are parallel and vectorized.
+     the tile's write-back; packing and padding stages are parallel and vectorized;
+  5. both operands are prefetched some reduction steps ahead (prefetch.py): in a
+     model the weights come from memory, not from the cache a warm timing sees.
 
 Grouped convolutions reach this rule through grouped.py (split per group first).
 
@@ -155,8 +157,9 @@ OVERLAP, OVERLAP_GUARD = "_overlap_tail", "_overlap_guard"
 
 
 # The choices a tuner may override (graphopt.kernels.tuning searches them); absent
-# keys keep the rule's own choice, so {} is the default schedule.
-KNOBS = ("rows", "vectors", "block_bytes", "swap_axes", "pack_u", "pack_in_tile", "pad_copy")
+# keys keep the rule's own choice, so {} is the default schedule. `prefetch` (on by default) is not
+# searched: warm timing cannot see what it is for (prefetch.py); False turns it off for a comparison.
+KNOBS = ("rows", "vectors", "block_bytes", "swap_axes", "pack_u", "pack_in_tile", "pad_copy", "prefetch")
 
 
 def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
@@ -212,7 +215,7 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
     if keep_padding and not paddings and knobs.get("pad_copy"):
         raise ValueError("pad_copy on a kernel that pads nothing")
     register_tile(sch, main, tile, rows, vec_i, v_stage if in_tile else None, blk_tr,
-                  int(knobs.get("block_bytes", BLOCK_BYTES)))
+                  int(knobs.get("block_bytes", BLOCK_BYTES)), bool(knobs.get("prefetch", True)))
     if clamp and not in_place_rows.clamp_rows(sch, main, 2 if vec_i else 1):
         raise ValueError("the padded broadcast rows could not be clamped")  # never seen: the rule declines
     if overlap:

@@ -12,14 +12,15 @@ from tvm.s_tir.dlight.gpu.matmul import IterTrait
 
 from graphopt.kernels.schedules import common, gemm_stages, symbolic
 from graphopt.kernels.schedules.gemm_match import K_, Tile
+from graphopt.kernels.schedules.prefetch import prefetch_operands
 
 
 def register_tile(sch: s_tir.Schedule, main, tile: Tile, rows: int, vec_i: bool, in_tile_stage,
-                  blk_tr: list[IterTrait], block_bytes: int) -> None:
+                  blk_tr: list[IterTrait], block_bytes: int, prefetch: bool = True) -> None:
     """Step 3: rows x width output tiles accumulated in registers over the whole
     reduction, the parallel loop over (S, V block, U tile), or over (S, V tile) with
     `in_tile_stage` (the vector operand) packed inside it; the epilogue in the
-    write-back."""
+    write-back; with `prefetch`, the operands prefetched ahead in the reduction loop (prefetch.py)."""
     s, i, j, k = sch.get_loops(main)
     u, v = (j, i) if vec_i else (i, j)
     uo, ui = sch.split(u, factors=[None, rows])
@@ -45,6 +46,8 @@ def register_tile(sch: s_tir.Schedule, main, tile: Tile, rows: int, vec_i: bool,
     sch.vectorize(vii)
     sch.decompose_reduction(main, ks[0])  # the init inherits the update's unroll/vector loops
     vectorize_tile(sch, writeback, tile.lanes)
+    if in_tile_stage is None and prefetch:  # an operand packed per tile is in cache already
+        prefetch_operands(sch, main, ks, [ui, vio, vii])
 
 
 # A GEMM with a symbolic parallel loop and fewer multiply-adds than this (symbols at NOMINAL) runs serially.

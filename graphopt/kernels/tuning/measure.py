@@ -53,8 +53,10 @@ def build(func: tvm.tirx.PrimFunc, target: tvm.target.Target) -> tvm.runtime.Mod
     from graphopt.kernels.onednn.extern import uses_onednn
     from graphopt.lowering.codegen import link_onednn
 
+    from graphopt.lowering.stack_tiles import tir_pipeline
+
     mod = tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
-    executable = tvm.compile(mod, target=target)
+    executable = tvm.compile(mod, target=target, tir_pipeline=tir_pipeline(target))
     return _linked(link_onednn(executable)) if uses_onednn(mod) else executable.jit()
 
 
