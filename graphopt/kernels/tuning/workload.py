@@ -21,8 +21,11 @@ import tvm
 # convolution's default is the direct form (swap_axes and pack_u=False implied), so a
 # version 5 record without those keys would now mean another schedule; 7: with 32 vector registers (AVX-512)
 # other default tiles (gemm_match.WIDE_TILES, DIRECT_ROWS) and a 1x1 convolution over few positions in the
-# direct form: a record kept as "the default" ({}) was timed against another schedule
-RULES_VERSION = 7
+# direct form: a record kept as "the default" ({}) was timed against another schedule; 8: the GEMM rule
+# prefetches its operands (the `prefetch` knob, on unless a record says False) and builds keep register tiles on
+# the stack: the knobs mean the same tiles, but version 7's choices were timed without either, and end to end
+# its resnet50 records made the prefetching model 3.5% slower than no records (latency-avx512-prefetch-2026-12-07)
+RULES_VERSION = 8
 
 
 def workload_key(func: tvm.tirx.PrimFunc) -> str:
