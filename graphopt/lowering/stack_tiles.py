@@ -63,7 +63,7 @@ def _marked(stmt):
         return tirx.SeqStmt([_marked(s) for s in stmt.seq])
     if isinstance(stmt, tirx.For):
         return tirx.For(stmt.loop_var, stmt.min, stmt.extent, stmt.kind, _marked(stmt.body), stmt.thread_binding,
-                        stmt.annotations)
+                        stmt.annotations, stmt.step)
     if isinstance(stmt, tirx.AttrStmt):
         return tirx.AttrStmt(stmt.node, stmt.attr_key, stmt.value, _marked(stmt.body))
     if isinstance(stmt, tirx.IfThenElse):

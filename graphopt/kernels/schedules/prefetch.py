@@ -17,8 +17,8 @@ iterator advanced so that about STEPS_AHEAD innermost steps lie between the pref
 (the activation runs it copies) measured no gain end to end (resnet50 0.99x, densenet121 1.01x).
 
 Measured end to end (benchmarks.ab_artifacts, untuned, AVX-512 VM): resnet50 0.93x and densenet121
-0.91x the time without; prefetching the broadcast operand of 1x1 convolutions only: resnet50 0.95x;
-16 steps ahead beat 8, 32 and 64, and prefetcht0 beat prefetcht1.
+0.91x the time without; with the data row prefetched in 1x1 convolutions only: resnet50 0.95x;
+16 steps ahead beat 8, 32 and 64, and prefetcht0 beat prefetcht1 (benchmarks/results/ab-prefetch-2026-12-07.md).
 
 A prefetch is a call LLVM cannot see through: it would keep the register tile (an accumulator
 buffer above 1 KB, which TVM allocates on the heap) from living in registers. The tile is therefore
@@ -60,9 +60,9 @@ def prefetch_operands(sch: s_tir.Schedule, main, reductions: list, tile_loops: l
     calls = []
     for load in operands:
         indices = [_bind(index, bound) for index in load.indices]
+        indices = [None if index is None else substitute(index, *ahead) for index in indices]
         if any(index is None for index in indices):
-            return False
-        indices = [substitute(index, *ahead) for index in indices]
+            return False  # an index this small rewriter does not know: no prefetch, the schedule as it was
         is_vector = any(_mentions(index, lanes.loop_var) for index in indices)
         spots = ([{vectors.loop_var: j} for j in range(int(vectors.extent))] if is_vector
                  else [{rows.loop_var: 0}, {rows.loop_var: int(rows.extent) - 1}])
@@ -73,7 +73,7 @@ def prefetch_operands(sch: s_tir.Schedule, main, reductions: list, tile_loops: l
         return False
     body = tirx.SeqStmt([*calls, inner_loop.body])
     new_loop = tirx.For(inner_loop.loop_var, inner_loop.min, inner_loop.extent, inner_loop.kind, body,
-                        inner_loop.thread_binding, inner_loop.annotations)
+                        inner_loop.thread_binding, inner_loop.annotations, inner_loop.step)
     sch.state.replace(sch.get_sref(reductions[-1]), new_loop, {})
     return True
 
@@ -113,8 +113,9 @@ def _bind(index, bound: dict):
 
 
 def _zero(index, at: dict):
+    """`index` at the tile's first row, vector and lane but where `at` says otherwise; None if not rewritable."""
     for var, value in at.items():
-        index = substitute(index, var, tirx.const(value, var.ty.dtype))
+        index = None if index is None else substitute(index, var, tirx.const(value, var.ty.dtype))
     return index
 
 
