@@ -18,7 +18,7 @@ _PREFETCH = re.compile(r"T\.prefetch\(T\.address_of\((\w+)\[(.*)\]\), 0, 3, 1\)"
 
 
 def _kernels() -> dict[str, tvm.tirx.PrimFunc]:
-    """pointwise_zoo's convolution kernels, unscheduled, by the number of output positions x reduction."""
+    """pointwise_zoo's convolution kernels, unscheduled, keyed "KxK in->out" (window, channels)."""
     from tvm import tirx
 
     funcs = [f for gv, f in _lowered(pointwise_zoo(), schedules=False).functions_items()
