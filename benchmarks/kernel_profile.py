@@ -1,7 +1,7 @@
 """Where a model's time goes: every kernel of a compile timed alone, with its share and its bandwidth.
 
     python -m benchmarks.kernel_profile --model encoder [--shape x=16,128,64] [--tuning-db DIR]
-        [--without-rule rows] [--json FILE]
+        [--without-rule rows] [--artifact DIR] [--json FILE]
 
 Why: a model-level ratio to ONNX Runtime says nothing about which kernel to fix. Each distinct
 kernel is taken as `graphopt tune-kernels` sees it (legalized, fused, weights marked), scheduled
@@ -15,6 +15,8 @@ a softmax's row sums too, where the figure means little).
 `--without-rule NAME` leaves one rule out of the list; `--libm` builds exp and erf with TVM's own lowering
 (one libm call per lane) instead of graphopt.lowering.vector_math: with `--without-rule rows`, the
 kernels as they were before the row rule and the vector math (the A/B without editing code).
+`--artifact DIR` (compiled from the same model, with the same database) adds each kernel's time inside the
+model's inferences (see in_model) beside its time alone.
 Models: benchmarks.model_zoo's names, plus `encoder_block` (graphopt.examples.range_models, dim 64,
 fixed at --shape). Markdown to stdout; JSON with date and machine.
 """
@@ -112,12 +114,56 @@ def profile(tasks, target, db, without: str | None, repeats: int) -> list[dict]:
     return sorted(rows, key=lambda r: -r["ms_per_run"])
 
 
+def in_model(art_dir: Path, runs: int) -> dict[str, float]:
+    """ms per run of every kernel inside one inference of the artifact `art_dir`, each call timed in place
+    (the Relax VM's instrument hook, graphopt.train.profile.KernelClock), median of `runs` runs after one
+    warm-up; keyed by the kernel's name as tune-kernels prints it (the `_prepacked` suffix dropped).
+
+    Why beside the time alone: in a model a kernel meets its weights in memory and its input wherever the
+    previous kernel left it; resnet50's kernels took 1.3-1.9x their warm time in the model."""
+    from graphopt.runtime import load
+    from graphopt.train.profile import KernelClock, random_feeds
+
+    session = load(art_dir)
+    names = list(dict.fromkeys(session.plan["steps"]))
+    feeds = random_feeds(session.inputs)
+    per_run: list[dict[str, float]] = []
+    for run in range(runs + 1):
+        clock = KernelClock(names, session.device)
+        session.vm.set_instrument(clock)
+        session.run(feeds)
+        totals: dict[str, float] = {}
+        for name, seconds in clock.calls:
+            key = name.removesuffix("_prepacked")
+            totals[key] = totals.get(key, 0.0) + seconds * 1e3
+        if run:  # the first run warms the caches and the thread pool
+            per_run.append(totals)
+    return {name: float(np.median([totals.get(name, 0.0) for totals in per_run])) for name in per_run[0]}
+
+
+def add_in_model(rows: list[dict], measured: dict[str, float]) -> None:
+    """Each row's in-model ms per run and its ratio to the time alone (None for a kernel the artifact lacks)."""
+    for r in rows:
+        r["ms_per_run_in_model"] = measured.get(r["kernel"])
+        r["in_model/alone"] = None if r["ms_per_run_in_model"] is None else r["ms_per_run_in_model"] / r["ms_per_run"]
+
+
 def markdown(rows: list[dict]) -> str:
-    lines = ["| kernel | rule | calls | ms/call | ms/run | share | MB | GB/s | GFLOP/s |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['kernel']} | {r['rule']} | {r['calls']} | {r['ms']:.4f} | {r['ms_per_run']:.3f} | "
-              f"{r['share']:.1%} | {r['mb']:.2f} | {r['gb_s']:.1f} | {r['gflop_s']:.1f} |" for r in rows]
-    lines.append(f"| total | | | | {sum(r['ms_per_run'] for r in rows):.3f} | | | | |")
+    model = any("ms_per_run_in_model" in r for r in rows)
+    extra = " in model ms/run | in model/alone |" if model else ""
+    lines = ["| kernel | rule | calls | ms/call | ms/run | share | MB | GB/s | GFLOP/s |" + extra,
+             "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if model else "")]
+    for r in rows:
+        line = (f"| {r['kernel']} | {r['rule']} | {r['calls']} | {r['ms']:.4f} | {r['ms_per_run']:.3f} | "
+                f"{r['share']:.1%} | {r['mb']:.2f} | {r['gb_s']:.1f} | {r['gflop_s']:.1f} |")
+        if model:
+            inside = r["ms_per_run_in_model"]
+            line += " - | - |" if inside is None else f" {inside:.3f} | {r['in_model/alone']:.2f} |"
+        lines.append(line)
+    total = f"| total | | | | {sum(r['ms_per_run'] for r in rows):.3f} | | | | |"
+    if model:
+        total += f" {sum(r['ms_per_run_in_model'] or 0.0 for r in rows):.3f} | |"
+    lines.append(total)
     return "\n".join(lines)
 
 
@@ -132,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="default: the runtime's (one per physical core)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--artifact", type=Path, default=None,
+                        help="an artifact compiled from the same model (and database): adds each kernel's time "
+                             "inside its inferences")
     args = parser.parse_args(argv)
     from benchmarks.latency import _meta, engine_threads
     from graphopt.kernels.tuning.db import TuningDB
@@ -146,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
 
         with target, (vector_math.libm() if args.libm else contextlib.nullcontext()):
             rows = profile(tasks, target, db, args.without_rule, args.repeats)
+    if args.artifact is not None:
+        add_in_model(rows, in_model(args.artifact, args.repeats))
     print(markdown(rows))
     if args.json is not None or "--json" in argv:
         out = args.json or unused(RESULTS / f"kernel-profile-{meta['date']}.json")

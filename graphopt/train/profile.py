@@ -35,8 +35,9 @@ def random_feeds(inputs: list[dict], seed: int = 0) -> dict[str, np.ndarray]:
     return feeds
 
 
-class _KernelClock:
-    """The VM instrument: wall time of every call whose symbol is a step's kernel."""
+class KernelClock:
+    """The VM instrument: wall time of every call whose symbol is a step's kernel (also what
+    benchmarks.kernel_profile --artifact times an inference's kernels with)."""
 
     def __init__(self, names: list[str], device) -> None:
         self.wanted, self.device = set(names), device
@@ -63,7 +64,7 @@ def profile_steps(art_dir: str | Path, repeats: int = 3, seed: int = 0) -> list[
     feeds = random_feeds(runner.session.inputs, seed)
     runs: list[list[float]] = []
     for k in range(repeats + 1):
-        clock = _KernelClock(names, runner.session.device)
+        clock = KernelClock(names, runner.session.device)
         runner.session.vm.set_instrument(clock)
         runner.step(feeds)
         if k > 0:  # the first run warms caches and the allocator
