@@ -103,10 +103,12 @@ def default_compile(path: Path, shapes: dict, art: Path) -> dict:
 
 def isolated(function, *args, **kwargs):
     """`function(*args, **kwargs)` in a child process: a compile that crashes (a segfault inside
-    TVM) becomes one line in the results instead of ending the whole benchmark. Forked, so the
-    compiler the parent imported once (main) is not imported again per compile; the parent
-    itself never compiles or runs a kernel, so no TVM thread pool exists to be forked."""
-    context = multiprocessing.get_context("fork")
+    TVM) becomes one line in the results instead of ending the whole benchmark. Forked from a fork
+    server that imported the compiler once (not per compile), never from the caller: a caller that has
+    run a kernel (a test suite's process) holds a TVM thread pool, and a child forked from it waits
+    forever on pool threads that did not survive the fork."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["graphopt.compiler"])
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         try:
             return pool.submit(function, *args, **kwargs).result()
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         return write(*merged(args.merge, argv), args)
     run_meta = meta("benchmarks.memory process", argv)
-    import graphopt.compiler  # noqa: F401  (once, before the compiles fork: see isolated)
+    import graphopt.compiler  # noqa: F401  (the imports fail here, once, rather than in every isolated compile)
     engines, rows = available_engines(), []
     for name in args.models.split(",") if args.models else default_models():
         print(f"[{name}] compiling and measuring...", file=sys.stderr, flush=True)
