@@ -106,17 +106,16 @@ def _ahead(sch: s_tir.Schedule, reductions: list) -> tuple | None:
 
 
 def _bind(index, bound: dict):
-    """`index` in loop variables: every block iterator replaced by its binding."""
+    """`index` with every variable of `bound` replaced by its value (a block iterator by its binding, a tile
+    loop by a constant); None if this small rewriter does not know a node of it."""
     for var, value in bound.items():
-        index = substitute(index, var, value) if index is not None else None
+        index = None if index is None else substitute(index, var, value)
     return index
 
 
 def _zero(index, at: dict):
-    """`index` at the tile's first row, vector and lane but where `at` says otherwise; None if not rewritable."""
-    for var, value in at.items():
-        index = None if index is None else substitute(index, var, tirx.const(value, var.ty.dtype))
-    return index
+    """`index` at the tile's first row, vector and lane but where `at` says otherwise."""
+    return _bind(index, {var: tirx.const(value, var.ty.dtype) for var, value in at.items()})
 
 
 def _mentions(expr, var: tirx.Var) -> bool:

@@ -52,7 +52,6 @@ def build(func: tvm.tirx.PrimFunc, target: tvm.target.Target) -> tvm.runtime.Mod
     (graphopt.kernels.onednn) is linked into a shared library with the shim, as in an artifact."""
     from graphopt.kernels.onednn.extern import uses_onednn
     from graphopt.lowering.codegen import link_onednn
-
     from graphopt.lowering.stack_tiles import tir_pipeline
 
     mod = tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
