@@ -208,15 +208,17 @@ def test_every_sampled_knob_setting_computes_the_default_result():
 
 
 def test_direct_convolution_seeds_come_first_and_refusals_are_not_measured():
-    """Every direct tile that fits 16 registers is drawn before any other setting,
-    largest first, and settings the rule refused do not count towards `explore`."""
+    """After the data-read-in-place seeds (test_read_in_place), every direct tile that fits 16 registers is drawn
+    before any other setting, largest first, and settings the rule refused do not count towards `explore`."""
     from graphopt.kernels.tuning import space
 
     sampler = space.Sampler("gemm", 16, "k", explore=2)
-    seeds = space.direct_seeds(16)
+    seeds = space.gemm_seeds(16)
     drawn = [sampler.next() for _ in seeds]
-    assert drawn == seeds and (seeds[0]["rows"], seeds[0]["vectors"]) == (14, 1)
-    assert all(d["swap_axes"] and d["pack_u"] is False for d in drawn)
+    assert drawn == seeds and seeds[:len(space.read_in_place_seeds(16))] == space.read_in_place_seeds(16)
+    direct = space.direct_seeds(16)
+    assert seeds[-len(direct):] == direct and (direct[0]["rows"], direct[0]["vectors"]) == (14, 1)
+    assert all(d["swap_axes"] and d["pack_u"] is False and not d["read_v"] for d in direct)
     for _ in seeds[:-1]:
         sampler.refused()
     sampler.report(drawn[-1], 1.0)

@@ -18,6 +18,10 @@ of B and C but not A are J, the reduced ones K, and those of all three S.
      the V operand is packed [K, V] so a vector load reads it
      (a U operand read in place goes through the convolution's padding: with the
      `pad_copy` knob from a padded copy made once per run, not by bounds tests);
+     with the `read_v` knob (tuned only) a convolution's data, as the V operand over
+     output positions, is read in place from its padded copy instead of packed
+     (gemm_stages.read_vector_operand_in_place: for output channels that do not fill
+     whole vectors);
   3. register tile: U x (NV * lanes) accumulators in a local buffer, about as many
      vectors as the register file holds minus the operands (more spills), with
      K innermost but one (split back into the kernel's own reduction iterators);
@@ -82,6 +86,7 @@ from graphopt.kernels.schedules.gemm_stages import (
     normalize,
     padding_stages,
     read_rows_in_place,
+    read_vector_operand_in_place,
     reads_weight,
     schedule_packing,
 )
@@ -159,7 +164,7 @@ OVERLAP, OVERLAP_GUARD = "_overlap_tail", "_overlap_guard"
 # The choices a tuner may override (graphopt.kernels.tuning searches them); absent
 # keys keep the rule's own choice, so {} is the default schedule. `prefetch` (on by default) is not
 # searched: warm timing cannot see what it is for (prefetch.py); False turns it off for a comparison.
-KNOBS = ("rows", "vectors", "block_bytes", "swap_axes", "pack_u", "pack_in_tile", "pad_copy", "prefetch")
+KNOBS = ("rows", "vectors", "block_bytes", "swap_axes", "pack_u", "pack_in_tile", "pad_copy", "prefetch", "read_v")
 
 
 def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
@@ -185,6 +190,10 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
         # read in place through clamped rows instead (in_place_rows)
         raise ValueError("the broadcast operand read in place needs rows dividing U")
     u_stage, v_stage = normalize(sch, main, vec_i, rows, tile.width)
+    v_paddings = []
+    if knobs.get("read_v"):
+        v_paddings = read_vector_operand_in_place(sch, main, u_stage, v_stage, vec_i, tile.width)
+        v_stage = None
     keep_padding = pack_u is False and bool(knobs.get("pad_copy", direct is not None))
     # operands: the broadcast one is read in place; the vector one stays packed
     for stage in (u_stage, v_stage):
@@ -211,7 +220,7 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
     if u_stage is not None:
         block_by_tile(sch, u_stage, False, rows)
     in_tile = v_stage is not None and pack_in_tile(sch, main, v_stage, u_size, knobs)
-    paddings = padding_stages(sch, main, v_stage) if keep_padding else []
+    paddings = (padding_stages(sch, main, v_stage) if keep_padding else []) + v_paddings
     if keep_padding and not paddings and knobs.get("pad_copy"):
         raise ValueError("pad_copy on a kernel that pads nothing")
     register_tile(sch, main, tile, rows, vec_i, v_stage if in_tile else None, blk_tr,
