@@ -50,14 +50,52 @@ def _kernels() -> dict[str, tvm.tirx.PrimFunc]:
     return keyed
 
 
+def _reads_in_place(func, target: dict, knobs: dict | None = None) -> bool:
+    """Whether the kernel's schedule reads the data from its padded copy with no im2col stage (weights and the
+    register tile aside) as the vector operand: the register tile's vectors run over the output's positions
+    (the accumulator's innermost axis is H x W; a direct convolution's is its channels)."""
+    from graphopt.kernels.schedules import schedule_kernel, schedule_with
+
+    target = tvm.target.Target(target)
+    sch = schedule_with(func, target, "gemm", knobs) if knobs is not None else schedule_kernel(func, target)[0]
+    allocated = [line for line in sch.mod["main"].script().splitlines() if "alloc_buffer" in line]
+    _, _, height, width = (int(d) for d in func.params[-1].ty.shape)
+    tile = [line for line in allocated if 'scope="local"' in line]
+    return (any("pad_temp" in line for line in allocated)
+            and not any("reindex" in line and "local" not in line and "_w" not in line for line in allocated)
+            and len(tile) == 1 and f"T.int64({height * width}))" in tile[0])
+
+
 @pytest.mark.parametrize("target", [AVX2, AVX512])
 def test_the_data_is_read_from_its_padded_copy_without_an_im2col_stage(target):
-    from graphopt.kernels.schedules import schedule_with
+    assert _reads_in_place(_kernels()["3x3"], target, READ_V)
+    other = {**READ_V, "rows": 8, "read_v": False, "swap_axes": True, "pack_u": False, "pad_copy": True}
+    assert not _reads_in_place(_kernels()["3x3"], target, other)  # the direct form over channels
 
-    script = schedule_with(_kernels()["3x3"], tvm.target.Target(target), "gemm", READ_V).mod["main"].script()
-    allocated = [line for line in script.splitlines() if "alloc_buffer" in line]
-    assert any("pad_temp" in line for line in allocated)  # the padded copy, made once per run
-    assert not any("reindex" in line and "local" not in line and "_w" not in line for line in allocated), allocated
+
+def test_the_default_reads_a_narrow_windowed_convolution_in_place():
+    """24 output channels fill no whole 16-lane vector (AVX-512): the default schedule is read_v; a strided one
+    keeps the old one. With 8 lanes (AVX2) they fill three: the direct form over channels stays."""
+    assert _reads_in_place(_kernels()["3x3"], AVX512)
+    assert not _reads_in_place(_kernels()["3x3 stride 2"], AVX512)
+    assert not _reads_in_place(_kernels()["3x3"], AVX2)
+
+
+def test_the_default_keeps_the_direct_form_where_channels_fill_vectors():
+    from tests.kernels.test_tiles_by_register_file import pointwise_zoo
+    from tvm import tirx
+
+    funcs = [f for gv, f in _lowered(pointwise_zoo(), schedules=False).functions_items()
+             if isinstance(f, tirx.PrimFunc) and "conv" in gv.name_hint
+             and int([p for p in f.params if len(p.ty.shape) == 4][1].ty.shape[-1]) == 3]
+    assert len(funcs) == 1  # 3x3 64 -> 64 on 14x14
+    assert not _reads_in_place(funcs[0], AVX512)
+
+
+def test_the_default_compiles_to_onnx_runtime_numbers(tmp_path: Path):
+    from tests.conftest import compile_run_check
+
+    compile_run_check(narrow_zoo(), tmp_path)
 
 
 @pytest.mark.parametrize("kernel", ["3x3 stride 2", "1x1"])
@@ -76,14 +114,15 @@ def test_a_tile_that_crosses_an_output_row_is_refused():
     assert schedule_with(_kernels()["3x3"], tvm.target.Target(AVX512), "gemm", knobs) is None
 
 
-def test_host_results_equal_the_default_schedule():
-    from graphopt.kernels.schedules import schedule_kernel, schedule_with
+def test_host_results_equal_the_im2col_schedule():
+    """Read in place or packed as an im2col matrix (the rule's form without read_v), the same numbers."""
+    from graphopt.kernels.schedules import schedule_with
     from graphopt.kernels.tuning import measure
     from graphopt.lowering.target import make_target
 
     target = make_target("llvm")
     func = _kernels()["3x3"]
-    default = schedule_kernel(func, target)[0].mod["main"]
+    default = schedule_with(func, target, "gemm", {"read_v": False}).mod["main"]
     read_v = schedule_with(func, target, "gemm", READ_V).mod["main"]
     bench = measure.KernelBench(func, target)
     expected, actual = (bench.outputs(bench.build(f)) for f in (default, read_v))

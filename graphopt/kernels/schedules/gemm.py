@@ -71,6 +71,7 @@ from graphopt.kernels.schedules.gemm_match import (
     Tile,
     choose_tile,
     classify,
+    default_read_v,
     direct_tile,
     extent_of,
     iter_traits,
@@ -107,6 +108,10 @@ class GEMM(ScheduleRule):
         whole tile, padded otherwise (graphopt.kernels.schedules.overlap_tail)."""
         from graphopt.kernels.schedules import has_symbolic_shape
 
+        if not knobs:  # the default: the data read in place where that suits the kernel (default_read_v)
+            read_v = self._schedule_once(func, target, {DEFAULT_READ_V: True})
+            if read_v is not None:
+                return read_v
         padded = self._schedule_once(func, target, knobs)
         if padded is None or OVERLAP in knobs or not has_symbolic_shape(func) or _has_prepack_stage(padded):
             return padded  # a weight-packing stage must stay at the top (SplitLayoutRewritePreproc)
@@ -159,6 +164,8 @@ def try_schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict | None =
 
 # Internal to symbolic kernels (not tunable): schedule the shifted-last-tile variant; its run-time guard.
 OVERLAP, OVERLAP_GUARD = "_overlap_tail", "_overlap_guard"
+# Internal (not tunable): try the default read_v form (gemm_match.default_read_v) before the default schedule.
+DEFAULT_READ_V = "_default_read_v"
 
 
 # The choices a tuner may override (graphopt.kernels.tuning searches them); absent
@@ -170,6 +177,8 @@ KNOBS = ("rows", "vectors", "block_bytes", "swap_axes", "pack_u", "pack_in_tile"
 def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
     lanes = common.vector_lanes(target)
     _, _, c_tr, blk_tr = iter_traits(sch.get(main))
+    if knobs.pop(DEFAULT_READ_V, False):
+        knobs.update(default_read_v(sch.get(main), blk_tr, c_tr, target))
     direct = direct_tile(sch.get(main), blk_tr, c_tr, target)
     if direct is not None and not knobs.get("swap_axes", True):
         direct = None  # the tuner asked for the contiguous-output form: its defaults are the old ones
@@ -192,7 +201,7 @@ def _schedule(sch: s_tir.Schedule, main, target: Target, knobs: dict) -> None:
     u_stage, v_stage = normalize(sch, main, vec_i, rows, tile.width)
     v_paddings = []
     if knobs.get("read_v"):
-        v_paddings = read_vector_operand_in_place(sch, main, u_stage, v_stage, vec_i, tile.width)
+        v_paddings = read_vector_operand_in_place(sch, main, u_stage, v_stage, vec_i, v_size, tile.width)
         v_stage = None
     keep_padding = pack_u is False and bool(knobs.get("pad_copy", direct is not None))
     # operands: the broadcast one is read in place; the vector one stays packed

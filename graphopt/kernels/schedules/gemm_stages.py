@@ -125,7 +125,8 @@ def read_rows_in_place(sch: s_tir.Schedule, u_stage, u_size, keep_padding: bool)
     return True
 
 
-def read_vector_operand_in_place(sch: s_tir.Schedule, main, u_stage, v_stage, vec_i: bool, tile_width: int) -> list:
+def read_vector_operand_in_place(sch: s_tir.Schedule, main, u_stage, v_stage, vec_i: bool, v_size,
+                                 tile_width: int) -> list:
     """The `read_v` knob: the vector operand (a convolution's data, vectors over output positions) read in
     place from the data, through a padded copy made once per run, instead of an im2col matrix packed per run;
     the broadcast operand is the weights. Returns the padded copies (stages to schedule), [] for an unpadded
@@ -137,6 +138,8 @@ def read_vector_operand_in_place(sch: s_tir.Schedule, main, u_stage, v_stage, ve
     are loaded as vectors at each window offset: no packing, no idle lanes."""
     if not vec_i or v_stage is None or reads_weight(sch, v_stage) or is_identity_copy(sch, v_stage):
         raise ValueError("read_v needs a windowed convolution's data as the vector operand")
+    if not symbolic.divides(v_size, tile_width):
+        raise ValueError("read_v: whole tiles must cover the positions (a padded operand is an im2col copy)")
     data = sch.get(v_stage).reads[0].source
     sch.compute_inline(v_stage)
     stages = []
