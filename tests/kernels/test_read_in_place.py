@@ -82,8 +82,9 @@ def test_the_default_reads_a_narrow_windowed_convolution_in_place():
 
 
 def test_the_default_keeps_the_direct_form_where_channels_fill_vectors():
-    from tests.kernels.test_tiles_by_register_file import pointwise_zoo
     from tvm import tirx
+
+    from tests.kernels.test_tiles_by_register_file import pointwise_zoo
 
     funcs = [f for gv, f in _lowered(pointwise_zoo(), schedules=False).functions_items()
              if isinstance(f, tirx.PrimFunc) and "conv" in gv.name_hint
@@ -133,6 +134,8 @@ def test_host_results_equal_the_im2col_schedule():
 def test_a_recorded_read_v_choice_compiles_to_onnx_runtime_numbers(tmp_path: Path):
     """A tuning record with read_v for the 3x3 kernel is applied by compile, plan unchanged, numbers ORT's."""
     from graphopt.compiler import CompileOptions, compile_model
+    from graphopt.frontend import prepare
+    from graphopt.frontend.importer import to_relax
     from graphopt.kernels.tuning.db import Record, TuningDB
     from graphopt.kernels.tuning.search import tasks_of
     from graphopt.kernels.tuning.workload import target_key
@@ -142,9 +145,6 @@ def test_a_recorded_read_v_choice_compiles_to_onnx_runtime_numbers(tmp_path: Pat
     from graphopt.runtime import load
     from tests.conftest import onnx_runtime_outputs, random_feeds, relative_error
     from tests.kernels.test_schedules import prepare_model
-
-    from graphopt.frontend import prepare
-    from graphopt.frontend.importer import to_relax
 
     target = make_target("llvm")
     mod = prepack.mark_weights()(legalize(to_relax(prepare_model(narrow_zoo(), prepare)).mod, target))
