@@ -18,10 +18,10 @@ of B and C but not A are J, the reduced ones K, and those of all three S.
      the V operand is packed [K, V] so a vector load reads it
      (a U operand read in place goes through the convolution's padding: with the
      `pad_copy` knob from a padded copy made once per run, not by bounds tests);
-     with the `read_v` knob (tuned only) a convolution's data, as the V operand over
-     output positions, is read in place from its padded copy instead of packed
-     (gemm_stages.read_vector_operand_in_place: for output channels that do not fill
-     whole vectors);
+     with the `read_v` knob a convolution's data, as the V operand over output
+     positions, is read in place from its padded copy instead of packed
+     (gemm_stages.read_vector_operand_in_place; the default where output channels
+     do not fill whole vectors: gemm_match.default_read_v);
   3. register tile: U x (NV * lanes) accumulators in a local buffer, about as many
      vectors as the register file holds minus the operands (more spills), with
      K innermost but one (split back into the kernel's own reduction iterators);
