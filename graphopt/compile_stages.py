@@ -52,6 +52,7 @@ class CompileState:
 def prepare(state: CompileState) -> None:
     """Load, check, pin input shapes, fold; a training step also gets its trainable form."""
     from graphopt.frontend import prepare_model
+    from graphopt.frontend.layer_norm_fusion import fuse_layer_norms
     from graphopt.frontend.load import load_model
     from graphopt.identity import source_sha256
     from graphopt.plan.memory_limit import host_limit
@@ -78,6 +79,9 @@ def prepare(state: CompileState) -> None:
         state.records["concat_in_place"] = {"elided": 0, "off": True}
         if state.prepared.symbols:
             state.records["concat_in_place"]["why"] = "shape range"
+        fused = fuse_layer_norms(state.importable)  # training keeps them: TVM has no layer_norm gradient
+        state.importable = fused.module
+        state.records["layer_norm"] = fused.record
 
 
 def import_model(state: CompileState) -> None:
