@@ -7,6 +7,8 @@ given), pin input shapes, fold with onnxslim, rewrite Sum as Add (sum_to_add.py)
 left unfolded as Mul + Add (batchnorm_to_affine.py), and record the tensor signatures the artifact manifest
 and the versioning schema are built from. `importer.to_relax` then hands the
 result to TVM. Only onnx/numpy are imported here; onnxslim and TVM load lazily.
+An inference compile also fuses LayerNorms written in primitives (layer_norm_fusion.py, called by
+graphopt.compile_stages.prepare: a training step keeps them).
 """
 
 from __future__ import annotations
