@@ -33,7 +33,8 @@ def fuse_layer_norms(model: onnx.ModelProto) -> RewriteResult[onnx.ModelProto]:
     if _default_opset(model) < MIN_OPSET:
         return RewriteResult(model, False, {"fused": 0})
     graph = _Graph(model)
-    matches = [m for m in (graph.match(node) for node in model.graph.node if node.op_type == "Div") if m]
+    divisions = [node for node in model.graph.node if node.op_type == "Div" and node.domain in ("", "ai.onnx")]
+    matches = [m for m in map(graph.match, divisions) if m]
     if not matches:
         return RewriteResult(model, False, {"fused": 0})
     rewritten = onnx.ModelProto()
