@@ -74,6 +74,19 @@ class _Match:
                                 epsilon=self.epsilon)
 
 
+# Input counts of the matched operators (ReduceMean: axes as an attribute, or as an input from opset 18).
+_ARITY = {"ReduceMean": (1, 2), "Sub": (2,), "Mul": (2,), "Pow": (2,), "Add": (2,), "Sqrt": (1,)}
+
+
+def _array(tensor: onnx.TensorProto) -> np.ndarray | None:
+    """The tensor's value; None for one that cannot be read (a malformed initializer: the importer reports
+    it, this rewrite only leaves the subgraph alone)."""
+    try:
+        return numpy_helper.to_array(tensor)
+    except (ValueError, TypeError):
+        return None
+
+
 def _add_constant(graph: onnx.GraphProto, name: str, value: np.ndarray) -> str:
     graph.initializer.append(numpy_helper.from_array(value, name))
     return name
@@ -91,14 +104,18 @@ class _Graph:
             for name in set(node.input):
                 self.consumers.setdefault(name, []).append(i)
         self.outputs = {o.name for o in graph.output}
-        self.constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        tensors = {t.name: t for t in graph.initializer}
         for node in graph.node:
             if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-                self.constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+                tensors[node.output[0]] = node.attribute[0].t
+        self.constants = {name: value for name, value in ((n, _array(t)) for n, t in tensors.items())
+                          if value is not None}
         self.types = {vi.name: vi.type.tensor_type for vi in [*graph.input, *graph.value_info, *graph.output]}
 
     def match(self, div: onnx.NodeProto) -> _Match | None:
         """The LayerNorm ending at `div` (and its affine tail, when present), or None."""
+        if len(div.input) != 2:
+            return None
         centred, std = div.input
         sqrt = self._only(std, "Sqrt")
         add_eps = sqrt and self._only(sqrt[1].input[0], "Add")
@@ -125,10 +142,12 @@ class _Graph:
         return _Match(ids + tail, x, output, epsilon, length, gamma, beta)
 
     def _only(self, name: str, *ops: str, allowed: int = 1) -> tuple[int, onnx.NodeProto] | None:
-        """The producer of `name` when it is one of `ops` in the default domain and `name` has exactly
-        `allowed` consuming nodes and is no graph output."""
+        """The producer of `name` when it is one of `ops` in the default domain, with its operator's input
+        count, and `name` has exactly `allowed` consuming nodes and is no graph output."""
         found = self.producer.get(name)
         if found is None or found[1].op_type not in ops or found[1].domain not in ("", "ai.onnx"):
+            return None
+        if len(found[1].input) not in _ARITY[found[1].op_type]:
             return None
         if len(self.consumers.get(name, [])) != allowed or name in self.outputs:
             return None

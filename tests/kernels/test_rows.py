@@ -62,9 +62,24 @@ def row_zoo(seed: int = 0) -> onnx.ModelProto:
 def test_softmax_layer_norms_and_sums_take_the_rows_rule_and_match_onnx_runtime(tmp_path):
     plan = compile_run_check(row_zoo(), tmp_path)
     by_rule = plan["schedules"]["by_rule"]
-    # per input: softmax, LayerNormalization and the primitive LayerNorm's two row kernels (a lone
-    # ReduceSum or ReduceMax is one reduction block with no spatial output block: Fallback's)
-    assert by_rule.get("rows", 0) == 4 * len(SHAPES), by_rule
+    # per input: softmax, LayerNormalization and the primitive LayerNorm, fused into a LayerNormalization of
+    # its own (graphopt.frontend.layer_norm_fusion; a lone ReduceSum or ReduceMax is one reduction block with
+    # no spatial output block: Fallback's)
+    assert plan["layer_norm"] == {"fused": len(SHAPES)}
+    assert by_rule.get("rows", 0) == 3 * len(SHAPES), by_rule
+
+
+def test_the_primitive_layer_norm_unfused_takes_the_rows_rule_as_two_kernels(tmp_path):
+    """Where no LayerNormalization exists to fuse into (opset 16; a training step keeps them too), the
+    primitive LayerNorm's two row kernels (the centred input; the variance and division) are the rows rule's."""
+    nodes, inits = [], []
+    _primitive_layer_norm(nodes, inits, "x", "y")
+    graph = helper.make_graph(nodes, "primitive_layer_norm", [_value("x", SHAPES["c"])], [_value("y", SHAPES["c"])],
+                              inits)
+    model = helper.make_model(graph, ir_version=IR_VERSION, opset_imports=[helper.make_opsetid("", 16)])
+    plan = compile_run_check(model, tmp_path)
+    assert plan["layer_norm"] == {"fused": 0}
+    assert plan["schedules"]["by_rule"].get("rows", 0) == 2, plan["schedules"]["by_rule"]
 
 
 def _legalized_kernel(shape: list, build) -> tvm.tirx.PrimFunc:
