@@ -142,16 +142,9 @@ def read_vector_operand_in_place(sch: s_tir.Schedule, main, u_stage, v_stage, ve
         raise ValueError("read_v: whole tiles must cover the positions (a padded operand is an im2col copy)")
     data = sch.get(v_stage).reads[0].source
     sch.compute_inline(v_stage)
-    stages = []
-    for producer in sch.get_producers(main):
-        if u_stage is not None and sch.get(producer).same_as(sch.get(u_stage)):
-            continue
-        epilogue.inline_producers(sch, producer)
-        if is_identity_copy(sch, producer):
-            sch.compute_inline(producer)
-        else:
-            stages.append(producer)
-            data = sch.get(producer).writes[0].source
+    stages = padding_stages(sch, main, u_stage)
+    if stages:
+        data = sch.get(stages[-1]).writes[0].source
     if not vector_loads_contiguous(sch.get(main), data, tile_width):
         raise ValueError("read_v: a tile's positions are not consecutive in the data (a stride, a row break)")
     return stages
@@ -190,13 +183,14 @@ def _loads(value) -> list:
     return [load for part in parts if part is not None for load in _loads(part)]
 
 
-def padding_stages(sch: s_tir.Schedule, main, v_stage) -> list:
-    """The data's padded copy, kept as a stage of its own (`pad_copy`): inlined, every
+def padding_stages(sch: s_tir.Schedule, main, packed_operand) -> list:
+    """The data's padded copy, kept as a stage of its own (`pad_copy`, `read_v`): inlined, every
     multiply-add of a padded convolution read in place tests four bounds (an
-    if_then_else), copied once per run it tests none."""
+    if_then_else), copied once per run it tests none. `packed_operand`: the other operand's
+    packing stage (None: none), left as it is."""
     stages = []
     for producer in sch.get_producers(main):
-        if v_stage is not None and sch.get(producer).same_as(sch.get(v_stage)):
+        if packed_operand is not None and sch.get(producer).same_as(sch.get(packed_operand)):
             continue
         epilogue.inline_producers(sch, producer)
         if is_identity_copy(sch, producer):  # TOPI's pad_temp of an unpadded convolution
