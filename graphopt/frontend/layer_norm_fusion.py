@@ -30,7 +30,8 @@ MIN_OPSET = 17  # LayerNormalization's first version
 def fuse_layer_norms(model: onnx.ModelProto) -> RewriteResult[onnx.ModelProto]:
     """A copy of `model` with every matching subgraph rewritten (record: how many); the model itself,
     not modified, when none matches or its opset has no LayerNormalization."""
-    if _default_opset(model) < MIN_OPSET:
+    ops = {node.op_type for node in model.graph.node}
+    if _default_opset(model) < MIN_OPSET or not {"ReduceMean", "Sqrt", "Div"} <= ops:
         return RewriteResult(model, False, {"fused": 0})
     graph = _Graph(model)
     divisions = [node for node in model.graph.node if node.op_type == "Div" and node.domain in ("", "ai.onnx")]
@@ -104,12 +105,10 @@ class _Graph:
             for name in set(node.input):
                 self.consumers.setdefault(name, []).append(i)
         self.outputs = {o.name for o in graph.output}
-        tensors = {t.name: t for t in graph.initializer}
+        self.tensors = {t.name: t for t in graph.initializer}
         for node in graph.node:
             if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-                tensors[node.output[0]] = node.attribute[0].t
-        self.constants = {name: value for name, value in ((n, _array(t)) for n, t in tensors.items())
-                          if value is not None}
+                self.tensors[node.output[0]] = node.attribute[0].t
         self.types = {vi.name: vi.type.tensor_type for vi in [*graph.input, *graph.value_info, *graph.output]}
 
     def match(self, div: onnx.NodeProto) -> _Match | None:
@@ -141,6 +140,12 @@ class _Graph:
             return None
         return _Match(ids + tail, x, output, epsilon, length, gamma, beta)
 
+    def constant(self, name: str) -> np.ndarray | None:
+        """The value of an initializer or Constant output, read when asked (a model's weights are not
+        converted for the few scalars and vectors a match looks at); None for anything else."""
+        tensor = self.tensors.get(name)
+        return None if tensor is None else _array(tensor)
+
     def _only(self, name: str, *ops: str, allowed: int = 1) -> tuple[int, onnx.NodeProto] | None:
         """The producer of `name` when it is one of `ops` in the default domain, with its operator's input
         count, and `name` has exactly `allowed` consuming nodes and is no graph output."""
@@ -156,15 +161,15 @@ class _Graph:
     def _variable_and_scalar(self, add: onnx.NodeProto) -> tuple[str | None, float | None]:
         """(the non-constant input, the one-element constant) of an Add, else (None, None)."""
         for variable, constant in (add.input, reversed(add.input)):
-            value = self.constants.get(constant)
-            if value is not None and value.size == 1 and variable not in self.constants:
+            value = self.constant(constant)
+            if value is not None and value.size == 1 and variable not in self.tensors:
                 return variable, float(value.reshape(()))
         return None, None
 
     def _is_square_of(self, node: onnx.NodeProto, name: str) -> bool:
         if node.op_type == "Mul":
             return list(node.input) == [name, name]
-        exponent = self.constants.get(node.input[1]) if len(node.input) > 1 else None
+        exponent = self.constant(node.input[1]) if len(node.input) > 1 else None
         return node.input[0] == name and exponent is not None and exponent.size == 1 and float(exponent) == 2.0
 
     def _last_axis_length(self, name: str) -> int | None:
@@ -182,7 +187,7 @@ class _Graph:
             return False
         axes = attrs.get("axes")
         if axes is None and len(node.input) > 1:
-            value = self.constants.get(node.input[1])
+            value = self.constant(node.input[1])
             axes = None if value is None else [int(a) for a in value.reshape(-1)]
         rank = len(self.types[x].shape.dim) if x in self.types else None
         return axes is not None and rank is not None and [a % rank for a in axes] == [rank - 1]
@@ -212,6 +217,6 @@ class _Graph:
         others = [name for name in node.input if name != variable]
         if len(node.input) != 2 or len(others) != 1:
             return None
-        value = self.constants.get(others[0])
+        value = self.constant(others[0])
         ok = value is not None and value.dtype == np.float32 and value.shape == (length,)
         return others[0] if ok else None
