@@ -45,12 +45,12 @@ def direct_seeds(registers: int) -> list[dict]:
 # read in place (12 x 2 tile), 5.8 ms as a direct convolution over channels (the tuned choice, 24 of
 # 32 lanes busy) and 7.4 ms as an im2col GEMM (AVX-512 VM). The rule refuses it where the data is not
 # the vector operand, at no trial's cost.
-READ_V_ROWS = (12, 8, 6, 4)
+READ_V_SEED_ROWS = (12, 8, 6, 4)
 
 
 def read_in_place_seeds(registers: int) -> list[dict]:
     """Three `read_v` settings, two vectors wide, most rows first."""
-    rows = [r for r in READ_V_ROWS if 2 * r + 3 <= registers][:3]
+    rows = [r for r in READ_V_SEED_ROWS if 2 * r + 3 <= registers][:3]
     return [_read_v_point(r, 2, 1 << 18) for r in rows]
 
 
@@ -61,6 +61,7 @@ def _read_v_point(rows: int, vectors: int, block_bytes: int) -> dict:
 
 
 def gemm_seeds(registers: int) -> list[dict]:
+    """The GEMM rule's seeds: the read_v ones, then the direct convolution's."""
     return read_in_place_seeds(registers) + direct_seeds(registers)
 
 
