@@ -194,7 +194,12 @@ def _reduction(rule, identity: float, name: str):
 
 
 def _max_pool(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
-    """Max pooling as a window reduction whose out-of-bounds taps are -inf."""
+    """Max pooling as a window reduction over a copy of the data padded with -inf.
+
+    Why a padded copy (a stage of its own, not a bounds check per tap): every tap then
+    reads without a condition, so the pooling rule builds the padded channel in L1 and
+    vectorizes the window's rows; a check per tap kept LLVM scalar (inception's 3x3
+    stride-1 pools at 4 GB/s). Without padding the window reads the data directly."""
     attrs = call.attrs
     if attrs.layout not in CHANNEL_FIRST or attrs.out_layout != attrs.layout:
         raise NotImplementedError(f"max pooling with layout {attrs.layout}->{attrs.out_layout}: graphopt's "
@@ -202,20 +207,42 @@ def _max_pool(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     dims = len(attrs.pool_size)
     kernel, stride = [int(k) for k in attrs.pool_size], [int(s) for s in attrs.strides]
     dilation, pad = [int(d) for d in attrs.dilation], [int(p) for p in attrs.padding[:dims]]
+    out_shape = _shape(call)
 
     def compute(data: te.Tensor) -> te.Tensor:
+        source = _padded(data, out_shape, kernel, stride, dilation, pad)
         taps = [te.reduce_axis((0, k), name=f"r{d}") for d, k in enumerate(kernel)]
         reduce = _reducer(nan_max, -math.inf)
 
         def body(n, c, *out):
-            at = [out[d] * stride[d] - pad[d] + taps[d] * dilation[d] for d in range(dims)]
-            inside = tirx.all(*[tirx.And(i >= 0, i < data.shape[2 + d]) for d, i in enumerate(at)])
-            value = tirx.if_then_else(inside, data(n, c, *at), tirx.const(-math.inf, data.dtype))
-            return reduce(value, axis=taps)
+            at = [out[d] * stride[d] + taps[d] * dilation[d] for d in range(dims)]
+            return reduce(source(n, c, *at), axis=taps)
 
-        return te.compute(_shape(call), body, name="max_pool")
+        return te.compute(out_shape, body, name="max_pool")
 
     return bb.call_te(compute, call.args[0], primfunc_name_hint="max_pool")
+
+
+def _padded(data: te.Tensor, out_shape: list, kernel: list, stride: list, dilation: list, pad: list) -> te.Tensor:
+    """`data` with -inf around it, as far as the windows reach (ceil mode may reach past the
+    stated end padding); `data` itself when no window leaves it."""
+    dims = len(kernel)
+    reach = [(out_shape[2 + d] - 1) * stride[d] + (kernel[d] - 1) * dilation[d] + 1 for d in range(dims)]
+    sizes = [data.shape[2 + d] for d in range(dims)]
+    if not any(pad) and all(_fits(r, s) for r, s in zip(reach, sizes)):
+        return data
+
+    def value(n, c, *at):
+        index = [at[d] - pad[d] for d in range(dims)]
+        inside = tirx.all(*[tirx.And(i >= 0, i < sizes[d]) for d, i in enumerate(index)])
+        return tirx.if_then_else(inside, data(n, c, *index), tirx.const(-math.inf, data.dtype))
+
+    return te.compute([*data.shape[:2], *reach], value, name="pad_temp")
+
+
+def _fits(reach, size) -> bool:
+    """Whether `reach` elements stay within `size` (a symbolic pair is not assumed to)."""
+    return isinstance(reach, int) and isinstance(size, tirx.IntImm) and reach <= int(size.value)
 
 
 # ---------------------------------------------------------------------------------------------

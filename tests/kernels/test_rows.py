@@ -97,7 +97,7 @@ def _legalized_kernel(shape: list, build) -> tvm.tirx.PrimFunc:
     (lambda x: relax.op.nn.softmax(x, axis=-1), "rows"),
     (lambda x: relax.op.nn.softmax(x, axis=1), "fallback"),  # over an outer axis: strided, not a row
     (lambda x: relax.op.mean(x, axis=[2, 3]), "fallback"),  # two reduced axes (global pooling)
-    (lambda x: relax.op.nn.max_pool2d(x, pool_size=(3, 3)), "fallback"),  # windows
+    (lambda x: relax.op.nn.max_pool2d(x, pool_size=(3, 3)), "pool"),  # windows: the pooling rule
 ])
 def test_the_rule_takes_row_reductions_only(build, rule):
     target = make_target("llvm")

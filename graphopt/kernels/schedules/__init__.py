@@ -25,6 +25,7 @@ from graphopt.kernels.schedules.depthwise import Depthwise
 from graphopt.kernels.schedules.fallback import Fallback
 from graphopt.kernels.schedules.gemm import GEMM
 from graphopt.kernels.schedules.grouped import GroupedConv
+from graphopt.kernels.schedules.pool import Pool
 from graphopt.kernels.schedules.rows import Rows
 
 
@@ -32,7 +33,7 @@ def cpu_rules() -> list:
     """The CPU rule list, most specific first."""
     # dlight.cpu.Reduction is left out: it ran a 1x1000 softmax 1000x slower here
     # Rows before Fallback: a softmax or LayerNorm is also a reduction Fallback would take (rows.py says why not)
-    return [GEMM(), GroupedConv(), Depthwise(), Rows(), Fallback()]
+    return [GEMM(), GroupedConv(), Depthwise(), Pool(), Rows(), Fallback()]
 
 
 def schedule_kernel(func, target, rule: str | None = None, knobs: dict | None = None):
@@ -103,5 +104,5 @@ def schedule_with(func, target, rule: str, knobs: dict):
     return None
 
 
-__all__ = ["GEMM", "Depthwise", "Fallback", "GroupedConv", "Rows", "cpu_rules", "has_symbolic_shape", "schedule_kernel",
-           "schedule_with"]
+__all__ = ["GEMM", "Depthwise", "Fallback", "GroupedConv", "Pool", "Rows", "cpu_rules", "has_symbolic_shape",
+           "schedule_kernel", "schedule_with"]

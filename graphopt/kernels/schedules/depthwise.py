@@ -59,7 +59,7 @@ class Depthwise(ScheduleRule):
         if main is None or not is_depthwise(sch.get(main)):
             return None
         try:
-            _schedule(sch, main, common.vector_lanes(target), knobs)
+            schedule_window_rows(sch, main, common.vector_lanes(target), knobs)
         except Exception:  # noqa: BLE001  (a shape the primitives refuse: the fallback takes it)
             return None
         return sch
@@ -80,7 +80,11 @@ def _split_loops(sch: s_tir.Schedule, main) -> tuple[list, list]:
 KNOBS = ("unroll", "pad_at_channel")
 
 
-def _schedule(sch: s_tir.Schedule, main, lanes: int, knobs: dict) -> None:
+def schedule_window_rows(sch: s_tir.Schedule, main, lanes: int, knobs: dict) -> None:
+    """The design note's loops for a window reduction `main` over (..., channel, row, column) outputs:
+    channels parallel, the padded channel built inside their loop, the taps outside the output row.
+    Also the pooling rule's (graphopt.kernels.schedules.pool): a pooling window is a depthwise one
+    without weights."""
     spatial, reduce = _split_loops(sch, main)
     if len(spatial) < 3:
         raise ValueError("expects (..., channel, row, column) outputs")

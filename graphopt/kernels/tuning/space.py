@@ -83,6 +83,8 @@ def grid(rule: str, registers: int) -> list[dict]:
         return packed + [_read_v_point(r, v, b) for (r, v), b in itertools.product(tiles, BLOCK_BYTES)]
     if rule == "depthwise":
         return [{"unroll": u, "pad_at_channel": p} for u, p in itertools.product((True, False), repeat=2)]
+    if rule == "pool":
+        return [{"window_rows": w, "unroll": u} for w, u in itertools.product((True, False), repeat=2)]
     if rule == "fallback":
         return [{"min_parallel": m, "vectorize": v}
                 for m, v in itertools.product((0, 1024, 4096, 32768, 1 << 40), (True, False))]
