@@ -16,7 +16,8 @@ from graphopt.kernels.schedules import schedule_kernel
 from graphopt.lowering.target import make_target
 from tests.conftest import compile_run_check
 
-SHAPES = {"a": [3, 5, 37], "b": [2, 3, 48], "c": [4, 7, 128]}  # rows of 37 (no vector), 48 (3 x 16), 128
+# rows of 37 (no vector), 48 (3 x 16), 128, 75 (no power-of-two divisor: odd vectors, common.row_vector)
+SHAPES = {"a": [3, 5, 37], "b": [2, 3, 48], "c": [4, 7, 128], "d": [2, 3, 75]}
 
 
 def _value(name: str, shape: list) -> onnx.ValueInfoProto:
@@ -106,15 +107,17 @@ def test_the_rule_takes_row_reductions_only(build, rule):
     assert taken == rule
 
 
-def test_softmax_rows_with_nan_and_inf_come_out_as_onnx_runtimes(tmp_path):
+@pytest.mark.parametrize("length", [48, 75])
+def test_softmax_rows_with_nan_and_inf_come_out_as_onnx_runtimes(tmp_path, length):
     """A NaN or +inf in a row makes the whole row NaN in both engines; -inf entries give 0 and leave the
-    rest of the row a distribution; a row of only -inf is NaN; huge finite values do not overflow."""
+    rest of the row a distribution; a row of only -inf is NaN; huge finite values do not overflow. Rows
+    of 48 (whole vectors) and 75 (odd vectors of 15 or 25 lanes)."""
     import onnxruntime as ort
 
     from graphopt.compiler import CompileOptions, compile_model
     from graphopt.runtime import load
 
-    shape = [7, 48]
+    shape = [7, length]
     graph = helper.make_graph([helper.make_node("Softmax", ["x"], ["y"], axis=-1)], "softmax",
                               [_value("x", shape)], [_value("y", shape)])
     model = helper.make_model(graph, ir_version=IR_VERSION, opset_imports=[helper.make_opsetid("", OPSET)])
@@ -129,3 +132,26 @@ def test_softmax_rows_with_nan_and_inf_come_out_as_onnx_runtimes(tmp_path):
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     assert np.isnan(got[[0, 1, 3]]).all() and not np.isnan(got[[2, 4, 5, 6]]).any()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7, equal_nan=True)
+
+
+def test_row_vectors_divide_rows_without_a_power_of_two_divisor():
+    from graphopt.kernels.schedules.common import row_vector
+
+    assert row_vector(6625, 16) == 25 and row_vector(6625, 8) == 5  # PP-OCR rec's vocabulary: 5^3 x 53
+    assert row_vector(75, 16) == 25 and row_vector(75, 8) == 15
+    assert row_vector(128, 16) == 32 and row_vector(48, 16) == 16  # whole registers as before
+    assert row_vector(37, 16) == 1  # prime: serial, as before
+    assert row_vector(6, 16) == 2  # a power-of-two divisor under 4 and no divisor near a register: as before
+
+
+@pytest.mark.parametrize("target,lanes", [({"kind": "llvm", "mcpu": "skylake-avx512"}, 25),
+                                          ({"kind": "llvm", "mcpu": "haswell"}, 15)])
+def test_a_softmax_over_75_is_reduced_and_stored_in_odd_vectors(target, lanes):
+    """The row sum and max are rfactored into `lanes` partial results, and the output row stored `lanes` at a
+    time: no loop along the row runs one element at a time."""
+    with tvm.target.Target(target) as tgt:
+        sch, taken = schedule_kernel(_legalized_kernel([4, 75], lambda x: relax.op.nn.softmax(x, axis=-1)), tgt)
+    assert taken == "rows"
+    script = sch.mod["main"].script()
+    assert script.count(f"T.vectorized(T.int64({lanes}))") >= 3, script
+    assert "in range(T.int64(75))" not in script, script

@@ -101,6 +101,20 @@ def pick_vector(length: int | None, lanes: int) -> int:
     return width
 
 
+def row_vector(length: int | None, lanes: int) -> int:
+    """pick_vector, except for a row with no power-of-two divisor of 4 or more: the largest divisor
+    of it from half a register to two registers, an odd vector (a 6625-word vocabulary's softmax rows
+    take 25 lanes: LLVM runs them as a 16-lane, an 8-lane and a scalar operation). Why: such a row
+    was reduced and stored one element at a time, 3.3x slower than with 25 lanes (PP-OCR rec's
+    softmax, benchmarks/results/odd-rows-2026-12-08.md). Unlike the full-extent odd vectors of
+    pick_vector's note, the vector here is a small piece of a long row."""
+    width = pick_vector(length, lanes)
+    if length is None or width >= 4:
+        return width
+    divisors = [d for d in range(max(lanes // 2, 3), 2 * lanes + 1) if length % d == 0]
+    return divisors[-1] if divisors else width
+
+
 def parallel_outer(sch: s_tir.Schedule, loops: list[LoopRV], inner_elements: int) -> LoopRV | None:
     """Fuses leading loops until there are enough parallel chunks, marks the fused
     loop parallel, and returns it (None when there is nothing to parallelize).
@@ -130,12 +144,12 @@ def parallel_outer(sch: s_tir.Schedule, loops: list[LoopRV], inner_elements: int
     return fused
 
 
-def vectorize_inner(sch: s_tir.Schedule, loop: LoopRV, lanes: int) -> None:
-    """Vectorizes the innermost loop with a length that divides it (see pick_vector)."""
+def vectorize_inner(sch: s_tir.Schedule, loop: LoopRV, lanes: int, pick=pick_vector) -> None:
+    """Vectorizes the innermost loop with a length that divides it (`pick`: pick_vector or row_vector)."""
     length = extent(sch, loop)
     if length is None:  # symbolic: a vector length dividing every value of it (its static factor)
         length = symbolic.static_factor(sch.get(loop).extent)
-    width = pick_vector(length, lanes)
+    width = pick(length, lanes)
     if width < 2:
         return
     if extent(sch, loop) != width:

@@ -22,13 +22,15 @@ How.
    (softmax's exp) while its row fits on the stack (STACK_BYTES): it stays, computed once per element
    into a row buffer. TVM puts constant buffers under 1 KiB on the stack; a larger one would be a
    workspace allocation per row, so such a stage is inlined (exp twice, as vectors).
-2. Each reduction over the row is split into `w` lanes (common.pick_vector of the row length) and
+2. Each reduction over the row is split into `w` lanes (common.row_vector of the row length) and
    rfactored: `w` partial results updated a vector at a time, then combined across lanes, `w` scalar
-   steps per row. A row length with no power-of-two divisor reduces serially (still in the row loop).
+   steps per row. A row length with no power-of-two divisor of 4 or more takes an odd `w` that divides
+   it (25 for 6625); one with no divisor near a register's width reduces serially (still in the row loop).
 3. The output's row loops are fused into one loop, parallel when the kernel is large enough
    (fallback.MIN_PARALLEL_ELEMENTS); every other stage is computed at it, so a row's intermediates
    stay in L1 and shrink to a row.
-4. The loop along the row of every spatial stage, and each partial reduction's lane loop, is vectorized.
+4. The loop along the row of every spatial stage (common.row_vector lanes too), and each partial
+   reduction's lane loop, is vectorized.
 5. The output's division by a per-row value (softmax's `e / sum`) becomes a multiplication by its
    reciprocal, which LLVM computes once per row: a vector divide costs about seven multiplies on Zen 3,
    and ONNX Runtime's softmax multiplies too (the result may differ from a division by one rounding).
@@ -202,7 +204,7 @@ def _schedule(sch: s_tir.Schedule, blocks: list, rows: tuple, length, lanes: int
             stages.append(block)
         else:
             sch.compute_inline(block)
-    width = common.pick_vector(symbolic.static_factor(length), lanes)
+    width = common.row_vector(symbolic.static_factor(length), lanes)
     if symbolic.is_static(length) and int(length) < 2 * width:
         width = 1  # one vector per row: nothing to split, the lanes are combined serially anyway
     partials = []
@@ -257,7 +259,7 @@ def _vectorize_row(sch: s_tir.Schedule, block, outer: int, lanes: int) -> None:
     if not inner:
         return
     loop = sch.fuse(*inner) if len(inner) > 1 else inner[0]
-    common.vectorize_inner(sch, loop, lanes)
+    common.vectorize_inner(sch, loop, lanes, common.row_vector)
 
 
 def _vectorize_partial(sch: s_tir.Schedule, partial) -> None:
