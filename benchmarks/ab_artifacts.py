@@ -1,6 +1,7 @@
 """Two artifacts of one zoo model (say, compiled by two commits), timed side by side in one process.
 
     python -m benchmarks.ab_artifacts --model encoder --a OLD_ART --b NEW_ART [--rounds 12] [--json FILE]
+    python -m benchmarks.ab_artifacts --model light_resnet50 --a ART --b ART --a-without-host-slab
 
 Why: a change to kernels or schedules is judged by the same model compiled before and after it;
 timing each in its own run lets the machine's drift decide. Both artifacts run in this process
@@ -51,15 +52,22 @@ def _turn(session, feeds: dict) -> float:
     return statistics.median(session.run_timed(feeds).seconds for _ in range(CALLS_PER_TURN))
 
 
-def compare(model: str, art_a: Path, art_b: Path, rounds: int, max_rel_err: float = MAX_REL_ERR) -> dict:
+def compare(model: str, art_a: Path, art_b: Path, rounds: int, max_rel_err: float = MAX_REL_ERR,
+            a_without_host_slab: bool = False) -> dict:
+    """`a_without_host_slab`: A's weights in TVM's allocator (graphopt.runtime.host_slab.disabled), the
+    baseline of a runtime change; A and B may then be the same artifact."""
+    import contextlib
+
     import onnxruntime as ort
 
-    from graphopt.runtime import load
+    from graphopt.runtime import host_slab, load
 
     with tempfile.TemporaryDirectory() as tmp:
         model_path, _shapes, feeds = materialize(model, Path(tmp))
         expected = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"]).run(None, feeds)
-    sessions = {"a": load(art_a), "b": load(art_b)}
+    with host_slab.disabled() if a_without_host_slab else contextlib.nullcontext():
+        session_a = load(art_a)
+    sessions = {"a": session_a, "b": load(art_b)}
     errors = {label: _checked(session, feeds, expected, label, max_rel_err) for label, session in sessions.items()}
     samples: dict[str, list[float]] = {"a": [], "b": []}
     load_start = os.getloadavg()
@@ -71,7 +79,13 @@ def compare(model: str, art_a: Path, art_b: Path, rounds: int, max_rel_err: floa
             "b_ms": statistics.median(samples["b"]) * 1e3, "b/a": statistics.median(ratios),
             "b/a q1-q3": list(_quartiles(ratios)), "rounds": rounds, "load_average_start": load_start,
             "load_average_end": os.getloadavg(), "max_rel_err": errors,
+            "host_slab": {label: _slab_report(session) for label, session in sessions.items()},
             "samples_ms": {k: [round(x * 1e3, 3) for x in v] for k, v in samples.items()}}
+
+
+def _slab_report(session) -> dict | None:
+    slab = session.host_slab
+    return None if slab is None else {"bytes": slab.used, "advised_huge_pages": slab.advised}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,8 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rel-err", type=float, default=MAX_REL_ERR,
                         help="refuse an artifact whose outputs differ more from ONNX Runtime's (default 1e-4; "
                              "ocr_det differs by 1.7e-4, as OpenVINO does)")
+    parser.add_argument("--a-without-host-slab", action="store_true",
+                        help="load A with its weights in TVM's allocator, not the runtime's host slab (the baseline "
+                             "of that runtime change; --a and --b may name the same artifact)")
     args = parser.parse_args(argv)
-    result = compare(args.model, args.a, args.b, args.rounds, args.max_rel_err)
+    result = compare(args.model, args.a, args.b, args.rounds, args.max_rel_err, args.a_without_host_slab)
     result["command"] = "python -m benchmarks.ab_artifacts " + " ".join(argv)
     print(f"{args.model}: A {result['a_ms']:.2f} ms, B {result['b_ms']:.2f} ms, B/A {result['b/a']:.3f} "
           f"(quartiles {result['b/a q1-q3'][0]:.3f}-{result['b/a q1-q3'][1]:.3f}), load {result['load_average_start']}")

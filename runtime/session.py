@@ -22,6 +22,7 @@ from graphopt.artifact import LIBRARY, PARAMS, load_manifest, load_plan, private
 from graphopt.errors import ArtifactError, first_line
 from graphopt.runtime import tvm_rt  # TVM's runtime library only, unless `tvm` is imported already
 from graphopt.runtime.cpu_features import check_host_cpu
+from graphopt.runtime.host_slab import ALIGNMENT, HostSlab, aligned, wanted
 from graphopt.runtime.outputs import check_outputs
 from graphopt.runtime.shape_range import bind_symbols, bound_outputs
 from graphopt.runtime.signature import check_inputs
@@ -75,8 +76,10 @@ _DLPACK_CPU = 1  # kDLCPU
 _READ_CHUNK = 8 << 20  # bytes per read from params.npz: the only transient copy while loading
 
 
-def _load_params(path: Path, names: list[str], device) -> list:
-    """Each parameter read from params.npz straight into its device tensor, one at a time.
+def _load_params(path: Path, names: list[str], device) -> tuple[list, HostSlab | None]:
+    """Each parameter read from params.npz straight into its device tensor, one at a time; on the
+    CPU, weights of MIN_BYTES or more go into one host slab (graphopt.runtime.host_slab: 2 MiB pages
+    where the OS grants them), returned beside the tensors.
 
     Why not np.load then copy: holding every array in numpy while the device tensors are
     made keeps two copies of the weights at once (VGG-19: 1.1 GB peak for 548 MB of
@@ -85,21 +88,47 @@ def _load_params(path: Path, names: list[str], device) -> list:
     tensor. The .npy headers are checked as np.load(allow_pickle=False) would."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return [_read_param(archive, name, device) for name in names]
+            slab = _slab_for(archive, names) if device.dlpack_device_type() == _DLPACK_CPU else None
+            return [_read_param(archive, name, device, slab) for name in names], slab
     except (OSError, KeyError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile, zlib.error) as exc:
         # a truncated or damaged archive fails inside zipfile/zlib, not as OSError
         raise ArtifactError(f"{path}: cannot read parameters ({first_line(exc)})") from None
 
 
-def _read_param(archive: zipfile.ZipFile, name: str, device):
-    """One `name.npy` member into a new tensor on `device` (part of _load_params)."""
+def _slab_for(archive: zipfile.ZipFile, names: list[str]) -> HostSlab | None:
+    """A host slab holding every parameter (their headers read first), or None below MIN_BYTES."""
+    total = 0
+    for name in names:
+        with archive.open(f"{name}.npy") as member:
+            shape, _, dtype = _read_header(member, name)
+        total += aligned(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+    return HostSlab(total) if wanted(total) else None
+
+
+def _read_header(member, name: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) of a .npy member, refused unless a plain native dtype."""
     fmt = np.lib.format
+    major, _minor = fmt.read_magic(member)
+    read_header = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+    shape, fortran_order, dtype = read_header(member)
+    if dtype.hasobject or not dtype.isnative:
+        raise ValueError(f"{name}: {dtype.str} is not a plain native dtype")
+    return shape, fortran_order, dtype
+
+
+def _read_param(archive: zipfile.ZipFile, name: str, device, slab: HostSlab | None = None):
+    """One `name.npy` member into a new tensor on `device` (part of _load_params)."""
     with archive.open(f"{name}.npy") as member:
-        major, _minor = fmt.read_magic(member)
-        read_header = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
-        shape, fortran_order, dtype = read_header(member)
-        if dtype.hasobject or not dtype.isnative:
-            raise ValueError(f"{name}: {dtype.str} is not a plain native dtype")
+        shape, fortran_order, dtype = _read_header(member, name)
+        if slab is not None:  # CPU: a view of the slab, filled in place and shared with TVM through DLPack
+            host = slab.take(shape, dtype)
+            if fortran_order:
+                np.copyto(host, _fill(member, np.empty(shape, dtype, order="F"), name))
+            else:
+                _fill(member, host, name)
+            import tvm_ffi
+
+            return tvm_ffi.from_dlpack(host, require_alignment=ALIGNMENT)
         if fortran_order:  # np.save keeps an F-ordered array so: read it whole, as np.load would
             return tvm_rt.tensor(_fill(member, np.empty(shape, dtype, order="F"), name), device)
         out = _empty_tensor(shape, dtype, device)
@@ -184,7 +213,8 @@ class Session:
         self._staged: list = []  # one device tensor per input, allocated at the first run (_stage)
         self._views: list = []  # numpy views of them on the CPU
         self._staged_shapes: list | None = None  # their shapes (range artifacts only: see _stage)
-        self.params = _load_params(src / PARAMS, self.manifest["param_keys"], self.device)
+        # host_slab: the slab holding the CPU weights (None: TVM's allocator; its `advised`: 2 MiB pages asked)
+        self.params, self.host_slab = _load_params(src / PARAMS, self.manifest["param_keys"], self.device)
 
     def _stage(self, arrays: list[np.ndarray]) -> list:
         """The inputs copied into device tensors allocated once per session.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import mmap
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,14 +28,29 @@ def _arrays() -> dict[str, np.ndarray]:
             "p6": np.zeros((0, 4), np.float32)}
 
 
-def test_params_load_with_their_shapes_dtypes_and_values(tmp_path):
+@pytest.mark.parametrize("big", [False, True])
+def test_params_load_with_their_shapes_dtypes_and_values(tmp_path, big):
+    """Below host_slab.MIN_BYTES in TVM's allocator; with a big weight, every one in the host slab
+    (graphopt.runtime.host_slab), each 64-byte aligned, the slab advised for 2 MiB pages where the OS has them."""
+    from graphopt.runtime.host_slab import MIN_BYTES
+
     arrays = _arrays()
+    if big:
+        arrays["p7"] = np.random.default_rng(1).standard_normal(MIN_BYTES // 4 + 5).astype(np.float32)
     np.savez(tmp_path / "params.npz", **arrays)
-    loaded = _load_params(tmp_path / "params.npz", list(arrays), tvm_rt.device("cpu", 0))
+    loaded, slab = _load_params(tmp_path / "params.npz", list(arrays), tvm_rt.device("cpu", 0))
     for (name, want), got in zip(arrays.items(), loaded, strict=True):
         out = tvm_rt.to_numpy(got)
         assert out.shape == want.shape and out.dtype == want.dtype, name
         np.testing.assert_array_equal(out, want)
+        assert np.from_dlpack(got).ctypes.data % 64 == 0, name
+    assert (slab is not None) == big
+    if big:
+        assert slab.used == sum(a.nbytes for a in arrays.values())
+        views = [np.from_dlpack(t) for t in loaded]
+        assert all(slab.holds(v) for v in views if v.size)
+        if Path("/sys/kernel/mm/transparent_hugepage/enabled").exists() and hasattr(mmap, "MADV_HUGEPAGE"):
+            assert slab.advised
 
 
 def test_a_truncated_archive_is_one_artifact_error(tmp_path):
@@ -42,6 +59,26 @@ def test_a_truncated_archive_is_one_artifact_error(tmp_path):
     (tmp_path / "params.npz").write_bytes(data[: len(data) // 2])
     with pytest.raises(ArtifactError, match="cannot read parameters"):
         _load_params(tmp_path / "params.npz", ["p0"], tvm_rt.device("cpu", 0))
+
+
+def test_a_session_keeps_its_big_weights_in_the_slab_and_computes_onnx_runtimes_numbers(tmp_path):
+    """A 4.4 MB MatMul weight: the session's weights live in its host slab, outputs as ONNX Runtime's."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from graphopt.examples.models import IR_VERSION, OPSET
+    from tests.conftest import compile_run_check
+
+    weight = np.random.default_rng(2).standard_normal((1100, 1000)).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "big_weight",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 1100])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 1000])],
+                              [numpy_helper.from_array(weight, "w")])
+    model = helper.make_model(graph, ir_version=IR_VERSION, opset_imports=[helper.make_opsetid("", OPSET)])
+    compile_run_check(model, tmp_path, tol=1e-3)
+    from graphopt.runtime import load
+
+    session = load(tmp_path / "art")
+    assert session.host_slab is not None and session.host_slab.used >= weight.nbytes
 
 
 PEAK = """
