@@ -64,6 +64,8 @@ MANIFEST = "manifest.json"
 PLAN = "plan.json"
 LIBRARY = "model.so"
 PARAMS = "params.npz"
+# The program's last parameter when plan.json has `arena_is_argument` (graphopt.transforms.apply_placement)
+ARENA_PARAM = "graphopt_arena"
 FALLBACK = "fallback.npz"  # only when nodes run as onnxruntime kernels: their one-node models
 SIGNATURE = "signature.json"
 BUILD_FIELDS = ("source_sha256", "options", "target", "versions")

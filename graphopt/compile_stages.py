@@ -261,7 +261,11 @@ def build(state: CompileState) -> None:
         swapped = insert_swaps(mod, buffer_vars, list(memory.schedule.swaps), segment_ids,
                                list(memory.schedule.recomputes), producers)
         mod, buffer_vars = swapped.module, swapped.record["buffer_vars"]
-    state.executable = build_planned(mod, buffer_vars, memory.placement, state.target)
+    # fixed-shape inference takes its arena from the session (huge pages on the CPU); a training step and a
+    # range artifact keep the program's own allocation (their callers pass inputs and state only)
+    arena_argument = not state.options.training and not state.prepared.symbols
+    state.executable, passed = build_planned(mod, buffer_vars, memory.placement, state.target, arena_argument)
+    state.records["arena_is_argument"] = passed
 
 
 def write(state: CompileState) -> None:

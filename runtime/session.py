@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graphopt.artifact import LIBRARY, PARAMS, load_manifest, load_plan, private_copy
+from graphopt.artifact import ARENA_PARAM, LIBRARY, PARAMS, load_manifest, load_plan, private_copy
 from graphopt.errors import ArtifactError, first_line
 from graphopt.runtime import tvm_rt  # TVM's runtime library only, unless `tvm` is imported already
 from graphopt.runtime.cpu_features import check_host_cpu
@@ -159,6 +159,37 @@ def _empty_tensor(shape: tuple[int, ...], dtype: np.dtype, device):
                                                                  tvm_ffi.dtype(dtype.name), device, None)
 
 
+def _check_arena_argument(plan: dict, vm, path: Path) -> None:
+    """ArtifactError unless plan.json and the library agree on the arena argument: the library's last
+    parameter is the arena exactly when the plan says so, and the plan gives its size (a plan.json taken
+    from another artifact or edited, under a rewritten manifest, would otherwise fail inside the VM)."""
+    module = vm.module
+    arity = int(module["get_function_arity"]("main"))
+    last = str(module["get_function_param_name"]("main", arity - 1)) if arity else ""
+    wants = bool(plan.get("arena_is_argument"))
+    if wants != (last == ARENA_PARAM):
+        raise ArtifactError(f"{path}: plan.json says the arena is {'' if wants else 'not '}an argument of the "
+                            "program and the library disagrees; the artifact is inconsistent (recompile it)")
+    size = plan.get("arena_bytes")
+    if wants and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise ArtifactError(f"{path}: plan.json gives no valid arena_bytes for the arena argument ({size!r})")
+
+
+def _arena(plan: dict, device) -> tuple:
+    """(arena tensor, its host slab or None) for a program that takes its arena as an argument, else
+    (None, None): on the CPU from 4 MiB up in a host slab (2 MiB pages where the OS grants them), else
+    TVM's allocator, as the VM allocated it before."""
+    if not plan.get("arena_is_argument"):
+        return None, None
+    nbytes = int(plan["arena_bytes"])
+    if device.dlpack_device_type() == _DLPACK_CPU and wanted(nbytes):
+        import tvm_ffi
+
+        slab = HostSlab(nbytes)
+        return tvm_ffi.from_dlpack(slab.take((nbytes,), np.dtype(np.uint8)), require_alignment=ALIGNMENT), slab
+    return tvm_rt.empty((nbytes,), np.dtype(np.uint8), device), None
+
+
 def _check_tvm_version(manifest: dict, path: Path) -> None:
     """A library built by another TVM may load and then misbehave: refuse it up front."""
     built, here = manifest["versions"].get("tvm"), tvm_rt.version()
@@ -215,6 +246,9 @@ class Session:
         self._staged_shapes: list | None = None  # their shapes (range artifacts only: see _stage)
         # host_slab: the slab holding the CPU weights (None: TVM's allocator; its `advised`: 2 MiB pages asked)
         self.params, self.host_slab = _load_params(src / PARAMS, self.manifest["param_keys"], self.device)
+        # the arena, when the program takes it as its last argument (graphopt.transforms.apply_placement)
+        _check_arena_argument(self.plan, self.vm, self.path)
+        self.arena, self.arena_slab = _arena(self.plan, self.device)
 
     def _stage(self, arrays: list[np.ndarray]) -> list:
         """The inputs copied into device tensors allocated once per session.
@@ -253,7 +287,7 @@ class Session:
         outputs = self.outputs
         if self.symbols:  # a range artifact: the shape must lie in the range; outputs follow it
             outputs = bound_outputs(self.outputs, bind_symbols(self.inputs, arrays, self.symbols))
-        args = self._stage(arrays) + self.params
+        args = self._stage(arrays) + self.params + ([self.arena] if self.arena is not None else [])
         start = time.perf_counter()
         result = self._main(*args)
         tvm_rt.sync(self.device)

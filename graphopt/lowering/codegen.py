@@ -87,11 +87,13 @@ def with_noalias_single_buffer_funcs(mod: tvm.IRModule) -> tvm.IRModule:
     return mod
 
 
-def build_planned(lowered: tvm.IRModule, buffer_vars: dict, placement: Placement, target: tvm.target.Target):
-    """Rewrites the program onto one arena, finalizes it and generates code."""
+def build_planned(lowered: tvm.IRModule, buffer_vars: dict, placement: Placement, target: tvm.target.Target,
+                  arena_argument: bool = False):
+    """Rewrites the program onto one arena, finalizes it and generates code; (executable, whether the arena
+    is the program's last parameter: graphopt.transforms.apply_placement)."""
     refuse_empty_constants(lowered)
-    planned = apply_placement(lowered, buffer_vars, placement).module
-    return build(finalize(planned, target, stock=False), target)
+    planned = apply_placement(lowered, buffer_vars, placement, arena_argument=arena_argument)
+    return build(finalize(planned.module, target, stock=False), target), planned.record["arena_argument"]
 
 
 def build_stock(lowered: tvm.IRModule, target: tvm.target.Target):

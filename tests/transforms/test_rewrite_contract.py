@@ -150,7 +150,7 @@ def test_apply_placement_puts_every_planned_tensor_at_its_offset_in_one_arena() 
     assert placement.arena_bytes < sum(sizes.values())  # the plan reuses memory: views overlap in time
     result = apply_placement(low.mod, buffer_vars, placement)
     assert result.modified
-    assert result.record == {"arena_bytes": placement.arena_bytes, "tensors": len(buffer_vars)}
+    assert result.record == {"arena_bytes": placement.arena_bytes, "tensors": len(buffer_vars), "arena_argument": False}
     before, after = Counter(programs.main_calls(low.mod)), Counter(programs.main_calls(result.module))
     assert after["relax.memory.alloc_storage"] == 1
     assert after["relax.memory.alloc_tensor"] == after["relax.memory.ensure_zero_offset"] == len(buffer_vars)
@@ -163,6 +163,30 @@ def test_apply_placement_puts_every_planned_tensor_at_its_offset_in_one_arena() 
         view = bindings[f"{var.name}_view"]
         assert isinstance(view, relax.Call) and view.op.name == "relax.memory.alloc_tensor"
         assert int(view.args[1].value) == placement.offsets[bid], var.name
+
+
+def test_an_arena_argument_is_the_last_parameter_and_every_planned_tensor_a_view_of_it() -> None:
+    """arena_argument (fixed-shape inference): no allocation of the arena in the program; the function takes a
+    uint8 tensor of arena_bytes last (after the weights) and each planned tensor views it at its offset."""
+    from tvm import relax
+
+    from graphopt.transforms.apply_placement import ARENA_NAME, apply_placement
+
+    low = programs.lower(programs.residual_chain())
+    buffer_vars, placement = programs.plan_arena(low.mod)
+    result = apply_placement(low.mod, buffer_vars, placement, arena_argument=True)
+    assert result.record["arena_argument"] is True
+    params = result.module["main"].params
+    assert [p.name for p in params] == [p.name for p in low.mod["main"].params] + [ARENA_NAME]
+    assert [int(d) for d in params[-1].ty.shape] == [placement.arena_bytes] and params[-1].ty.dtype == "uint8"
+    after = Counter(programs.main_calls(result.module))
+    assert after["relax.memory.alloc_storage"] == after["relax.memory.alloc_tensor"] == 0
+    assert after["relax.memory.view"] == after["relax.memory.ensure_zero_offset"] == len(buffer_vars)
+    bindings = {b.var.name: b.value for block in result.module["main"].body.blocks for b in block.bindings}
+    for bid, var in buffer_vars.items():
+        view = bindings[f"{var.name}_view"]
+        assert isinstance(view, relax.Call) and view.op.name == "relax.memory.view"
+        assert view.args[0].same_as(params[-1]) and int(view.args[3].value) == placement.offsets[bid], var.name
 
 
 def test_insert_swaps_sends_the_idle_buffer_out_and_reads_the_copy_back() -> None:
