@@ -227,7 +227,8 @@ def _padded(data: te.Tensor, out_shape: list, kernel: list, stride: list, dilati
     """`data` with -inf around it, as far as the windows reach (ceil mode may reach past the
     stated end padding); `data` itself when no window leaves it."""
     dims = len(kernel)
-    reach = [(out_shape[2 + d] - 1) * stride[d] + (kernel[d] - 1) * dilation[d] + 1 for d in range(dims)]
+    outs = [_static(out_shape[2 + d]) for d in range(dims)]
+    reach = [(outs[d] - 1) * stride[d] + (kernel[d] - 1) * dilation[d] + 1 for d in range(dims)]
     sizes = [data.shape[2 + d] for d in range(dims)]
     if not any(pad) and all(_fits(r, s) for r, s in zip(reach, sizes)):
         return data
@@ -238,6 +239,11 @@ def _padded(data: te.Tensor, out_shape: list, kernel: list, stride: list, dilati
         return tirx.if_then_else(inside, data(n, c, *index), tirx.const(-math.inf, data.dtype))
 
     return te.compute([*data.shape[:2], *reach], value, name="pad_temp")
+
+
+def _static(dim):
+    """A shape's dim as an int when it is a constant, else as it is (a range compile's symbol)."""
+    return int(dim.value) if isinstance(dim, tirx.IntImm) else dim
 
 
 def _fits(reach, size) -> bool:

@@ -146,3 +146,12 @@ def test_pools_compile_to_onnx_runtime_numbers(tmp_path: Path):
     from tests.conftest import compile_run_check
 
     compile_run_check(pool_chain(), tmp_path, stock_bound=False)
+
+
+@pytest.mark.parametrize("size,padded", [(17, False), (16, True)])
+def test_max_pooling_pads_only_where_a_window_leaves_the_data(size, padded):
+    """3x3 stride 2, ceil mode: on 17 the last window ends on the last element (no -inf copy); on 16 it reaches one
+    past it, which the padded copy covers."""
+    func = _kernel_on("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}, [1, 8, size, size],
+                      [1, 8, 8, 8])
+    assert ('T.sblock("pad_temp")' in func.script()) == padded

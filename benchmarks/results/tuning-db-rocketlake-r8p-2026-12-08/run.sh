@@ -11,3 +11,6 @@ for name in light_inception_v1 light_densenet121 light_resnet50 light_squeezenet
       --time-budget 90 --trials 16 --threads 2 --quiet
 done
 graphopt tune-kernels --db /tmp/tdb-r8p --export /tmp/tdb-r8p-export   # then kernels.jsonl copied here
+# Then (03:02-03:03 UTC, idle, commit 7184309 + max pooling padded only where a window leaves the data: the unpadded
+# pools' kernels changed again) the same loop once more into /tmp/tdb-r8p and the export again (474 records). The
+# latency runs latency-avx512-pools/arena-2026-12-08 used the first export (467 records).
