@@ -80,6 +80,13 @@ class HostSlab:
         return self._bytes[start:start + nbytes].view(dtype).reshape(shape)
 
 
+def shared_with_tvm(array: np.ndarray):
+    """A TVM tensor over `array`'s memory (no copy), refused unless TVM's alignment holds."""
+    import tvm_ffi
+
+    return tvm_ffi.from_dlpack(array, require_alignment=ALIGNMENT)
+
+
 def _advise_huge_pages(region: mmap.mmap) -> bool:
     advice = getattr(mmap, "MADV_HUGEPAGE", None)
     if advice is None:

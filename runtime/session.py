@@ -22,7 +22,7 @@ from graphopt.artifact import ARENA_PARAM, LIBRARY, PARAMS, load_manifest, load_
 from graphopt.errors import ArtifactError, first_line
 from graphopt.runtime import tvm_rt  # TVM's runtime library only, unless `tvm` is imported already
 from graphopt.runtime.cpu_features import check_host_cpu
-from graphopt.runtime.host_slab import ALIGNMENT, HostSlab, aligned, wanted
+from graphopt.runtime.host_slab import HostSlab, aligned, shared_with_tvm, wanted
 from graphopt.runtime.outputs import check_outputs
 from graphopt.runtime.shape_range import bind_symbols, bound_outputs
 from graphopt.runtime.signature import check_inputs
@@ -126,9 +126,7 @@ def _read_param(archive: zipfile.ZipFile, name: str, device, slab: HostSlab | No
                 np.copyto(host, _fill(member, np.empty(shape, dtype, order="F"), name))
             else:
                 _fill(member, host, name)
-            import tvm_ffi
-
-            return tvm_ffi.from_dlpack(host, require_alignment=ALIGNMENT)
+            return shared_with_tvm(host)
         if fortran_order:  # np.save keeps an F-ordered array so: read it whole, as np.load would
             return tvm_rt.tensor(_fill(member, np.empty(shape, dtype, order="F"), name), device)
         out = _empty_tensor(shape, dtype, device)
@@ -183,10 +181,8 @@ def _arena(plan: dict, device) -> tuple:
         return None, None
     nbytes = int(plan["arena_bytes"])
     if device.dlpack_device_type() == _DLPACK_CPU and wanted(nbytes):
-        import tvm_ffi
-
         slab = HostSlab(nbytes)
-        return tvm_ffi.from_dlpack(slab.take((nbytes,), np.dtype(np.uint8)), require_alignment=ALIGNMENT), slab
+        return shared_with_tvm(slab.take((nbytes,), np.dtype(np.uint8))), slab
     return tvm_rt.empty((nbytes,), np.dtype(np.uint8), device), None
 
 
